@@ -1,0 +1,51 @@
+# Every target does its own setup: `make demo` and `make test` work on a fresh machine.
+PY      ?= python3.11
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.stamp-requirements
+NSTAMP  := node_modules/.stamp-package
+
+.PHONY: setup setup-python setup-node setup-browser test test-fast lint bench demo load fuzz app-package clean
+
+setup: setup-python setup-node setup-browser
+
+setup-python: $(STAMP)
+$(STAMP): requirements.txt requirements-dev.txt
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+setup-node: $(NSTAMP)
+$(NSTAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# Debian's Chromium drives the end-to-end tests (browsers cannot be downloaded here).
+setup-browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "Installing Debian's chromium (needs root and apt)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-liberation >/dev/null; }
+
+# All tests: unit, integration (simulator over loopback HTTPS), bot over HTTP, end-to-end in the Playground.
+test: setup
+	$(BIN)/python -m pytest -q -ra
+
+test-fast: setup-python
+	$(BIN)/python -m pytest -q -ra -m "not e2e"
+
+lint: setup-python
+	$(BIN)/ruff check .
+	$(BIN)/mypy graph bot dialogs app.py
+
+bench: setup-python
+	$(BIN)/python -m tests.benchmarks
+
+demo: setup
+	$(BIN)/python app.py --demo
+
+app-package: setup-python
+	$(BIN)/python -m appPackage.build
+
+clean:
+	rm -rf $(VENV) node_modules data test-artifacts build
