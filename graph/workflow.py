@@ -1,0 +1,668 @@
+"""Set, update or remove a user's mobile phone MFA method: the one workflow every surface uses.
+
+The workflow takes plain values, talks to Graph through the GraphClient/Directory, and returns an ``Outcome``.
+It never prints and never raises for a Graph refusal: every refusal becomes an outcome with what to do next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import quote
+
+from graph.errors import (
+    AuthenticationError,
+    BadRequestError,
+    ConflictError,
+    GraphError,
+    GraphUnavailableError,
+    NotFoundError,
+    PermissionDeniedError,
+    ThrottledError,
+    TokenError,
+    TransportError,
+)
+from graph.numbers import InvalidNumber, ParsedNumber, digits, mask, parse_number
+from graph.outcome import (
+    Notification,
+    NotificationStatus,
+    Outcome,
+    OutcomeKind,
+    PhoneMethod,
+    PhoneState,
+    TargetUser,
+)
+from graph.owner_search import OwnerSearch, ProgressCallback, SearchProgress, SearchResult
+
+MOBILE_METHOD_ID = "3179e48a-750b-4051-897c-87b9720928f7"
+
+ALTERNATE_FIRST = "remove the alternate mobile number first, or set a new mobile number instead"
+DEFAULT_METHOD_FIRST = (
+    "the user must change the default sign-in method first (My Sign-Ins: https://mysignins.microsoft.com), "
+    "then remove the number again"
+)
+
+__all__ = [
+    "ALTERNATE_FIRST",
+    "DEFAULT_METHOD_FIRST",
+    "PhoneMfaWorkflow",
+    "SearchProgress",
+    "WorkflowRequest",
+    "WorkflowSettings",
+    "required_permission",
+]
+
+
+@dataclass(frozen=True)
+class WorkflowSettings:
+    mail_sender: str | None = None
+    service_desk: Any = None  # graph.notify.ServiceDesk (passed through to the notifier)
+    default_region: str | None = None
+    conflict_poll_timeout: float = 3.0
+    search_concurrency: int = 4
+    portal_base: str = "https://entra.microsoft.com"
+    conflict_poll_first_delay: float = 0.05
+    conflict_poll_max_delay: float = 0.4
+
+    @classmethod
+    def from_graph_settings(cls, settings: Any, **overrides: Any) -> WorkflowSettings:
+        """Build from GraphSettings (duck-typed so this module does not depend on its optional fields)."""
+        values: dict[str, Any] = {
+            "mail_sender": getattr(settings, "mail_sender", None),
+            "service_desk": getattr(settings, "service_desk", None),
+            "default_region": getattr(settings, "phone_default_region", None)
+            or getattr(settings, "default_region", None),
+        }
+        for name in ("conflict_poll_timeout", "search_concurrency", "portal_base"):
+            if getattr(settings, name, None) is not None:
+                values[name] = getattr(settings, name)
+        values.update(overrides)
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class WorkflowRequest:
+    action: Literal["set", "remove"]
+    user_ref: str
+    number: str | None
+    notify: bool = False
+    language: str = "auto"
+    ticket_url: str | None = None
+    caller: str | None = None
+    owner_search: bool = True
+
+
+def required_permission(method: str | None, url: str | None) -> str:
+    """The application permission a failed call needs, by endpoint."""
+    m = (method or "GET").upper()
+    u = (url or "").lower()
+    if "/authentication/phonemethods" in u or "$batch" in u:
+        if m == "GET" or "$batch" in u:
+            return "UserAuthenticationMethod.Read.All (or UserAuthenticationMethod.ReadWrite.All)"
+        return "UserAuthenticationMethod.ReadWrite.All"
+    if "/reports/" in u:
+        return "AuditLog.Read.All"
+    if "/sendmail" in u:
+        return "Mail.Send"
+    if "/organization" in u:
+        return "Organization.Read.All"
+    return "User.Read.All"
+
+
+def e164(graph_number: str | None) -> str | None:
+    if not graph_number:
+        return None
+    d = digits(graph_number)
+    return "+" + d if d else None
+
+
+class _Recorder:
+    """Wraps the GraphClient for one run and keeps every Graph request-id it sees."""
+
+    def __init__(self, client: Any, ids: list[str]) -> None:
+        self._client = client
+        self.ids = ids
+
+    def _keep(self, request_id: str | None) -> None:
+        if request_id and request_id not in self.ids:
+            self.ids.append(request_id)
+
+    async def request(self, method: str, path_or_url: str, **kwargs: Any) -> Any:
+        try:
+            resp = await self._client.request(method, path_or_url, **kwargs)
+        except GraphError as err:
+            self._keep(err.request_id)
+            raise
+        self._keep(getattr(resp, "request_id", None))
+        return resp
+
+    async def get(self, path: str, **kwargs: Any) -> Any:
+        return await self.request("GET", path, **kwargs)
+
+    async def post(self, path: str, **kwargs: Any) -> Any:
+        return await self.request("POST", path, **kwargs)
+
+    async def patch(self, path: str, **kwargs: Any) -> Any:
+        return await self.request("PATCH", path, **kwargs)
+
+    async def delete(self, path: str, **kwargs: Any) -> Any:
+        return await self.request("DELETE", path, **kwargs)
+
+    def pages(self, path: str, params: dict[str, str] | None = None) -> Any:
+        return self._client.pages(path, params=params)
+
+    def paginate(self, path: str, params: dict[str, str] | None = None) -> Any:
+        return self._client.paginate(path, params=params)
+
+    async def batch(self, requests: list[Any]) -> list[Any]:
+        try:
+            return list(await self._client.batch(requests))
+        except GraphError as err:
+            self._keep(err.request_id)
+            raise
+
+    def __getattr__(self, name: str) -> Any:  # anything else the directory may use
+        return getattr(self._client, name)
+
+
+class PhoneMfaWorkflow:
+    def __init__(
+        self,
+        client: Any,
+        directory: Any,
+        settings: WorkflowSettings,
+        *,
+        notifier: Any | None = None,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client = client
+        self._directory = directory
+        self._settings = settings
+        self._notifier = notifier
+        self._sleep = sleep
+        self._clock = clock
+
+    # -- public ------------------------------------------------------------------------------------------
+    async def show(self, user_ref: str) -> Outcome:
+        run = _Run(self, Outcome(kind=OutcomeKind.SHOWN, action="show"))
+        return await run.show(user_ref)
+
+    async def run(self, req: WorkflowRequest, progress: ProgressCallback | None = None) -> Outcome:
+        action = req.action if req.action in ("set", "remove") else "set"
+        run = _Run(self, Outcome(kind=OutcomeKind.INVALID_REQUEST, action=action))
+        if req.action not in ("set", "remove"):
+            return run.finish(
+                OutcomeKind.INVALID_REQUEST,
+                f"Unknown action {req.action!r}: use set or remove.",
+                next_step="Choose set or remove.",
+            )
+        return await run.execute(req, progress)
+
+
+class _Run:
+    """The state of one show/set/remove: the outcome being built and the request-ids seen."""
+
+    def __init__(self, wf: PhoneMfaWorkflow, out: Outcome) -> None:
+        self.wf = wf
+        self.out = out
+        self.ids: list[str] = []
+        self.out.graph_request_ids = self.ids
+        self.client = _Recorder(wf._client, self.ids)
+        self.directory = self._directory_on(self.client)
+        self.search_result: SearchResult | None = None
+
+    def _directory_on(self, client: _Recorder) -> Any:
+        """The same kind of Directory, but on the recording client, so its request-ids are kept too."""
+        directory = self.wf._directory
+        try:
+            from graph.directory import Directory
+        except ImportError:  # pragma: no cover - the directory module is part of the package
+            return directory
+        if type(directory) is Directory:
+            return Directory(client)  # type: ignore[arg-type]
+        return directory
+
+    def finish(self, kind: OutcomeKind, message: str, *, next_step: str | None = None) -> Outcome:
+        self.out.kind = kind
+        self.out.message = message
+        self.out.next_step = next_step
+        return self.out
+
+    # -- show --------------------------------------------------------------------------------------------
+    async def show(self, user_ref: str) -> Outcome:
+        try:
+            user = await self._find_user(user_ref)
+            if user is None:
+                return self._not_found(user_ref)
+            state = await self._phone_state(user.id)
+        except GraphError as err:
+            return self._from_error(err)
+        self._describe_state(state)
+        mobile = state.mobile
+        if mobile is None:
+            return self.finish(OutcomeKind.SHOWN, f"{user.display_name} has no mobile phone MFA method.")
+        return self.finish(
+            OutcomeKind.SHOWN,
+            f"{user.display_name} has the mobile phone MFA method {e164(mobile.phone_number)} "
+            f"(smsSignInState {mobile.sms_sign_in_state}).",
+        )
+
+    # -- set / remove ------------------------------------------------------------------------------------
+    async def execute(self, req: WorkflowRequest, progress: ProgressCallback | None) -> Outcome:
+        settings = self.wf._settings
+        if req.number is None or not req.number.strip():
+            return self.finish(
+                OutcomeKind.INVALID_NUMBER,
+                "A phone number is required.",
+                next_step="Give the number in international form, e.g. +49 170 1234567.",
+            )
+        try:
+            parsed = parse_number(req.number, settings.default_region)
+        except InvalidNumber as exc:
+            return self.finish(
+                OutcomeKind.INVALID_NUMBER,
+                f"The number is not valid: {exc}",
+                next_step="Give the number in international form, e.g. +49 170 1234567.",
+            )
+        self.out.number = parsed.e164
+        self.out.warnings.extend(parsed.warnings)
+        if req.notify and not settings.mail_sender:
+            return self.finish(
+                OutcomeKind.INVALID_REQUEST,
+                "A notification was asked for, but no sender mailbox is configured (MAIL_SENDER); nothing was changed.",
+                next_step="Configure MAIL_SENDER, or run without the notification.",
+            )
+        try:
+            user = await self._find_user(req.user_ref)
+            if user is None:
+                return self._not_found(req.user_ref)
+            state = await self._phone_state(user.id)
+        except GraphError as err:
+            return self._from_error(err)
+        self._describe_state(state)
+        if req.action == "set":
+            outcome = await self._set(user, state, parsed, progress, req)
+        else:
+            outcome = await self._remove(user, state, parsed)
+        return await self._notify(outcome, req)
+
+    async def _set(
+        self,
+        user: TargetUser,
+        state: PhoneState,
+        parsed: ParsedNumber,
+        progress: ProgressCallback | None,
+        req: WorkflowRequest,
+    ) -> Outcome:
+        mobile = state.mobile
+        target = digits(parsed.e164)
+        if mobile is not None and digits(mobile.phone_number) == target:
+            return self.finish(
+                OutcomeKind.UNCHANGED,
+                f"{user.display_name} already has {parsed.e164} as mobile phone MFA method; nothing was changed.",
+            )
+        kind = OutcomeKind.UPDATED if mobile is not None else OutcomeKind.ADDED
+        base = self._methods_path(user.id)
+        body = {"phoneNumber": parsed.graph, "phoneType": "mobile"}
+        try:
+            if mobile is not None:
+                await self.client.request("PATCH", f"{base}/{mobile.id}", json=body)
+                new = PhoneMethod(mobile.id, "mobile", parsed.graph, None)
+            else:
+                resp = await self.client.request("POST", base, json=body)
+                created = resp.json if isinstance(resp.json, dict) else {}
+                new = PhoneMethod(
+                    str(created.get("id") or MOBILE_METHOD_ID),
+                    "mobile",
+                    str(created.get("phoneNumber") or parsed.graph),
+                    created.get("smsSignInState"),
+                )
+        except ConflictError as err:
+            return await self._after_conflict(user, parsed, kind, err, progress, req)
+        except TransportError as err:
+            if not err.write_outcome_unknown:
+                return self._from_error(err)
+            return await self._after_unknown_write(user, parsed, kind, err)
+        except BadRequestError as err:
+            return self._from_error(
+                err,
+                kind=OutcomeKind.INVALID_NUMBER,
+                message=f"Graph refused the number {parsed.e164}: {err.message}",
+                next_step="Check the number and try again.",
+            )
+        except GraphError as err:
+            return self._from_error(err)
+        self._apply(state, new)
+        verb = "updated to" if kind is OutcomeKind.UPDATED else "set to"
+        return self.finish(
+            kind, f"The mobile phone MFA method of {user.display_name} was {verb} {parsed.e164}."
+        )
+
+    async def _remove(self, user: TargetUser, state: PhoneState, parsed: ParsedNumber) -> Outcome:
+        mobile = state.mobile
+        if mobile is None:
+            return self.finish(
+                OutcomeKind.NOTHING_TO_REMOVE,
+                f"{user.display_name} has no mobile phone MFA method; nothing was removed.",
+            )
+        if digits(mobile.phone_number) != digits(parsed.e164):
+            return self.finish(
+                OutcomeKind.NUMBER_MISMATCH,
+                f"The mobile phone MFA method of {user.display_name} holds {mask(mobile.phone_number)}, "
+                f"not {parsed.e164}; nothing was removed.",
+                next_step="Check the number with the user; remove only the number the method holds.",
+            )
+        if state.alternate_mobile is not None:
+            return self.finish(
+                OutcomeKind.BLOCKED_BY_GRAPH_RULE,
+                f"{user.display_name} also has an alternate mobile number, and Graph does not allow removing the "
+                "mobile number while an alternate mobile number exists; nothing was removed.",
+                next_step=ALTERNATE_FIRST[0].upper() + ALTERNATE_FIRST[1:] + ".",
+            )
+        try:
+            await self.client.request("DELETE", f"{self._methods_path(user.id)}/{mobile.id}")
+        except BadRequestError as err:
+            self._keep_error(err)
+            return self.finish(
+                OutcomeKind.BLOCKED_BY_GRAPH_RULE,
+                f"Graph refused to remove the mobile number of {user.display_name}, because it is the default "
+                f"sign-in method: {err.message}",
+                next_step=DEFAULT_METHOD_FIRST[0].upper() + DEFAULT_METHOD_FIRST[1:] + ".",
+            )
+        except TransportError as err:
+            if not err.write_outcome_unknown:
+                return self._from_error(err)
+            return await self._after_unknown_write(user, parsed, OutcomeKind.REMOVED, err)
+        except GraphError as err:
+            return self._from_error(err)
+        self._apply(state, None)
+        return self.finish(
+            OutcomeKind.REMOVED,
+            f"The mobile phone MFA method {parsed.e164} of {user.display_name} was removed.",
+        )
+
+    async def _after_conflict(
+        self,
+        user: TargetUser,
+        parsed: ParsedNumber,
+        kind: OutcomeKind,
+        err: ConflictError,
+        progress: ProgressCallback | None,
+        req: WorkflowRequest,
+    ) -> Outcome:
+        self._keep_error(err)
+        self.out.graph_error_code, self.out.graph_message = err.code, err.message
+        stored = await self._poll_for(user.id, digits(parsed.e164), until_present=True)
+        if isinstance(stored, GraphError):
+            return self._from_error(stored)
+        if stored is not None:
+            self.out.sms_sign_in_conflict = True
+            self.out.sms_sign_in_state = stored.sms_sign_in_state
+            self.out.warnings.append(
+                "SMS sign-in is not available with this number: another user holds it for SMS sign-in."
+            )
+            verb = "updated to" if kind is OutcomeKind.UPDATED else "set to"
+            return self.finish(
+                kind,
+                f"The mobile phone MFA method of {user.display_name} was {verb} {parsed.e164} for MFA, but not "
+                f"for SMS sign-in: Graph said: {err.message}",
+                next_step="MFA by SMS and voice works. If the user needs SMS sign-in, the other holder must "
+                "release the number first.",
+            )
+        self.out.kind = OutcomeKind.CONFLICT_UNRESOLVED
+        if req.owner_search:
+            search = OwnerSearch(
+                self.client,
+                concurrency=self.wf._settings.search_concurrency,
+                portal_base=self.wf._settings.portal_base,
+            )
+            result = await search.find(parsed.graph, exclude_user_id=user.id, progress=progress)
+            self._take_search(result)
+        detail = f" {self._search_text()}" if req.owner_search else ""
+        return self.finish(
+            OutcomeKind.CONFLICT_UNRESOLVED,
+            f"Graph refused {parsed.e164} for {user.display_name} because another user holds it for SMS sign-in "
+            f"({err.message}); nothing was changed.{detail}",
+            next_step="Ask the holder to release the number (or remove it from the holder), then try again.",
+        )
+
+    def _take_search(self, result: SearchResult) -> None:
+        for rid in result.request_ids:
+            if rid not in self.ids:
+                self.ids.append(rid)
+        self.out.holder = result.holder
+        self.out.holder_search = result.status
+        self.search_result = result
+
+    def _search_text(self) -> str:
+        return self.search_result.message if self.search_result else ""
+
+    async def _after_unknown_write(
+        self, user: TargetUser, parsed: ParsedNumber, kind: OutcomeKind, err: TransportError
+    ) -> Outcome:
+        """The write may or may not have happened: read the state back and decide; never repeat it blindly."""
+        self._keep_error(err)
+        want = digits(parsed.e164)
+        try:
+            state = await self._phone_state(user.id)
+        except GraphError:
+            return self.finish(
+                OutcomeKind.GRAPH_UNAVAILABLE,
+                "Graph did not answer the change, and the state could not be read back: whether the change was "
+                "made is unknown.",
+                next_step="Run `show` for the user in a few minutes before trying again.",
+            )
+        self._describe_state(state, keep_previous=True)
+        mobile = state.mobile
+        if kind is OutcomeKind.REMOVED:
+            applied = mobile is None or digits(mobile.phone_number) != want
+        else:
+            applied = mobile is not None and digits(mobile.phone_number) == want
+        if applied:
+            done = {
+                OutcomeKind.REMOVED: "removed",
+                OutcomeKind.UPDATED: "updated",
+                OutcomeKind.ADDED: "set",
+            }[kind]
+            return self.finish(
+                kind,
+                f"The mobile phone MFA method {parsed.e164} of {user.display_name} was {done} "
+                "(confirmed by reading it back after the connection to Graph failed).",
+            )
+        return self.finish(
+            OutcomeKind.GRAPH_UNAVAILABLE,
+            f"Graph did not answer the change ({err.message}); reading the state back shows that nothing changed.",
+            next_step="Try again in a few minutes.",
+        )
+
+    async def _poll_for(
+        self, user_id: str, want: str, *, until_present: bool
+    ) -> PhoneMethod | GraphError | None:
+        settings = self.wf._settings
+        deadline = self.wf._clock() + settings.conflict_poll_timeout
+        delay = 0.0
+        while True:
+            if delay:
+                await self.wf._sleep(delay)
+            try:
+                state = await self._phone_state(user_id)
+            except GraphError as err:
+                return err
+            mobile = state.mobile
+            if mobile is not None and digits(mobile.phone_number) == want:
+                self._describe_state(state, keep_previous=True)
+                return mobile
+            remaining = deadline - self.wf._clock()
+            if remaining <= 0:
+                self._describe_state(state, keep_previous=True)
+                return None
+            delay = (
+                settings.conflict_poll_first_delay
+                if delay == 0
+                else min(delay * 2, settings.conflict_poll_max_delay)
+            )
+            delay = min(delay, remaining)
+
+    # -- notification --------------------------------------------------------------------------------------
+    async def _notify(self, outcome: Outcome, req: WorkflowRequest) -> Outcome:
+        if not req.notify:
+            outcome.notification = Notification(NotificationStatus.DISABLED)
+            return outcome
+        if not outcome.kind.changed:
+            outcome.notification = Notification(
+                NotificationStatus.NOT_ATTEMPTED, detail="nothing changed, so there is nothing to tell"
+            )
+            return outcome
+        user = outcome.user
+        if user is None or not user.mail:
+            outcome.notification = Notification(
+                NotificationStatus.SKIPPED_NO_MAIL, detail="the user has no mail address"
+            )
+            outcome.warnings.append("No notification was sent: the user has no mail address.")
+            return outcome
+        notifier = self.wf._notifier
+        if notifier is None:
+            outcome.notification = Notification(
+                NotificationStatus.FAILED, recipient=user.mail, detail="no notifier is configured"
+            )
+            return outcome
+        try:
+            note = await notifier.notify(
+                client=self.client,
+                user=user,
+                outcome=outcome,
+                language=req.language,
+                ticket_url=req.ticket_url,
+                caller=req.caller,
+            )
+        except GraphError as err:  # a failed mail never turns a done change into a failure
+            self._keep_error(err)
+            note = Notification(
+                NotificationStatus.FAILED, recipient=user.mail, detail=f"{err.code}: {err.message}"
+            )
+        except Exception as exc:  # noqa: BLE001 - a rendering or transport fault must not undo the outcome
+            note = Notification(
+                NotificationStatus.FAILED, recipient=user.mail, detail=str(exc) or type(exc).__name__
+            )
+        outcome.notification = note
+        if note.status is NotificationStatus.FAILED:
+            outcome.warnings.append(f"The change was made, but the notification e-mail failed: {note.detail}")
+        return outcome
+
+    # -- helpers -------------------------------------------------------------------------------------------
+    @staticmethod
+    def _methods_path(user_id: str) -> str:
+        return f"/users/{quote(user_id, safe='')}/authentication/phoneMethods"
+
+    async def _find_user(self, ref: str) -> TargetUser | None:
+        ref = (ref or "").strip()
+        if not ref:
+            return None
+        try:
+            user: TargetUser | None = await self.directory.find_user(ref)
+        except NotFoundError:
+            return None
+        if user is not None:
+            self.out.user = user
+        return user
+
+    async def _phone_state(self, user_id: str) -> PhoneState:
+        resp = await self.client.request("GET", self._methods_path(user_id))
+        body = resp.json if isinstance(resp.json, dict) else {}
+        methods = tuple(
+            PhoneMethod(
+                id=str(m.get("id") or ""),
+                phone_type=str(m.get("phoneType") or ""),
+                phone_number=str(m.get("phoneNumber") or ""),
+                sms_sign_in_state=m.get("smsSignInState"),
+            )
+            for m in body.get("value", []) or []
+        )
+        return PhoneState(methods=methods)
+
+    def _describe_state(self, state: PhoneState, *, keep_previous: bool = False) -> None:
+        self.out.phones = state
+        mobile = state.mobile
+        if not keep_previous:
+            self.out.previous_number = e164(mobile.phone_number) if mobile else None
+        self.out.sms_sign_in_state = mobile.sms_sign_in_state if mobile else None
+        if self.out.action == "show":
+            self.out.number = e164(mobile.phone_number) if mobile else None
+
+    def _apply(self, state: PhoneState, new: PhoneMethod | None) -> None:
+        others = tuple(m for m in state.methods if m.phone_type != "mobile")
+        methods = (new, *others) if new is not None else others
+        self.out.phones = PhoneState(methods=methods)
+        self.out.sms_sign_in_state = new.sms_sign_in_state if new else None
+
+    def _keep_error(self, err: GraphError) -> None:
+        if err.request_id and err.request_id not in self.ids:
+            self.ids.append(err.request_id)
+
+    def _not_found(self, ref: str) -> Outcome:
+        return self.finish(
+            OutcomeKind.USER_NOT_FOUND,
+            f"No user matches {ref.strip()!r} (object id, user principal name or mail address).",
+            next_step="Check the spelling; guests are found by their mail address or #EXT# user principal name.",
+        )
+
+    def _from_error(
+        self,
+        err: GraphError,
+        *,
+        kind: OutcomeKind | None = None,
+        message: str | None = None,
+        next_step: str | None = None,
+    ) -> Outcome:
+        self._keep_error(err)
+        self.out.graph_error_code = err.code or None
+        self.out.graph_message = err.message or None
+        rid = f" (Graph request-id {err.request_id})" if err.request_id else ""
+        if kind is not None:
+            return self.finish(kind, (message or err.message) + rid, next_step=next_step)
+        if isinstance(err, PermissionDeniedError):
+            perm = required_permission(err.method, err.url)
+            self.out.missing_permission = perm
+            return self.finish(
+                OutcomeKind.PERMISSION_DENIED,
+                f"Graph refused {err.method or 'the call'} {_path_of(err.url)}: the application lacks the "
+                f"permission {perm}{rid}.",
+                next_step=f"Grant the application permission {perm} (admin consent), then try again.",
+            )
+        if isinstance(err, TokenError | AuthenticationError):
+            return self.finish(
+                OutcomeKind.PERMISSION_DENIED,
+                f"Microsoft Entra refused the application's credentials ({err.code}: {err.message}){rid}.",
+                next_step="Check GRAPH_TENANT_ID, GRAPH_CLIENT_ID and the client secret or certificate.",
+            )
+        if isinstance(err, GraphUnavailableError | TransportError | ThrottledError):
+            return self.finish(
+                OutcomeKind.GRAPH_UNAVAILABLE,
+                f"Microsoft Graph is unavailable ({err.code or err.status}: {err.message}){rid}; nothing was changed.",
+                next_step="Try again in a few minutes; quote the request-id if it persists.",
+            )
+        if isinstance(err, NotFoundError):
+            return self.finish(
+                OutcomeKind.USER_NOT_FOUND,
+                f"Graph no longer finds the user ({err.message}){rid}.",
+                next_step="Check that the user still exists.",
+            )
+        return self.finish(
+            OutcomeKind.GRAPH_UNAVAILABLE,
+            f"Graph refused the request ({err.status} {err.code}: {err.message}){rid}; nothing was changed.",
+            next_step="Try again; quote the request-id if it persists.",
+        )
+
+
+def _path_of(url: str | None) -> str:
+    if not url:
+        return ""
+    from urllib.parse import urlsplit
+
+    path = urlsplit(url).path
+    marker = "/v1.0"
+    return path.split(marker, 1)[1] if marker in path else path
