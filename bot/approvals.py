@@ -1,0 +1,583 @@
+"""Four-eyes approvals: a change request that policy wants approved waits for an allowed approver's decision.
+
+The request's state lives in the database (bot/store.py); every move is a conditional update on (id, revision)
+with its audit row in the same transaction, so a decision is taken exactly once even when two approvers click at
+the same moment, Teams retries an invoke, or two bot instances receive the same click. The cards carry only the
+request id and revision; what they show is read from the database when they are rendered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bot import cards, texts
+from bot.models import CardRef, ChangeRequest, Person, RequestState
+from bot.store import InvalidTransition, StaleRevision
+
+log = logging.getLogger(__name__)
+
+VERB_APPROVE = "mfa.approve"
+VERB_REJECT = "mfa.reject"
+VERB_REFRESH = "mfa.refresh"
+VERB_CANCEL = "mfa.cancel"
+VERBS = frozenset({VERB_APPROVE, VERB_REJECT, VERB_REFRESH, VERB_CANCEL})
+
+MAX_REFRESH_USER_IDS = 60  # Teams refreshes the card automatically for at most 60 user MRIs
+MAX_REASON_CHARS = 500
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+_DM_CONCURRENCY = 4
+
+# Events written to the audit trail by this module (the decision events are the ones the state machine counts).
+EVENT_SUBMITTED = "submitted_for_approval"
+EVENT_APPROVED = "approved"
+EVENT_REJECTED = "rejected"
+EVENT_CANCELLED = "cancelled"
+EVENT_EXPIRED = "expired"
+EVENT_REFUSED = "approval_refused"
+EVENT_UNAVAILABLE = "approval_unavailable"
+EVENT_UNDELIVERED = "approval_undelivered"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class ApprovalError(Exception):
+    """A request cannot be put up for approval; `key`/`params` name the text the requester sees."""
+
+    def __init__(self, key: str, **params: Any) -> None:
+        super().__init__(key)
+        self.key = key
+        self.params = params
+
+    def text(self, lang: str) -> str:
+        return texts.t(lang, self.key, **self.params)
+
+
+class NoApproversChannel(ApprovalError):
+    """No approvers' channel or group chat has been registered, so nobody could see the request."""
+
+    def __init__(self) -> None:
+        super().__init__("approval.no_approvers_channel")
+
+
+class _Refusal(Exception):
+    """A click that is not allowed: the clicker gets a refusal card, nothing changes."""
+
+    def __init__(self, key: str, audit: bool = True, **params: Any) -> None:
+        super().__init__(key)
+        self.key = key
+        self.audit = audit
+        self.params = params
+
+
+class ApprovalService:
+    def __init__(
+        self,
+        *,
+        store: Any,
+        policy: Any,
+        executor: Any,
+        updater: Any,
+        settings: Any,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._store = store
+        self._policy = policy
+        self._executor = executor
+        self._updater = updater
+        self._settings = settings
+        self._clock = clock
+
+    # ------------------------------------------------------------------ settings
+
+    @property
+    def expiry(self) -> timedelta:
+        return timedelta(hours=float(self._settings.approval_expiry_hours))
+
+    @property
+    def approver_dm(self) -> bool:
+        return bool(self._settings.approver_dm)
+
+    # ------------------------------------------------------------------ submit
+
+    async def submit(self, req: ChangeRequest, *, actor: Person) -> ChangeRequest:
+        """DRAFT → AWAITING_APPROVAL and put the approval card in front of the approvers.
+
+        Raises ApprovalError (the request stays a draft) when there is nowhere to post the card.
+        """
+        if req.state is RequestState.AWAITING_APPROVAL:
+            return req
+        approvers_ref = await self._store.conversation_reference("approvers")
+        if approvers_ref is None:
+            await self._store.audit(
+                EVENT_UNAVAILABLE,
+                actor=actor,
+                request_id=req.id,
+                target_id=req.target_id,
+                target_upn=req.target_upn,
+                details={"reason": "no_approvers_channel"},
+            )
+            raise NoApproversChannel()
+
+        expires_at = self._clock() + self.expiry
+        try:
+            pending = await self._store.transition(
+                req.id,
+                req.revision,
+                RequestState.AWAITING_APPROVAL,
+                actor=actor,
+                event=EVENT_SUBMITTED,
+                details={"approver_group": req.approver_group, "expires_at": expires_at.isoformat()},
+                expires_at=expires_at,
+            )
+        except (StaleRevision, InvalidTransition):
+            current = await self._store.get_request(req.id)
+            if current is not None and current.state is RequestState.AWAITING_APPROVAL:
+                return current  # a repeated confirm: it is already waiting, cards are already out
+            raise ApprovalError("approval.not_draft") from None
+
+        activity_id = await self._updater.send_card(
+            approvers_ref, self._approval_card(_ref_lang(approvers_ref, pending), pending, None, True)
+        )
+        if activity_id is None:
+            # Nobody can see it: do not leave a request waiting for a decision nobody can take.
+            try:
+                await self._store.transition(
+                    pending.id,
+                    pending.revision,
+                    RequestState.CANCELLED,
+                    actor=None,
+                    event=EVENT_UNDELIVERED,
+                    details={"reason": "approvers_channel_unreachable"},
+                )
+            except (StaleRevision, InvalidTransition):
+                pass
+            raise ApprovalError("approval.undelivered")
+        channel_ref = CardRef(role="approvers", conversation_reference=approvers_ref, activity_id=activity_id)
+        await self._store.add_card_ref(pending.id, channel_ref)
+        self._spawn(self._reach_approvers(pending, channel_ref))
+        return pending
+
+    async def _reach_approvers(self, req: ChangeRequest, channel_ref: CardRef) -> None:
+        """After submit, in the background: find the approvers who have the app, DM them the card, and give the
+        channel card their Teams ids for the user-specific view."""
+        try:
+            approvers = await self.eligible_approvers(req)
+            teams_ids = [ref["user"]["id"] for _, ref in approvers if _user_mri(ref)][:MAX_REFRESH_USER_IDS]
+            if teams_ids:
+                current = await self._store.get_request(req.id) or req
+                if current.state is RequestState.AWAITING_APPROVAL:
+                    await self._updater.update_card(
+                        channel_ref,
+                        self._approval_card(
+                            _ref_lang(channel_ref.conversation_reference, current), current, teams_ids, True
+                        ),
+                    )
+            if not self.approver_dm:
+                return
+            sem = asyncio.Semaphore(_DM_CONCURRENCY)
+
+            async def dm(person: Person, ref: dict[str, Any]) -> None:
+                async with sem:
+                    card = self._approval_card(_ref_lang(ref, req), req, _ids(person), True)
+                    activity_id = await self._updater.send_card(ref, card)
+                    if activity_id is None:
+                        return
+                    card_ref = CardRef(
+                        role="approver_dm", conversation_reference=ref, activity_id=activity_id
+                    )
+                    await self._store.add_card_ref(req.id, card_ref)
+                    # A decision may have been taken while this copy was on its way: bring it up to date.
+                    current = await self._store.get_request(req.id)
+                    if current is not None and current.state is not RequestState.AWAITING_APPROVAL:
+                        await self._updater.update_card(
+                            card_ref, self._final_view(_ref_lang(ref, current), current)
+                        )
+
+            await asyncio.gather(*(dm(p, r) for p, r in approvers))
+        except Exception:
+            log.exception("approval %s: reaching approvers failed", req.id)
+
+    async def eligible_approvers(self, req: ChangeRequest) -> list[tuple[Person, dict[str, Any]]]:
+        """The people who have talked to the bot (a stored "user:<aadObjectId>" reference) and may approve `req`."""
+        refs: dict[str, dict[str, Any]] = await self._store.conversation_references("user:")
+        found: list[tuple[Person, dict[str, Any]]] = []
+        for key, ref in refs.items():
+            aad = key.removeprefix("user:")
+            if aad in (req.requester.aad_object_id, req.target_id):
+                continue
+            user = ref.get("user") or {}
+            person = Person(aad_object_id=aad, name=str(user.get("name") or ""), teams_id=_user_mri(ref))
+            try:
+                decision = await self._policy.check_approver(person, req)
+            except Exception:
+                log.exception("approval %s: approver check failed", req.id)
+                continue
+            if decision.allowed:
+                found.append((person, ref))
+        return found
+
+    # ------------------------------------------------------------------ clicks
+
+    async def on_action(
+        self, verb: str, data: dict[str, Any], actor: Person, activity: Any
+    ) -> dict[str, Any]:
+        """Handle an approval card action; returns the card the clicker sees (the invoke response)."""
+        lang = texts.lang_from_locale(getattr(activity, "locale", None))
+        try:
+            return await self._on_action(verb, data, actor, lang)
+        except _Refusal as refusal:
+            return self._refusal(lang, refusal)
+        except Exception:
+            log.exception("approval action %s failed", verb if verb in VERBS else "?")
+            return cards.refusal_card(
+                lang, texts.t(lang, "approval.refused.title"), texts.t(lang, "approval.error")
+            )
+
+    async def _on_action(self, verb: str, data: dict[str, Any], actor: Person, lang: str) -> dict[str, Any]:
+        if verb not in VERBS:
+            raise _Refusal("approval.unknown_action", audit=False)
+        request_id, rev = _parse_ids(data)
+        req = await self._store.get_request(request_id)
+        if req is None:
+            await self._audit_refusal(actor, None, verb, "approval.not_found", request_id=request_id)
+            raise _Refusal("approval.not_found", audit=False)
+        try:
+            if verb == VERB_REFRESH:
+                return await self._view_for(lang, req, actor)
+            if verb == VERB_CANCEL:
+                return await self._cancel(lang, req, rev, actor)
+            reason: str | None = None
+            if verb == VERB_REJECT:
+                reason = _parse_reason(data)
+            return await self._decide(lang, req, rev, actor, approve=verb == VERB_APPROVE, reason=reason)
+        except _Refusal as refusal:
+            if refusal.audit:
+                await self._audit_refusal(actor, req, verb, refusal.key)
+            raise
+
+    async def _decide(
+        self, lang: str, req: ChangeRequest, rev: int, actor: Person, *, approve: bool, reason: str | None
+    ) -> dict[str, Any]:
+        wanted = RequestState.APPROVED if approve else RequestState.REJECTED
+        repeat = self._repeat_answer(lang, req, actor, wanted)
+        if repeat is not None:
+            return repeat
+        self._check_waiting(req, rev)
+        await self._check_approver(req, actor)
+        now = self._clock()
+        details: dict[str, Any] = {"decision": wanted.value}
+        if reason:
+            details["reason"] = reason
+        try:
+            decided = await self._store.transition(
+                req.id,
+                rev,
+                wanted,
+                actor=actor,
+                event=EVENT_APPROVED if approve else EVENT_REJECTED,
+                details=details,
+                decided_by=actor,
+                decided_at=now,
+                decision_reason=reason,
+            )
+        except (StaleRevision, InvalidTransition):
+            # Someone (or this same click, on another instance) got there first.
+            current = await self._store.get_request(req.id)
+            if current is None:
+                raise _Refusal("approval.not_found") from None
+            repeat = self._repeat_answer(lang, current, actor, wanted)
+            if repeat is not None:
+                return repeat
+            raise self._not_waiting(current) from None
+
+        if approve:
+            self._spawn(self._after_approval(decided, actor))
+        else:
+            self._spawn(self._after_final(decided, tell_requester=True))
+        return cards.decision_card(lang, decided)
+
+    async def _cancel(self, lang: str, req: ChangeRequest, rev: int, actor: Person) -> dict[str, Any]:
+        if actor.aad_object_id != req.requester.aad_object_id:
+            raise _Refusal("approval.cancel_not_requester")
+        repeat = self._repeat_answer(lang, req, actor, RequestState.CANCELLED)
+        if repeat is not None:
+            return repeat
+        self._check_waiting(req, rev, allow_expired=True)
+        try:
+            cancelled = await self._store.transition(
+                req.id,
+                rev,
+                RequestState.CANCELLED,
+                actor=actor,
+                event=EVENT_CANCELLED,
+                details={"decision": RequestState.CANCELLED.value},
+                decided_by=actor,
+                decided_at=self._clock(),
+            )
+        except (StaleRevision, InvalidTransition):
+            current = await self._store.get_request(req.id)
+            if current is None:
+                raise _Refusal("approval.not_found") from None
+            repeat = self._repeat_answer(lang, current, actor, RequestState.CANCELLED)
+            if repeat is not None:
+                return repeat
+            raise self._not_waiting(current) from None
+        self._spawn(self._after_final(cancelled, tell_requester=False))
+        return cards.decision_card(lang, cancelled)
+
+    def _repeat_answer(
+        self, lang: str, req: ChangeRequest, actor: Person, wanted: RequestState
+    ) -> dict[str, Any] | None:
+        """The same person's same decision again (a double click, a Teams retry, the other instance): the same
+        answer as the first time, and nothing runs again."""
+        if req.decided_by is None or req.decided_by.aad_object_id != actor.aad_object_id:
+            return None
+        reached = {
+            RequestState.APPROVED: {
+                RequestState.APPROVED,
+                RequestState.EXECUTING,
+                RequestState.COMPLETED,
+                RequestState.FAILED,
+            },
+            RequestState.REJECTED: {RequestState.REJECTED},
+            RequestState.CANCELLED: {RequestState.CANCELLED},
+        }[wanted]
+        if req.state in reached:
+            return cards.decision_card(lang, req)
+        return None
+
+    def _check_waiting(self, req: ChangeRequest, rev: int, *, allow_expired: bool = False) -> None:
+        if req.state is not RequestState.AWAITING_APPROVAL:
+            raise self._not_waiting(req)
+        if rev != req.revision:
+            raise _Refusal("approval.stale_card")
+        if not allow_expired and req.expires_at is not None and self._clock() >= req.expires_at:
+            # Due: expire it now rather than wait for the sweeper, and tell this clicker.
+            self._spawn(self._expire_one(req))
+            raise _Refusal("approval.expired", when=_when(req.expires_at))
+
+    def _not_waiting(self, req: ChangeRequest) -> _Refusal:
+        if req.state is RequestState.DRAFT:
+            return _Refusal("approval.not_submitted")
+        if req.state is RequestState.EXPIRED:
+            return _Refusal("approval.expired", when=_when(req.expires_at))
+        if req.state is RequestState.CANCELLED:
+            return _Refusal("approval.already_cancelled")
+        who = req.decided_by.name if req.decided_by else "?"
+        when = _when(req.decided_at)
+        if req.state is RequestState.REJECTED:
+            return _Refusal("approval.already_rejected", name=who, when=when)
+        return _Refusal("approval.already_approved", name=who, when=when)
+
+    async def _check_approver(self, req: ChangeRequest, actor: Person) -> None:
+        # Four eyes, checked here as well as in the policy: never the requester, never the target.
+        if actor.aad_object_id == req.requester.aad_object_id:
+            raise _Refusal("approval.self_requester")
+        if actor.aad_object_id == req.target_id:
+            raise _Refusal("approval.self_target")
+        decision = await self._policy.check_approver(actor, req)
+        if not decision.allowed:
+            raise _Refusal(decision.reason_key or "approval.not_approver", **(decision.params or {}))
+
+    # ------------------------------------------------------------------ views
+
+    async def _view_for(self, lang: str, req: ChangeRequest, actor: Person) -> dict[str, Any]:
+        """mfa.refresh: the user-specific view. Approvers get the buttons, the requester Cancel, others read-only."""
+        if req.state is RequestState.AWAITING_APPROVAL:
+            ids = _ids(actor)
+            if actor.aad_object_id == req.requester.aad_object_id:
+                return cards.awaiting_card(lang, req)
+            expired = req.expires_at is not None and self._clock() >= req.expires_at
+            allowed = False
+            if not expired and actor.aad_object_id != req.target_id:
+                try:
+                    allowed = bool((await self._policy.check_approver(actor, req)).allowed)
+                except Exception:
+                    log.exception("approval %s: approver check failed on refresh", req.id)
+            return self._approval_card(lang, req, ids, allowed)
+        if req.state is RequestState.DRAFT:
+            raise _Refusal("approval.not_submitted", audit=False)
+        return self._final_view(lang, req)
+
+    def _final_view(self, lang: str, req: ChangeRequest) -> dict[str, Any]:
+        return cards.decision_card(lang, req)
+
+    def _approval_card(
+        self, lang: str, req: ChangeRequest, teams_ids: list[str] | None, actionable: bool
+    ) -> dict[str, Any]:
+        return cards.approval_card(
+            lang, req, phones=None, approver_teams_ids=teams_ids or None, actionable=actionable
+        )
+
+    def _refusal(self, lang: str, refusal: _Refusal) -> dict[str, Any]:
+        return cards.refusal_card(
+            lang, texts.t(lang, "approval.refused.title"), texts.t(lang, refusal.key, **refusal.params)
+        )
+
+    async def _audit_refusal(
+        self, actor: Person, req: ChangeRequest | None, verb: str, key: str, *, request_id: str | None = None
+    ) -> None:
+        try:
+            await self._store.audit(
+                EVENT_REFUSED,
+                actor=actor,
+                request_id=req.id if req else None,
+                target_id=req.target_id if req else None,
+                target_upn=req.target_upn if req else None,
+                details={"verb": verb, "reason": key, **({"asked_for": request_id} if request_id else {})},
+            )
+        except Exception:
+            log.exception("audit of a refused approval action failed")
+
+    # ------------------------------------------------------------------ after a decision
+
+    async def _after_approval(self, req: ChangeRequest, actor: Person) -> None:
+        """Show everyone who approved, tell the requester, then run the change (the Executor moves APPROVED →
+        EXECUTING conditionally, so it runs once) and it shows the outcome on every card."""
+        try:
+            await self._show_everywhere(req)
+            await self._tell_requester(req, "approval.requester.approved")
+        except Exception:
+            log.exception("approval %s: updating cards after approval failed", req.id)
+        await self._executor.execute(req, actor=actor)
+
+    async def _after_final(self, req: ChangeRequest, *, tell_requester: bool) -> None:
+        try:
+            await self._show_everywhere(req)
+            if tell_requester:
+                key = {
+                    RequestState.REJECTED: (
+                        "approval.requester.rejected_reason"
+                        if req.decision_reason
+                        else "approval.requester.rejected"
+                    ),
+                    RequestState.EXPIRED: "approval.requester.expired",
+                }.get(req.state)
+                if key:
+                    await self._tell_requester(req, key)
+        except Exception:
+            log.exception("approval %s: updating cards after the decision failed", req.id)
+
+    async def _show_everywhere(self, req: ChangeRequest) -> None:
+        refs: list[CardRef] = await self._store.card_refs(req.id)
+        await asyncio.gather(
+            *(
+                self._updater.update_card(
+                    ref, self._final_view(_ref_lang(ref.conversation_reference, req), req)
+                )
+                for ref in refs
+                if ref.activity_id
+            )
+        )
+
+    async def _tell_requester(self, req: ChangeRequest, key: str) -> None:
+        ref = await self._store.conversation_reference(f"user:{req.requester.aad_object_id}")
+        if ref is None:
+            refs: list[CardRef] = await self._store.card_refs(req.id)
+            ref = next((r.conversation_reference for r in refs if r.role == "requester"), None)
+        if ref is None:
+            log.warning("approval %s: no conversation with the requester to tell them", req.id)
+            return
+        lang = texts.lang_from_locale(req.locale)
+        who = req.decided_by.name if req.decided_by else ""
+        await self._updater.send_text(
+            ref,
+            texts.t(
+                lang,
+                key,
+                target=req.target_display_name,
+                upn=req.target_upn,
+                name=who,
+                reason=req.decision_reason or "",
+                when=_when(req.decided_at or req.expires_at),
+            ),
+        )
+
+    # ------------------------------------------------------------------ expiry
+
+    async def expire_due(self) -> int:
+        """Expire every request whose approval time is up; update its cards and tell its requester."""
+        due: list[ChangeRequest] = await self._store.due_for_expiry(self._clock())
+        count = 0
+        for req in due:
+            if await self._expire_one(req) is not None:
+                count += 1
+        return count
+
+    async def _expire_one(self, req: ChangeRequest) -> ChangeRequest | None:
+        try:
+            expired = await self._store.transition(
+                req.id,
+                req.revision,
+                RequestState.EXPIRED,
+                actor=None,
+                event=EVENT_EXPIRED,
+                details={"decision": RequestState.EXPIRED.value, "expires_at": _iso(req.expires_at)},
+            )
+        except (StaleRevision, InvalidTransition):
+            return None  # decided, cancelled or expired elsewhere in the meantime
+        await self._after_final(expired, tell_requester=True)
+        return expired
+
+    # ------------------------------------------------------------------ helpers
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        self._executor.spawn(coro)
+
+
+def _parse_ids(data: Any) -> tuple[str, int]:
+    if not isinstance(data, dict):
+        raise _Refusal("approval.bad_data", audit=False)
+    request_id = data.get("requestId")
+    rev = data.get("rev")
+    if not isinstance(request_id, str) or not _REQUEST_ID.match(request_id):
+        raise _Refusal("approval.bad_data", audit=False)
+    if isinstance(rev, str) and rev.isdigit() and len(rev) <= 9:
+        rev = int(rev)
+    if not isinstance(rev, int) or isinstance(rev, bool) or not 0 < rev < 1_000_000_000:
+        raise _Refusal("approval.bad_data", audit=False)
+    return request_id, rev
+
+
+def _parse_reason(data: dict[str, Any]) -> str | None:
+    reason = data.get("reason")
+    if reason is None:
+        return None
+    if not isinstance(reason, str):
+        raise _Refusal("approval.bad_data", audit=False)
+    reason = " ".join(reason.split())
+    if len(reason) > MAX_REASON_CHARS:
+        raise _Refusal("approval.reason_too_long", audit=False, limit=MAX_REASON_CHARS)
+    return reason or None
+
+
+def _user_mri(ref: dict[str, Any]) -> str | None:
+    user = ref.get("user") or {}
+    mri = user.get("id")
+    return mri if isinstance(mri, str) and mri else None
+
+
+def _ids(person: Person) -> list[str] | None:
+    return [person.teams_id] if person.teams_id else None
+
+
+def _ref_lang(ref: dict[str, Any], req: ChangeRequest) -> str:
+    return texts.lang_from_locale(ref.get("locale") or req.locale)
+
+
+def _when(at: datetime | None) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if at else "?"
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at else None
+
+
+__all__ = ["ApprovalError", "ApprovalService", "NoApproversChannel", "utcnow"]

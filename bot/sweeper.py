@@ -1,0 +1,66 @@
+"""The background sweeper that expires approval requests nobody decided in time.
+
+It keeps no state of its own: every round asks the database (store.due_for_expiry), so after a restart, or on a
+second instance, it simply carries on. Two sweepers on one database are safe: expiring is a conditional update.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class Sweeper:
+    def __init__(self, approvals: Any, interval_seconds: float) -> None:
+        if interval_seconds <= 0:
+            raise ValueError("interval_seconds must be positive")
+        self._approvals = approvals
+        self._interval = float(interval_seconds)
+        self._stopping: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.rounds = 0  # completed rounds, for health checks and tests
+        self.expired = 0  # requests expired by this sweeper since start
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def start(self) -> None:
+        """Start sweeping in the running event loop: a first round at once, then every interval."""
+        if self.running:
+            return
+        self._stopping = asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="approval-sweeper")
+
+    async def stop(self) -> None:
+        """Stop after the round in progress (if any) has finished."""
+        if self._task is None or self._stopping is None:
+            return
+        self._stopping.set()
+        task, self._task = self._task, None
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    async def sweep_once(self) -> int:
+        try:
+            count = int(await self._approvals.expire_due())
+        except Exception:
+            # A database hiccup must not end the sweeper; the next round tries again.
+            log.exception("approval sweep failed; retrying in %.0f s", self._interval)
+            count = 0
+        self.rounds += 1
+        self.expired += count
+        if count:
+            log.info("expired %d approval request(s)", count)
+        return count
+
+    async def _run(self) -> None:
+        assert self._stopping is not None
+        while not self._stopping.is_set():
+            await self.sweep_once()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=self._interval)
