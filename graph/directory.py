@@ -1,0 +1,231 @@
+"""Directory look-ups: the target user, their phone methods, group membership, privilege, manager, tenant name."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from graph.client import GraphClient
+from graph.errors import GraphError, NotFoundError
+from graph.outcome import PhoneMethod, PhoneState, TargetUser
+
+log = logging.getLogger("graph.directory")
+
+USER_SELECT = "id,userPrincipalName,displayName,mail,userType,usageLocation,accountEnabled"
+CHECK_MEMBER_GROUPS_LIMIT = 20
+
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_MAX_REF = 320  # longer than any UPN or mail address Entra accepts
+
+# Directory roles an Authentication Administrator may still act on (graph-behaviour.md §3): holding only these
+# does not make a user privileged. Keyed by role template id.
+HARMLESS_ROLES: dict[str, str] = {
+    "c4e39bd9-1100-46d3-8c65-fb160da0071f": "Authentication Administrator",
+    "88d8e3e3-8f55-4a1e-953a-9b9898b8876b": "Directory Readers",
+    "95e79109-95c0-4d8e-aee3-d01accf2d47b": "Guest Inviter",
+    "790c1fb9-7f7d-4f88-86a1-ef1f95c05c1b": "Message Center Reader",
+    "966707d0-3269-4727-9be2-8c3a10f19b9d": "Password Administrator",
+    "4a5d8f65-41da-4de4-8968-e035b65339cf": "Reports Reader",
+    "27460883-1df1-4691-b032-3b79643e5e63": "User Experience Success Manager",
+    "75934031-6c7e-415a-99d7-48dbd49e875e": "Usage Summary Reports Reader",
+}
+
+# Names for role template ids seen in role assignments (which carry only the id).
+KNOWN_ROLES: dict[str, str] = {
+    **HARMLESS_ROLES,
+    "62e90394-69f5-4237-9190-012177145e10": "Global Administrator",
+    "f2ef992c-3afb-46b9-b7cf-a126ee74c451": "Global Reader",
+    "729827e3-9c14-49f7-bb1b-9608f156bbb8": "Helpdesk Administrator",
+    "7be44c8a-adaf-4e2a-84d6-ab2649e08a13": "Privileged Authentication Administrator",
+    "e8611ab8-c189-46e8-94e1-60213ab1f814": "Privileged Role Administrator",
+    "fe930be7-5e62-47db-91af-98c3a49a38b1": "User Administrator",
+    "194ae4cb-b126-40b2-bd5b-6091b380977d": "Security Administrator",
+    "fdd7a751-b60b-444a-984c-02652fe8fa1c": "Groups Administrator",
+    "9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3": "Application Administrator",
+    "b1be1c3e-b65d-4f19-8427-f6fa0d97feb9": "Conditional Access Administrator",
+}
+
+
+@dataclass(frozen=True)
+class Privilege:
+    roles: list[str] = field(default_factory=list)  # display names of the roles that are not harmless
+    role_assignable_groups: list[str] = field(default_factory=list)  # "Name (member)" / "Name (owner)"
+    is_privileged: bool = False
+    harmless_roles: list[str] = field(default_factory=list)  # for display: roles that do not count
+
+
+def user_path(ref: str) -> str:
+    """The /users/{...} path segment for an object id or a UPN.
+
+    A UPN is URL-encoded (a guest's `#EXT#` would otherwise start a URL fragment); a UPN starting with `$`
+    uses Graph's `/users('$...')` form.
+    """
+    if ref.startswith("$"):
+        return "/users('" + quote(ref.replace("'", "''"), safe="@$") + "')"
+    return "/users/" + quote(ref, safe="@")
+
+
+def odata_string(value: str) -> str:
+    """An OData string literal: single quotes doubled."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _target(data: dict[str, Any]) -> TargetUser:
+    return TargetUser(
+        id=str(data.get("id") or ""),
+        user_principal_name=str(data.get("userPrincipalName") or ""),
+        display_name=str(data.get("displayName") or data.get("userPrincipalName") or ""),
+        mail=data.get("mail") or None,
+        user_type=str(data.get("userType") or "Member"),
+        usage_location=data.get("usageLocation") or None,
+        account_enabled=bool(data.get("accountEnabled", True)),
+    )
+
+
+class Directory:
+    def __init__(self, client: GraphClient) -> None:
+        self._client = client
+
+    async def find_user(self, ref: str) -> TargetUser | None:
+        """Find the target by object id, UPN (guests too) or mail address. None when nobody matches."""
+        ref = (ref or "").strip()
+        if not ref or len(ref) > _MAX_REF or any(c.isspace() or ord(c) < 32 for c in ref):
+            return None
+        if _GUID.match(ref):
+            return await self._get_user(ref)
+        if "@" not in ref:
+            return None
+        user = await self._get_user(ref)
+        if user is not None:
+            return user
+        response = await self._client.get(
+            "/users",
+            params={"$filter": f"mail eq {odata_string(ref)}", "$select": USER_SELECT},
+        )
+        values = (response.json or {}).get("value") or []
+        if len(values) == 1:
+            return _target(values[0])
+        if len(values) > 1:
+            log.warning("mail address matches several users", extra={"count": len(values)})
+        return None
+
+    async def _get_user(self, ref: str) -> TargetUser | None:
+        try:
+            response = await self._client.get(user_path(ref), params={"$select": USER_SELECT})
+        except NotFoundError:
+            return None
+        if not isinstance(response.json, dict):
+            return None
+        return _target(response.json)
+
+    async def phone_state(self, user_id: str) -> PhoneState:
+        """All phone methods of the user (filtered on the client side; the endpoint takes no query options)."""
+        response = await self._client.get(f"{user_path(user_id)}/authentication/phoneMethods")
+        methods = []
+        for item in (response.json or {}).get("value") or []:
+            if not isinstance(item, dict):
+                continue
+            methods.append(
+                PhoneMethod(
+                    id=str(item.get("id") or ""),
+                    phone_type=str(item.get("phoneType") or ""),
+                    phone_number=str(item.get("phoneNumber") or ""),
+                    sms_sign_in_state=item.get("smsSignInState"),
+                )
+            )
+        return PhoneState(methods=tuple(methods))
+
+    async def member_groups(
+        self, user_id: str, group_ids: list[str] | set[str] | tuple[str, ...]
+    ) -> set[str]:
+        """Which of `group_ids` the user is a member of, transitively (checkMemberGroups, 20 ids a call)."""
+        wanted: dict[str, str] = {}
+        for gid in group_ids:
+            if gid and gid.lower() not in wanted:
+                wanted[gid.lower()] = gid
+        spelled = list(wanted.values())
+        found: set[str] = set()
+        for start in range(0, len(spelled), CHECK_MEMBER_GROUPS_LIMIT):
+            chunk = spelled[start : start + CHECK_MEMBER_GROUPS_LIMIT]
+            response = await self._client.post(
+                f"{user_path(user_id)}/checkMemberGroups", json={"groupIds": chunk}, idempotent=True
+            )
+            for gid in (response.json or {}).get("value") or []:
+                original = wanted.get(str(gid).lower())
+                if original is not None:
+                    found.add(original)
+        return found
+
+    async def privilege(self, user_id: str) -> Privilege:
+        """Whether the user holds a role (other than the harmless ones) or a role-assignable group.
+
+        Sources: transitiveMemberOf (directory roles, also through role-assignable groups, and the groups
+        themselves), ownedObjects (owner of a role-assignable group) and the active role assignments with the
+        user as principal (administrative-unit scoped ones too). Errors propagate: a caller that cannot tell
+        must treat the user as privileged.
+        """
+        role_ids: dict[str, str] = {}  # template id -> display name
+        groups: list[str] = []
+        async for item in self._client.paginate(f"{user_path(user_id)}/transitiveMemberOf"):
+            kind = str(item.get("@odata.type") or "")
+            if kind == "#microsoft.graph.directoryRole":
+                template = str(item.get("roleTemplateId") or item.get("id") or "").lower()
+                role_ids[template] = str(item.get("displayName") or KNOWN_ROLES.get(template) or template)
+            elif kind == "#microsoft.graph.group" and item.get("isAssignableToRole"):
+                groups.append(f"{item.get('displayName') or item.get('id')} (member)")
+        async for item in self._client.paginate(f"{user_path(user_id)}/ownedObjects"):
+            if str(item.get("@odata.type") or "") == "#microsoft.graph.group" and item.get(
+                "isAssignableToRole"
+            ):
+                groups.append(f"{item.get('displayName') or item.get('id')} (owner)")
+        async for item in self._client.paginate(
+            "/roleManagement/directory/roleAssignments",
+            {"$filter": f"principalId eq {odata_string(user_id)}"},
+        ):
+            template = str(item.get("roleDefinitionId") or "").lower()
+            if not template or template in role_ids:
+                continue
+            name = KNOWN_ROLES.get(template) or f"Role {template}"  # a custom role counts as privileged
+            scope = str(item.get("directoryScopeId") or "/")
+            if scope != "/":
+                name = f"{name} (scope {scope})"
+            role_ids[template] = name
+
+        roles = sorted({name for tid, name in role_ids.items() if tid not in HARMLESS_ROLES})
+        harmless = sorted({name for tid, name in role_ids.items() if tid in HARMLESS_ROLES})
+        unique_groups = sorted(set(groups))
+        return Privilege(
+            roles=roles,
+            role_assignable_groups=unique_groups,
+            is_privileged=bool(roles or unique_groups),
+            harmless_roles=harmless,
+        )
+
+    async def manager(self, user_id: str) -> TargetUser | None:
+        try:
+            response = await self._client.get(
+                f"{user_path(user_id)}/manager", params={"$select": USER_SELECT}
+            )
+        except NotFoundError:
+            return None
+        if not isinstance(response.json, dict) or not response.json.get("id"):
+            return None
+        return _target(response.json)
+
+    async def organization_name(self) -> str | None:
+        """The tenant's display name, or None when Graph does not tell (the caller has a fallback)."""
+        try:
+            response = await self._client.get("/organization", params={"$select": "id,displayName"})
+        except GraphError as exc:
+            log.warning(
+                "organization name unavailable",
+                extra={"status": exc.status, "code": exc.code, "request_id": exc.request_id},
+            )
+            return None
+        values = (response.json or {}).get("value") or []
+        if values and isinstance(values[0], dict) and values[0].get("displayName"):
+            return str(values[0]["displayName"])
+        return None
