@@ -1,0 +1,963 @@
+"""Persistence: change requests with a revision, the append-only audit trail, card and conversation references,
+and the bot's conversation/dialog state, on SQLite (embedded default) or PostgreSQL (more than one instance).
+
+Every state change is one conditional UPDATE on (id, revision, allowed from-states) with its audit row in the same
+transaction, so two approvers, a retried invoke or two bot instances cannot both move a request. Transient database
+failures (connection lost, "database is locked") surface as `StoreUnavailable`, which the bot turns into a clear
+answer; the pool pings PostgreSQL connections before use, so the store recovers after a database restart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import logging
+import re
+import uuid
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from bot.models import TRANSITIONS, CardRef, ChangeRequest, Person, RequestState
+from graph.outcome import OutcomeKind
+
+if TYPE_CHECKING:
+    from botbuilder.core import Storage
+
+log = logging.getLogger(__name__)
+
+SQLITE_FILE_NAME = "mfa-bot.sqlite3"
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+# ---------------------------------------------------------------------------------------------------------------
+# Errors
+
+
+class StoreError(Exception):
+    """Base class of the store's own errors."""
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot be reached or is busy right now (connection lost, locked). Try again later."""
+
+
+class NotFound(StoreError, LookupError):
+    def __init__(self, request_id: str) -> None:
+        super().__init__(f"request {request_id} does not exist")
+        self.request_id = request_id
+
+
+class StaleRevision(StoreError):
+    """Someone else changed the request since the caller read it (the conditional update matched no row)."""
+
+    def __init__(self, request_id: str, expected: int, actual: int) -> None:
+        super().__init__(f"request {request_id} is at revision {actual}, not {expected}")
+        self.request_id = request_id
+        self.expected = expected
+        self.actual = actual
+
+
+class InvalidTransition(StoreError):
+    def __init__(self, request_id: str, from_state: str | None, to_state: str) -> None:
+        super().__init__(f"request {request_id}: {from_state} → {to_state} is not allowed")
+        self.request_id = request_id
+        self.from_state = RequestState(from_state) if from_state else None
+        self.to_state = to_state
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Column types
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in Python; TIMESTAMPTZ on PostgreSQL, naive UTC text on SQLite (sorts correctly)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("timestamps must be timezone-aware")
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            value = value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, set | frozenset):
+        return sorted(value)
+    raise TypeError(f"{type(value).__name__} cannot be stored as JSON")
+
+
+_json_dumps = functools.partial(json.dumps, default=_json_default, ensure_ascii=False)
+
+# ---------------------------------------------------------------------------------------------------------------
+# Tables (bot/migrations/versions builds exactly these; a test compares them)
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class RequestRow(Base):
+    __tablename__ = "requests"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    revision: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(16))
+    requester_aad_id: Mapped[str] = mapped_column(String(64))
+    requester_name: Mapped[str] = mapped_column(Text)
+    requester_teams_id: Mapped[str | None] = mapped_column(Text)
+    requester_upn: Mapped[str | None] = mapped_column(Text)
+    target_id: Mapped[str] = mapped_column(String(64))
+    target_upn: Mapped[str] = mapped_column(Text)
+    target_display_name: Mapped[str] = mapped_column(Text)
+    target_is_guest: Mapped[bool] = mapped_column(Boolean)
+    target_privileged: Mapped[bool] = mapped_column(Boolean)
+    privilege_reasons: Mapped[list[str]] = mapped_column(JSON)
+    number: Mapped[str | None] = mapped_column(String(64))
+    previous_number: Mapped[str | None] = mapped_column(String(64))
+    notify: Mapped[bool] = mapped_column(Boolean)
+    language: Mapped[str] = mapped_column(String(8))
+    ticket: Mapped[str | None] = mapped_column(Text)
+    approval_required: Mapped[bool] = mapped_column(Boolean)
+    approver_group: Mapped[str | None] = mapped_column(String(16))
+    decided_by_aad_id: Mapped[str | None] = mapped_column(String(64))
+    decided_by_name: Mapped[str | None] = mapped_column(Text)
+    decided_by_teams_id: Mapped[str | None] = mapped_column(Text)
+    decided_by_upn: Mapped[str | None] = mapped_column(Text)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    decision_reason: Mapped[str | None] = mapped_column(Text)
+    outcome: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    outcome_kind: Mapped[str | None] = mapped_column(String(32))
+    locale: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    executing_at: Mapped[datetime | None] = mapped_column(
+        UTCDateTime
+    )  # when it reached executing (rate limit)
+    completed_at: Mapped[datetime | None] = mapped_column(
+        UTCDateTime
+    )  # when it reached completed (cool-down)
+
+    __table_args__ = (
+        Index("ix_requests_target_id", "target_id", "completed_at"),
+        Index("ix_requests_requester", "requester_aad_id", "executing_at"),
+        Index("ix_requests_state_expires_at", "state", "expires_at"),
+    )
+
+
+class AuditRow(Base):
+    """Append-only: the store has no update or delete for it, and a trigger refuses both in the database."""
+
+    __tablename__ = "audit"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    event: Mapped[str] = mapped_column(String(64))
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    actor_aad_id: Mapped[str | None] = mapped_column(String(64))
+    actor_name: Mapped[str | None] = mapped_column(Text)
+    target_id: Mapped[str | None] = mapped_column(String(64))
+    target_upn: Mapped[str | None] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+    __table_args__ = (
+        Index("ix_audit_target_id_at", "target_id", "at"),
+        Index("ix_audit_request_id", "request_id"),
+    )
+
+
+class CardRefRow(Base):
+    __tablename__ = "card_refs"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(64), ForeignKey("requests.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(32))
+    conversation_reference: Mapped[dict[str, Any]] = mapped_column(JSON)
+    activity_id: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_card_refs_request_id", "request_id"),)
+
+
+class ConversationRefRow(Base):
+    __tablename__ = "conversation_refs"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    reference: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class BotStateRow(Base):
+    """botbuilder Storage items. JSON (not JSONB) on PostgreSQL: jsonpickle's documents depend on key order."""
+
+    __tablename__ = "bot_state"
+
+    key: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    document: Mapped[Any] = mapped_column(JSON)
+    etag: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+REQUESTS = cast(Table, RequestRow.__table__)
+AUDIT = cast(Table, AuditRow.__table__)
+CARD_REFS = cast(Table, CardRefRow.__table__)
+CONVERSATION_REFS = cast(Table, ConversationRefRow.__table__)
+BOT_STATE = cast(Table, BotStateRow.__table__)
+
+# ---------------------------------------------------------------------------------------------------------------
+# Plain data returned by the store
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    at: datetime
+    event: str
+    request_id: str | None
+    actor_aad_id: str | None
+    actor_name: str | None
+    target_id: str | None
+    target_upn: str | None
+    details: dict[str, Any]
+
+
+# Fields of ChangeRequest that update_draft/transition may set (id, revision, state and times are the store's).
+_SETTABLE = frozenset(
+    f.name
+    for f in dataclasses.fields(ChangeRequest)
+    if f.name not in {"id", "revision", "state", "created_at", "updated_at"}
+)
+
+_PERSON_COLUMNS = ("aad_id", "name", "teams_id", "upn")
+
+
+def _person_values(prefix: str, person: Person | None) -> dict[str, Any]:
+    if person is None:
+        return {f"{prefix}_{c}": None for c in _PERSON_COLUMNS}
+    return {
+        f"{prefix}_aad_id": person.aad_object_id,
+        f"{prefix}_name": person.name,
+        f"{prefix}_teams_id": person.teams_id,
+        f"{prefix}_upn": person.upn,
+    }
+
+
+def _field_values(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """ChangeRequest field values → column values."""
+    unknown = set(fields) - _SETTABLE
+    if unknown:
+        raise TypeError(f"cannot set {', '.join(sorted(unknown))} on a request")
+    values: dict[str, Any] = {}
+    for name, value in fields.items():
+        if name == "requester":
+            if value is None:
+                raise TypeError("requester cannot be removed")
+            values.update(_person_values("requester", value))
+        elif name == "decided_by":
+            values.update(_person_values("decided_by", value))
+        elif name == "privilege_reasons":
+            values[name] = list(value or [])
+        elif name == "outcome":
+            values["outcome"] = value
+            kind = value.get("outcome") if isinstance(value, Mapping) else None
+            values["outcome_kind"] = str(kind) if kind is not None else None
+        else:
+            values[name] = value
+    return values
+
+
+def _row_to_request(row: Any) -> ChangeRequest:
+    m = row._mapping
+    decided_by = None
+    if m["decided_by_aad_id"] is not None:
+        decided_by = Person(
+            aad_object_id=m["decided_by_aad_id"],
+            name=m["decided_by_name"] or "",
+            teams_id=m["decided_by_teams_id"],
+            upn=m["decided_by_upn"],
+        )
+    return ChangeRequest(
+        id=m["id"],
+        revision=m["revision"],
+        state=RequestState(m["state"]),
+        action=m["action"],
+        requester=Person(
+            aad_object_id=m["requester_aad_id"],
+            name=m["requester_name"],
+            teams_id=m["requester_teams_id"],
+            upn=m["requester_upn"],
+        ),
+        target_id=m["target_id"],
+        target_upn=m["target_upn"],
+        target_display_name=m["target_display_name"],
+        target_is_guest=bool(m["target_is_guest"]),
+        target_privileged=bool(m["target_privileged"]),
+        privilege_reasons=list(m["privilege_reasons"] or []),
+        number=m["number"],
+        previous_number=m["previous_number"],
+        notify=bool(m["notify"]),
+        language=m["language"],
+        ticket=m["ticket"],
+        approval_required=bool(m["approval_required"]),
+        approver_group=m["approver_group"],
+        decided_by=decided_by,
+        decided_at=m["decided_at"],
+        decision_reason=m["decision_reason"],
+        outcome=m["outcome"],
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+        expires_at=m["expires_at"],
+        locale=m["locale"],
+    )
+
+
+def _row_to_audit(row: Any) -> AuditEntry:
+    m = row._mapping
+    return AuditEntry(
+        id=m["id"],
+        at=m["at"],
+        event=m["event"],
+        request_id=m["request_id"],
+        actor_aad_id=m["actor_aad_id"],
+        actor_name=m["actor_name"],
+        target_id=m["target_id"],
+        target_upn=m["target_upn"],
+        details=dict(m["details"] or {}),
+    )
+
+
+def allowed_from(to_state: RequestState) -> frozenset[RequestState]:
+    """The states from which `to_state` may be reached (the inverse of TRANSITIONS)."""
+    return frozenset(s for s, targets in TRANSITIONS.items() if to_state in targets)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# URLs and engines
+
+_SCHEMA_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+def database_url(value: str | None, data_dir: Path) -> URL:
+    """DATABASE_URL (or None for the embedded SQLite file under data_dir) → the async driver URL.
+
+    Accepted: postgresql://, postgres://, postgresql+asyncpg://, sqlite:///path, sqlite+aiosqlite:///path.
+    Raises ValueError with a one-line reason otherwise.
+    """
+    if not value:
+        return URL.create("sqlite+aiosqlite", database=str(Path(data_dir) / SQLITE_FILE_NAME))
+    try:
+        url = make_url(value)
+    except sa_exc.ArgumentError as error:
+        raise ValueError("DATABASE_URL is not a database URL (postgresql://… or sqlite:///path)") from error
+    if url.drivername in ("postgresql", "postgres", "postgresql+asyncpg"):
+        return url.set(drivername="postgresql+asyncpg")
+    if url.drivername in ("sqlite", "sqlite+aiosqlite"):
+        if not url.database or url.database == ":memory:" or url.database.startswith("file:"):
+            raise ValueError("DATABASE_URL: sqlite needs a file path (sqlite:///path/to/file.sqlite3)")
+        return url.set(drivername="sqlite+aiosqlite")
+    raise ValueError(
+        f"DATABASE_URL: unsupported database {url.drivername!r} (use postgresql:// or sqlite:///path)"
+    )
+
+
+def _is_transient(error: BaseException) -> bool:
+    if isinstance(error, sa_exc.DBAPIError):
+        if error.connection_invalidated:
+            return True
+        if isinstance(error, sa_exc.OperationalError | sa_exc.InterfaceError):
+            return True
+        orig = error.orig
+        # asyncpg: admin shutdown, cannot connect now, too many connections, connection failures (class 08, 57P)
+        sqlstate = getattr(orig, "sqlstate", None) or getattr(
+            getattr(orig, "__cause__", None), "sqlstate", None
+        )
+        if isinstance(sqlstate, str) and (sqlstate.startswith(("08", "57P", "53")) or sqlstate == "40001"):
+            return True
+        return False
+    return isinstance(
+        error,
+        sa_exc.TimeoutError | sa_exc.DisconnectionError | OSError | ConnectionError | TimeoutError,
+    )
+
+
+@asynccontextmanager
+async def _unavailable_on_transient() -> AsyncIterator[None]:
+    try:
+        yield
+    except StoreError:
+        raise
+    except Exception as error:
+        if _is_transient(error):
+            log.warning(
+                "database unavailable: %s", type(error).__name__, exc_info=log.isEnabledFor(logging.DEBUG)
+            )
+            raise StoreUnavailable(
+                f"the database is not available right now ({_short_reason(error)})"
+            ) from error
+        raise
+
+
+def _short_reason(error: BaseException) -> str:
+    orig = getattr(error, "orig", None) or error
+    text = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+    return text[:200]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The store
+
+
+class Store:
+    """Open with `await Store.open(...)`; one per process; safe to share between tasks."""
+
+    def __init__(self, engine: AsyncEngine, *, schema: str | None) -> None:
+        self._engine = engine
+        self._schema = schema
+        self._storage: Storage | None = None
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
+
+    @property
+    def dialect(self) -> str:
+        return self._engine.dialect.name
+
+    @classmethod
+    async def open(
+        cls,
+        database_url_value: str | None,
+        *,
+        data_dir: Path,
+        schema: str | None = None,
+        busy_timeout: float = 5.0,
+        connect_timeout: float = 10.0,
+        pool_size: int = 5,
+        application_name: str = "mfa-phone-bot",
+    ) -> Store:
+        """Connect, migrate to head (Alembic, under a lock) and return the store.
+
+        schema: PostgreSQL only, the schema that holds the tables (search_path); default: the server's default.
+        busy_timeout: SQLite, seconds a statement waits for another writer before StoreUnavailable.
+        """
+        url = database_url(database_url_value, data_dir)
+        if schema is not None and not _SCHEMA_RE.match(schema):
+            raise ValueError(f"invalid schema name {schema!r}")
+        engine = _create_engine(
+            url,
+            schema=schema,
+            busy_timeout=busy_timeout,
+            connect_timeout=connect_timeout,
+            pool_size=pool_size,
+            application_name=application_name,
+        )
+        store = cls(engine, schema=schema)
+        try:
+            async with _unavailable_on_transient():
+                await store._migrate()
+        except BaseException:
+            await engine.dispose()
+            raise
+        return store
+
+    async def _migrate(self) -> None:
+        async with self._engine.connect() as conn:
+            if self.dialect == "sqlite":
+                # One writer at a time: a second instance opening the same file waits here, then finds head.
+                await conn.exec_driver_sql("BEGIN IMMEDIATE")
+            else:
+                await conn.execute(
+                    select(
+                        func.pg_advisory_xact_lock(
+                            func.hashtext("mfa-phone-bot migrations " + (self._schema or ""))
+                        )
+                    )
+                )
+            await conn.run_sync(_upgrade_to_head)
+            await conn.commit()
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+    async def ping(self) -> bool:
+        try:
+            async with self._engine.connect() as conn:
+                await conn.execute(select(1))
+            return True
+        except Exception as error:  # noqa: BLE001 - readiness answers yes or no
+            log.warning("database ping failed: %s", _short_reason(error))
+            return False
+
+    @asynccontextmanager
+    async def _tx(self) -> AsyncIterator[AsyncConnection]:
+        async with _unavailable_on_transient(), self._engine.begin() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[AsyncConnection]:
+        async with _unavailable_on_transient(), self._engine.connect() as conn:
+            yield conn
+
+    # -- requests -------------------------------------------------------------------------------------------
+
+    async def create_request(
+        self, req: ChangeRequest, *, actor: Person, details: dict[str, Any] | None = None
+    ) -> ChangeRequest:
+        now = _now()
+        stored = dataclasses.replace(
+            req,
+            revision=1,
+            state=RequestState.DRAFT,
+            created_at=req.created_at or now,
+            updated_at=now,
+        )
+        values = {
+            f.name: getattr(stored, f.name) for f in dataclasses.fields(ChangeRequest) if f.name in _SETTABLE
+        }
+        row = {
+            "id": stored.id,
+            "revision": 1,
+            "state": RequestState.DRAFT.value,
+            "created_at": stored.created_at,
+            "updated_at": now,
+            **_field_values(values),
+        }
+        audit_details = {
+            "action": stored.action,
+            "old_number": stored.previous_number,
+            "new_number": stored.number,
+            "ticket": stored.ticket,
+            "state": RequestState.DRAFT.value,
+            "revision": 1,
+            **(details or {}),
+        }
+        async with self._tx() as conn:
+            await conn.execute(insert(REQUESTS).values(**row))
+            await conn.execute(
+                insert(AUDIT).values(
+                    **_audit_values(
+                        "requested", actor, stored.id, stored.target_id, stored.target_upn, audit_details, now
+                    )
+                )
+            )
+        return stored
+
+    async def get_request(self, request_id: str) -> ChangeRequest | None:
+        async with self._read() as conn:
+            row = (await conn.execute(select(REQUESTS).where(REQUESTS.c.id == request_id))).first()
+        return _row_to_request(row) if row is not None else None
+
+    async def update_draft(
+        self, request_id: str, expected_revision: int, *, actor: Person | None, **fields: Any
+    ) -> ChangeRequest:
+        """Change fields of a draft (the agent edited the request): rev+1, audited as "draft_updated"."""
+        values = _field_values(fields)
+        return await self._conditional_update(
+            request_id,
+            expected_revision,
+            RequestState.DRAFT,
+            frozenset({RequestState.DRAFT}),
+            values,
+            actor=actor,
+            event="draft_updated",
+            details={"fields": sorted(fields)},
+        )
+
+    async def transition(
+        self,
+        request_id: str,
+        expected_revision: int,
+        to_state: RequestState | str,
+        *,
+        actor: Person | None,
+        event: str,
+        details: dict[str, Any] | None = None,
+        **fields: Any,
+    ) -> ChangeRequest:
+        """Move the request to `to_state` if it is still at `expected_revision` and the move is allowed.
+
+        Raises NotFound, StaleRevision (someone else moved it first) or InvalidTransition; nothing is written then.
+        """
+        try:
+            target = RequestState(to_state)
+        except ValueError:
+            raise InvalidTransition(request_id, None, str(to_state)) from None
+        sources = allowed_from(target)
+        if not sources:
+            raise InvalidTransition(request_id, None, target.value)
+        values = _field_values(fields)
+        return await self._conditional_update(
+            request_id,
+            expected_revision,
+            target,
+            sources,
+            values,
+            actor=actor,
+            event=event,
+            details=details or {},
+        )
+
+    async def _conditional_update(
+        self,
+        request_id: str,
+        expected_revision: int,
+        to_state: RequestState,
+        sources: frozenset[RequestState],
+        values: dict[str, Any],
+        *,
+        actor: Person | None,
+        event: str,
+        details: dict[str, Any],
+    ) -> ChangeRequest:
+        now = _now()
+        values = dict(values)
+        if to_state is RequestState.EXECUTING:
+            values["executing_at"] = now
+        elif to_state is RequestState.COMPLETED:
+            values["completed_at"] = now
+        statement = (
+            update(REQUESTS)
+            .where(
+                REQUESTS.c.id == request_id,
+                REQUESTS.c.revision == expected_revision,
+                REQUESTS.c.state.in_(sorted(s.value for s in sources)),
+            )
+            .values(state=to_state.value, revision=REQUESTS.c.revision + 1, updated_at=now, **values)
+            .returning(*REQUESTS.c)
+        )
+        async with self._tx() as conn:
+            row = (await conn.execute(statement)).first()
+            if row is None:
+                await _explain_no_match(conn, request_id, expected_revision, to_state)
+            stored = _row_to_request(row)
+            audit_details = {"state": to_state.value, "revision": stored.revision, **details}
+            await conn.execute(
+                insert(AUDIT).values(
+                    **_audit_values(
+                        event, actor, request_id, stored.target_id, stored.target_upn, audit_details, now
+                    )
+                )
+            )
+        return stored
+
+    async def due_for_expiry(self, now: datetime) -> list[ChangeRequest]:
+        async with self._read() as conn:
+            rows = await conn.execute(
+                select(REQUESTS)
+                .where(REQUESTS.c.state == RequestState.AWAITING_APPROVAL.value, REQUESTS.c.expires_at <= now)
+                .order_by(REQUESTS.c.expires_at, REQUESTS.c.id)
+            )
+            return [_row_to_request(r) for r in rows]
+
+    async def count_changes_by_requester(self, aad_object_id: str, since: datetime) -> int:
+        """Requests of this requester that reached executing at or after `since` (the per-requester limit)."""
+        async with self._read() as conn:
+            value = await conn.scalar(
+                select(func.count())
+                .select_from(REQUESTS)
+                .where(REQUESTS.c.requester_aad_id == aad_object_id, REQUESTS.c.executing_at >= since)
+            )
+        return int(value or 0)
+
+    async def last_change_for_target(self, target_id: str) -> datetime | None:
+        """When the target's number was last changed (completed with an added/updated/removed outcome)."""
+        changed = sorted(k.value for k in OutcomeKind if k.changed)
+        async with self._read() as conn:
+            value = await conn.scalar(
+                select(func.max(REQUESTS.c.completed_at)).where(
+                    REQUESTS.c.target_id == target_id,
+                    REQUESTS.c.state == RequestState.COMPLETED.value,
+                    REQUESTS.c.outcome_kind.in_(changed),
+                )
+            )
+        if value is None:
+            return None
+        # func.max loses the column type on SQLite: convert as the column would.
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    # -- audit ----------------------------------------------------------------------------------------------
+
+    async def audit(
+        self,
+        event: str,
+        *,
+        actor: Person | None,
+        request_id: str | None = None,
+        target_id: str | None = None,
+        target_upn: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        async with self._tx() as conn:
+            await conn.execute(
+                insert(AUDIT).values(
+                    **_audit_values(event, actor, request_id, target_id, target_upn, details or {}, _now())
+                )
+            )
+
+    async def history(self, target_id: str, limit: int = 20) -> list[AuditEntry]:
+        async with self._read() as conn:
+            rows = await conn.execute(
+                select(AUDIT)
+                .where(AUDIT.c.target_id == target_id)
+                .order_by(AUDIT.c.at.desc(), AUDIT.c.id.desc())
+                .limit(max(1, int(limit)))
+            )
+            return [_row_to_audit(r) for r in rows]
+
+    async def request_audit(self, request_id: str) -> list[AuditEntry]:
+        async with self._read() as conn:
+            rows = await conn.execute(
+                select(AUDIT).where(AUDIT.c.request_id == request_id).order_by(AUDIT.c.at, AUDIT.c.id)
+            )
+            return [_row_to_audit(r) for r in rows]
+
+    # -- card and conversation references -------------------------------------------------------------------
+
+    async def add_card_ref(self, request_id: str, ref: CardRef) -> None:
+        async with self._tx() as conn:
+            await conn.execute(
+                insert(CARD_REFS).values(
+                    request_id=request_id,
+                    role=ref.role,
+                    conversation_reference=dict(ref.conversation_reference),
+                    activity_id=ref.activity_id,
+                    created_at=_now(),
+                )
+            )
+
+    async def card_refs(self, request_id: str) -> list[CardRef]:
+        async with self._read() as conn:
+            rows = await conn.execute(
+                select(CARD_REFS).where(CARD_REFS.c.request_id == request_id).order_by(CARD_REFS.c.id)
+            )
+            return [
+                CardRef(
+                    role=r.role,
+                    conversation_reference=dict(r.conversation_reference),
+                    activity_id=r.activity_id,
+                )
+                for r in rows
+            ]
+
+    async def save_conversation_reference(self, key: str, ref: dict[str, Any]) -> None:
+        async with self._tx() as conn:
+            await conn.execute(
+                _upsert(
+                    self.dialect,
+                    CONVERSATION_REFS,
+                    ["key"],
+                    {"key": key, "reference": dict(ref), "updated_at": _now()},
+                )
+            )
+
+    async def conversation_reference(self, key: str) -> dict[str, Any] | None:
+        async with self._read() as conn:
+            value = await conn.scalar(
+                select(CONVERSATION_REFS.c.reference).where(CONVERSATION_REFS.c.key == key)
+            )
+        return dict(value) if value is not None else None
+
+    # -- botbuilder storage ---------------------------------------------------------------------------------
+
+    def bot_storage(self) -> Storage:
+        if self._storage is None:
+            from bot.storage import DatabaseStorage
+
+            self._storage = DatabaseStorage(self)
+        return self._storage
+
+    # internal helpers shared with bot.storage
+    def _transaction(self) -> Any:
+        return self._tx()
+
+    def _reader(self) -> Any:
+        return self._read()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# helpers
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _audit_values(
+    event: str,
+    actor: Person | None,
+    request_id: str | None,
+    target_id: str | None,
+    target_upn: str | None,
+    details: dict[str, Any],
+    at: datetime,
+) -> dict[str, Any]:
+    return {
+        "at": at,
+        "event": event,
+        "request_id": request_id,
+        "actor_aad_id": actor.aad_object_id if actor else None,
+        "actor_name": actor.name if actor else None,
+        "target_id": target_id,
+        "target_upn": target_upn,
+        "details": details,
+    }
+
+
+async def _explain_no_match(
+    conn: AsyncConnection, request_id: str, expected_revision: int, to_state: RequestState
+) -> None:
+    current = (
+        await conn.execute(select(REQUESTS.c.revision, REQUESTS.c.state).where(REQUESTS.c.id == request_id))
+    ).first()
+    if current is None:
+        raise NotFound(request_id)
+    if current.revision != expected_revision:
+        raise StaleRevision(request_id, expected_revision, current.revision)
+    raise InvalidTransition(request_id, current.state, to_state.value)
+
+
+def _upsert(dialect: str, table: Table, keys: Iterable[str], values: dict[str, Any]) -> Any:
+    keys = list(keys)
+    ins = (pg_insert if dialect == "postgresql" else sqlite_insert)(table).values(**values)
+    return ins.on_conflict_do_update(
+        index_elements=[table.c[k] for k in keys],
+        set_={k: ins.excluded[k] for k in values if k not in keys},
+    )
+
+
+def _insert_if_absent(dialect: str, table: Table, keys: Iterable[str], values: dict[str, Any]) -> Any:
+    ins = (pg_insert if dialect == "postgresql" else sqlite_insert)(table).values(**values)
+    return ins.on_conflict_do_nothing(index_elements=[table.c[k] for k in keys])
+
+
+def _create_engine(
+    url: URL,
+    *,
+    schema: str | None,
+    busy_timeout: float,
+    connect_timeout: float,
+    pool_size: int,
+    application_name: str,
+) -> AsyncEngine:
+    if url.get_backend_name() == "sqlite":
+        assert url.database is not None
+        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(
+            url,
+            json_serializer=_json_dumps,
+            connect_args={"timeout": busy_timeout},
+            pool_size=pool_size,
+        )
+        busy_ms = max(0, int(busy_timeout * 1000))
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
+                cursor.execute("PRAGMA journal_mode = WAL")
+                cursor.execute("PRAGMA synchronous = NORMAL")
+                cursor.execute("PRAGMA foreign_keys = ON")
+            finally:
+                cursor.close()
+
+        return engine
+
+    server_settings = {"application_name": application_name}
+    if schema:
+        server_settings["search_path"] = schema
+    return create_async_engine(
+        url,
+        json_serializer=_json_dumps,
+        pool_pre_ping=True,
+        pool_size=pool_size,
+        max_overflow=pool_size * 2,
+        pool_recycle=1800,
+        connect_args={"server_settings": server_settings, "timeout": connect_timeout},
+    )
+
+
+def _upgrade_to_head(connection: Connection) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+__all__ = [
+    "AuditEntry",
+    "InvalidTransition",
+    "NotFound",
+    "StaleRevision",
+    "Store",
+    "StoreError",
+    "StoreUnavailable",
+    "allowed_from",
+    "database_url",
+    "new_request_id",
+]
