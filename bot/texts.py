@@ -1,0 +1,731 @@
+"""Every sentence the bot says, in English and German ("Sie" form), keyed.
+
+`t(lang, key, **params)` looks a text up and fills its ``{placeholders}`` with `str.format`. Both languages have
+the same keys and the same placeholders (a test holds that). Texts are plain: the card builders escape the
+parameters (display names, reasons, ...) before they reach a TextBlock, so a text itself never carries markdown
+except where a key says so.
+
+A key that does not exist renders as ``⟦key⟧`` (and is logged) instead of failing: the user sees a gap, never a
+stack trace, and the card tests look for that marker.
+"""
+
+from __future__ import annotations
+
+import logging
+import string
+from collections.abc import Mapping
+from typing import Final, Literal
+
+Lang = Literal["en", "de"]
+LANGUAGES: Final[tuple[Lang, ...]] = ("en", "de")
+MISSING_MARKER: Final = "⟦"
+
+_log = logging.getLogger(__name__)
+
+
+def lang_from_locale(locale: str | None) -> Lang:
+    """'de', 'de-DE', 'de-AT', 'de-CH' (any German locale, '_' or '-', any case) → 'de'; everything else → 'en'."""
+    if not locale or not isinstance(locale, str):
+        return "en"
+    primary = locale.strip().replace("_", "-").split("-", 1)[0].lower()
+    return "de" if primary == "de" else "en"
+
+
+def t(lang: str, key: str, **params: object) -> str:
+    """The text for `key` in `lang` ('en' when `lang` is anything else), with `params` filled in."""
+    table = TEXTS.get(lang) or TEXTS["en"]
+    template = table.get(key)
+    if template is None:
+        _log.warning("missing text key %r for language %r", key, lang)
+        return f"⟦{key}⟧"
+    try:
+        return template.format_map(_Params(params, key))
+    except (ValueError, IndexError):
+        _log.warning("bad template for key %r", key)
+        return f"⟦{key}⟧"
+
+
+def has(lang: str, key: str) -> bool:
+    return key in (TEXTS.get(lang) or TEXTS["en"])
+
+
+def placeholders(template: str) -> set[str]:
+    """The names of the ``{placeholders}`` in a template."""
+    return {field for _, field, _, _ in string.Formatter().parse(template) if field}
+
+
+class _Params(dict[str, object]):
+    def __init__(self, params: Mapping[str, object], key: str) -> None:
+        super().__init__(params)
+        self._key = key
+
+    def __missing__(self, name: str) -> str:
+        _log.warning("text %r needs parameter %r", self._key, name)
+        return f"⟦{name}⟧"
+
+
+def number_error_key(code: str) -> str:
+    """The text key for a graph.numbers.InvalidNumber code (unknown codes get the generic text)."""
+    key = f"error.number.{code}"
+    return key if key in EN else "error.number.not_a_number"
+
+
+# ------------------------------------------------------------------------------------------------ English
+
+EN: Final[dict[str, str]] = {
+    # general
+    "app.name": "MFA phone helpdesk",
+    "demo.banner": "Simulation: changes go to a simulated tenant, not Microsoft Entra ID.",
+    "common.none": "none",
+    "common.yes": "yes",
+    "common.no": "no",
+    "common.unknown": "unknown",
+    "common.utc": "{time} UTC",
+    "common.request_id": "Request {id}",
+    "common.graph_request_ids": "Microsoft Graph request IDs: {ids}",
+    "common.refresh": "Refresh",
+    # help
+    "help.title": "MFA phone helpdesk: what I can do",
+    "help.intro": "I set, update or remove the mobile phone that a user has registered for multi-factor "
+    "sign-in in Microsoft Entra ID. Only members of the helpdesk group can ask, and every change is audited.",
+    "help.commands": "Commands",
+    "help.cmd.help": "help: shows this card",
+    "help.cmd.set": "set phone: opens the form to set or update a user's mobile number",
+    "help.cmd.remove": "remove phone: opens the form to remove a user's mobile number",
+    "help.cmd.history": "history <user>: the audit trail for a user (UPN, e-mail or object ID), newest first",
+    "help.cmd.status": "status <request ID>: the state of one request",
+    "help.cmd.cancel": "cancel: cancels your request that is still open",
+    "help.rules": "Nobody can change their own MFA phone through me. Accounts with administrator roles need the "
+    "privileged group, and some changes need an approver's confirmation.",
+    # request form
+    "form.title": "Change a mobile phone MFA method",
+    "form.intro": "Pick the user, or type their UPN, e-mail or object ID if the search is not available.",
+    "form.target_picker.label": "User (search the directory)",
+    "form.target_picker.placeholder": "Type a name",
+    "form.target_text.label": "User: UPN, e-mail or object ID",
+    "form.target_text.placeholder": "adele.vance@contoso.com",
+    "form.action.label": "Action",
+    "form.action.set": "Set or update the mobile number",
+    "form.action.remove": "Remove the mobile number",
+    "form.action.error": "Choose set or remove.",
+    "form.number.label": "Mobile number",
+    "form.number.placeholder": "+49 170 1234567",
+    "form.number.hint": "Needed to set or update. To remove, it is optional: if you type it, it must match "
+    "the user's current mobile number.",
+    "form.notify.label": "Notification",
+    "form.notify.title": "Tell the user by e-mail",
+    "form.language.label": "E-mail language",
+    "form.language.auto": "Automatic (from the user's location)",
+    "form.language.de": "Deutsch",
+    "form.language.en": "English",
+    "form.ticket.label": "Ticket link or reason",
+    "form.ticket.placeholder": "https://servicedesk.example.com/ticket/4711 or a short reason",
+    "form.submit": "Review",
+    "form.cancel": "Cancel",
+    "form.has_errors": "Please correct the fields marked below.",
+    # form errors
+    "error.target.required": "Pick a user or type a UPN, e-mail or object ID.",
+    "error.target.not_found": "No user was found for \u201c{ref}\u201d. Check the spelling or pick the user.",
+    "error.target.both": "Pick a user or type one, not both with different users.",
+    "error.target.invalid": "This is not a UPN, e-mail or object ID.",
+    "error.number.required_for_set": "Type the new mobile number.",
+    "error.number.empty": "No phone number was given.",
+    "error.number.letters": "The number contains the letter \u201c{character}\u201d. Type only digits, "
+    "with spaces, + ( ) - . / if you like.",
+    "error.number.too_short": "The number is too short: some digits are missing.",
+    "error.number.too_long": "The number is too long: a phone number has at most 15 digits including "
+    "the country code.",
+    "error.number.no_country_code": "The number has no country code. Add it, for example +49 170 1234567 "
+    "or 0049 170 1234567.",
+    "error.number.invalid_for_region": "This is not a valid phone number for country code +{country_code}. "
+    "Check the digits and the country code.",
+    "error.number.not_a_number": "This is not a phone number.",
+    "error.number.control_characters": "The number contains an invisible control character ({character}). "
+    "Type it again by hand.",
+    "error.number.non_ascii_digits": "The number contains the digit \u201c{character}\u201d, which is not one "
+    "of 0-9. Type it with the digits 0-9.",
+    "error.number.extension": "Mobile numbers have no extension. Remove the extension at the end "
+    "(x, ext or #) and try again.",
+    "error.number.invalid_character": "The number contains \u201c{character}\u201d, which is not allowed. Type "
+    "only digits, with spaces, + ( ) - . / if you like.",
+    "error.number.misplaced_plus": "The + sign may appear only once, at the start, before the country code.",
+    "error.number.invalid_country_code": "The country code is not valid. Start with + and a real country "
+    "code, for example +49 for Germany.",
+    "error.ticket.too_long": "The ticket link or reason is too long (at most {max} characters).",
+    "error.field.too_long": "This is too long (at most {max} characters).",
+    "error.choice.invalid": "Choose one of the offered options.",
+    "warning.not_mobile": "This does not look like a mobile number: text messages with sign-in codes may not "
+    "arrive.",
+    "warning.sms_sign_in_lost": "SMS sign-in is active for the current number and will be set up again for "
+    "the new one if the tenant allows it.",
+    # confirmation card
+    "confirm.title": "Check the change",
+    "confirm.intro": "Nothing has changed yet. Confirm to go ahead.",
+    "confirm.intro_approval": "Nothing has changed yet. Confirm to send the request for approval.",
+    "fact.user": "User",
+    "fact.upn": "UPN",
+    "fact.account": "Account",
+    "fact.account.member": "member",
+    "fact.account.guest": "guest",
+    "fact.mobile": "Mobile (current)",
+    "fact.alternate": "Alternate mobile",
+    "fact.office": "Office phone",
+    "fact.sms_sign_in": "SMS sign-in",
+    "fact.change": "Change",
+    "fact.notification": "Notification",
+    "fact.ticket": "Ticket or reason",
+    "fact.requested_by": "Requested by",
+    "fact.requested_at": "Requested at",
+    "fact.expires_at": "Expires at",
+    "fact.status": "Status",
+    "fact.request": "Request",
+    "fact.privileged": "Privileged",
+    "fact.outcome": "Outcome",
+    "fact.decided_by": "Decided by",
+    "fact.decided_at": "Decided at",
+    "fact.reason": "Reason",
+    "fact.holder": "Held by",
+    "fact.phone_type": "Phone type",
+    "change.set": "Set mobile: {old} \u2192 {new}",
+    "change.update": "Update mobile: {old} \u2192 {new}",
+    "change.remove": "Remove mobile {old}",
+    "notify.off": "No e-mail to the user",
+    "notify.on": "E-mail to the user ({language})",
+    "notify.language.auto": "language from the user's location",
+    "notify.language.de": "German",
+    "notify.language.en": "English",
+    "rules.title": "Rules that apply",
+    "rule.privileged": "This user holds {roles}: a member of the privileged group must approve.",
+    "rule.privileged_requester": "This user holds {roles}: only the privileged group may change it, and you "
+    "are a member.",
+    "rule.approval_always": "Every change needs an approver's confirmation.",
+    "rule.approval_by": "After you confirm, the {group} must approve.",
+    "rule.no_approval": "No approval needed: the change runs when you confirm.",
+    "warnings.title": "Please note",
+    "button.confirm": "Confirm",
+    "button.edit": "Edit",
+    "button.cancel": "Cancel",
+    "button.approve": "Approve",
+    "button.reject": "Reject",
+    "button.open_portal": "Open in the Entra admin center",
+    # phone types and SMS sign-in states
+    "phone.mobile": "mobile",
+    "phone.alternateMobile": "alternate mobile",
+    "phone.office": "office",
+    "sms.ready": "ready (the number can be used to sign in by text message)",
+    "sms.notSupported": "not supported for this user",
+    "sms.notAllowedByPolicy": "not allowed by the tenant's policy",
+    "sms.notEnabled": "not enabled",
+    "sms.invalidPhoneNumber": "the number cannot be used for SMS sign-in",
+    "sms.notConfigured": "not configured",
+    "sms.phoneNumberNotUnique": "not possible: another account uses this number for SMS sign-in",
+    "sms.unknownFutureValue": "unknown",
+    "sms.none": "no mobile number",
+    # progress
+    "progress.title": "Working on it\u2026",
+    "progress.changing": "Changing the number in Microsoft Entra ID\u2026",
+    "progress.removing": "Removing the number in Microsoft Entra ID\u2026",
+    "progress.checking": "Reading the user's current phone methods\u2026",
+    "progress.search_profile": "The number is in use elsewhere. Looking for the account that holds it\u2026",
+    "progress.search_scan": "Looking for the account that holds the number: {scanned} accounts checked\u2026",
+    "progress.search_scan_total": "Looking for the account that holds the number: {scanned} of about {total} "
+    "accounts checked\u2026",
+    "progress.approved": "Approved by {name}. Applying the change\u2026",
+    # outcomes (one title and one body per OutcomeKind)
+    "outcome.added.title": "Done: mobile number set",
+    "outcome.added.body": "The mobile number {new} is now registered for MFA.",
+    "outcome.updated.title": "Done: mobile number updated",
+    "outcome.updated.body": "The mobile number changed from {old} to {new}.",
+    "outcome.removed.title": "Done: mobile number removed",
+    "outcome.removed.body": "The mobile number {old} was removed. The user can no longer receive MFA codes on it.",
+    "outcome.unchanged.title": "Nothing to change",
+    "outcome.unchanged.body": "The user already has {new} as mobile number. Nothing was changed.",
+    "outcome.nothing_to_remove.title": "Nothing to remove",
+    "outcome.nothing_to_remove.body": "The user has no mobile number. Nothing was changed.",
+    "outcome.shown.title": "Current phone methods",
+    "outcome.shown.body": "Nothing was changed.",
+    "outcome.number_mismatch.title": "The number does not match",
+    "outcome.number_mismatch.body": "You typed {typed}, but the user's current mobile number is {old}. "
+    "Nothing was changed. Check the number and try again.",
+    "outcome.blocked_by_graph_rule.title": "Microsoft Entra ID refused the change",
+    "outcome.blocked_by_graph_rule.body": "A rule in Microsoft Entra ID blocked the change. Nothing was "
+    "changed.",
+    "outcome.blocked_by_graph_rule.next": "Check the user's authentication methods in the Entra admin center, "
+    "or ask an administrator. The details below say which rule applied.",
+    "outcome.conflict_unresolved.title": "Blocked: the number is used by another account",
+    "outcome.conflict_unresolved.body": "Another account already uses {new} for SMS sign-in, and Microsoft "
+    "Entra ID refused to add it. Nothing was changed.",
+    "outcome.conflict_unresolved.next": "Remove the number from the other account (or turn off its SMS "
+    "sign-in) first, or use a different number.",
+    "outcome.user_not_found.title": "User not found",
+    "outcome.user_not_found.body": "No user was found for \u201c{ref}\u201d. Nothing was changed.",
+    "outcome.invalid_number.title": "The number cannot be used",
+    "outcome.invalid_number.body": "The phone number is not valid. Nothing was changed.",
+    "outcome.invalid_request.title": "The request cannot be carried out",
+    "outcome.invalid_request.body": "The request is incomplete or not allowed. Nothing was changed.",
+    "outcome.permission_denied.title": "The bot lacks a permission",
+    "outcome.permission_denied.body": "Microsoft Graph refused the call because the app is missing a "
+    "permission. Nothing was changed.",
+    "outcome.permission_denied.which": "Missing permission: {permission}. An administrator must grant it "
+    "(admin consent) to the app.",
+    "outcome.graph_unavailable.title": "Microsoft Graph is not available",
+    "outcome.graph_unavailable.body": "Microsoft Graph did not answer in time, so the change could not be "
+    "completed. Please try again in a few minutes.",
+    "outcome.graph_unavailable.support": "If it keeps failing, give these request IDs to your administrator.",
+    "outcome.sms_conflict.title": "Set for MFA, but not for SMS sign-in",
+    "outcome.sms_conflict.body": "The number {new} is registered and works for MFA codes, but it cannot be used "
+    "for SMS sign-in.",
+    "outcome.sms_conflict.why": "Why: another account already uses this number for SMS sign-in, and a number "
+    "can be used for SMS sign-in by only one account in the tenant.",
+    "outcome.holder.title": "Account that holds the number",
+    "outcome.holder.not_found": "The account that holds the number was not found. It may be held by a "
+    "deleted or soft-deleted user.",
+    "outcome.holder.failed": "The search for the account that holds the number did not finish.",
+    "outcome.holder.not_run": "The account that holds the number was not searched for.",
+    "outcome.graph_says": "Microsoft Graph says: {code}: {message}",
+    "outcome.next": "What to do: {text}",
+    "outcome.sms_state": "SMS sign-in: {state}",
+    # notification line, one per NotificationStatus
+    "notification.sent": "E-mail sent to {recipient} ({language}).",
+    "notification.disabled": "No e-mail sent: not requested.",
+    "notification.skipped_no_mail": "No e-mail sent: the user has no mailbox.",
+    "notification.failed": "The e-mail could not be sent: {detail}",
+    "notification.not_attempted": "No e-mail sent: nothing changed.",
+    # approvals
+    "approval.title": "Approval needed: mobile phone MFA change",
+    "approval.waiting": "Waiting for approval by the {group}.",
+    "approval.group.approver": "approver group",
+    "approval.group.privileged": "privileged group",
+    "approval.reason.label": "Reason (optional, sent to the requester)",
+    "approval.reason.placeholder": "Why do you reject it?",
+    "approval.read_only": "Only members of the {group} can decide. You see the current state.",
+    "approval.approved_by": "Approved by {name} on {time}.",
+    "approval.rejected_by": "Rejected by {name} on {time}.",
+    "approval.rejected_reason": "Reason: {reason}",
+    "approval.expired": "Expired on {time}: nobody decided in time. Nothing was changed.",
+    "approval.cancelled": "Cancelled by {name} on {time}. Nothing was changed.",
+    "approval.cancelled_plain": "Cancelled. Nothing was changed.",
+    "awaiting.title": "Sent for approval",
+    "awaiting.body": "Your request is waiting for approval by the {group}. I will tell you the result here.",
+    "awaiting.expires": "If nobody decides by {time}, the request expires.",
+    "decision.title.approved": "Approved",
+    "decision.title.rejected": "Rejected",
+    "decision.title.expired": "Expired",
+    "decision.title.cancelled": "Cancelled",
+    "decision.title.executing": "Approved: applying the change",
+    "decision.title.completed": "Completed",
+    "decision.title.failed": "Failed",
+    "decision.title.draft": "Not confirmed yet",
+    "decision.title.awaiting_approval": "Waiting for approval",
+    # request states
+    "state.draft": "draft, not confirmed",
+    "state.awaiting_approval": "waiting for approval",
+    "state.approved": "approved",
+    "state.executing": "running",
+    "state.completed": "completed",
+    "state.failed": "failed",
+    "state.rejected": "rejected",
+    "state.expired": "expired",
+    "state.cancelled": "cancelled",
+    # refusals
+    "refusal.title": "Not possible",
+    "refusal.not_helpdesk": "Only members of the helpdesk group can change MFA phone numbers. Ask your "
+    "administrator to add you if you need this.",
+    "refusal.target_privileged": "This user holds {roles}. Only members of the privileged group can change "
+    "their MFA phone, and you are not a member.",
+    "refusal.own_account": "You cannot change your own MFA phone through the bot. Please ask a colleague.",
+    "refusal.other_tenant": "This bot only serves its own organisation. Requests from other tenants are "
+    "refused.",
+    "refusal.rate_limit": "You have reached the limit of {limit} changes in {window}. Please try again later "
+    "or ask a colleague.",
+    "refusal.target_cooldown": "This user's MFA phone was changed at {time}. Another change is possible "
+    "after {until}.",
+    "refusal.approver_is_requester": "You asked for this change, so you cannot approve or reject it. "
+    "Another approver must decide.",
+    "refusal.approver_is_target": "This change is about your own account, so you cannot approve or reject it.",
+    "refusal.not_approver": "Only members of the {group} can approve or reject this request.",
+    "refusal.not_found": "Request not found, or it is not yours.",
+    "refusal.stale": "This card is out of date: the request changed in the meantime. Here is its current state.",
+    "refusal.expired": "This request has expired. Nothing was changed. Please start a new one.",
+    "refusal.unknown_action": "I do not know this action. Please use the buttons on the latest card.",
+    "refusal.already_decided": "This request was already decided: {state}.",
+    "refusal.not_in_personal_chat": "Please ask for changes in a personal chat with me.",
+    "refusal.bad_input": "I could not read that card action. Please use the latest card.",
+    "refusal.internal_error": "Something went wrong on my side. Nothing was changed. Please try again.",
+    "refusal.unknown_command": "I did not understand \u201c{text}\u201d. Type help to see what I can do.",
+    "cancel.done": "Your request was cancelled. Nothing was changed.",
+    "cancel.nothing": "You have no open request to cancel.",
+    # history and status
+    "history.title": "History for {target}",
+    "history.empty": "No entries.",
+    "history.more": "Only the newest {count} entries are shown.",
+    "status.title": "Status of request {id}",
+    "status.audit": "Audit trail",
+    "event.requested": "requested",
+    "event.edited": "edited",
+    "event.confirmed": "confirmed",
+    "event.submitted_for_approval": "sent for approval",
+    "event.approved": "approved",
+    "event.rejected": "rejected",
+    "event.expired": "expired",
+    "event.cancelled": "cancelled",
+    "event.executing": "started",
+    "event.completed": "completed",
+    "event.failed": "failed",
+    "event.refused": "refused",
+    "event.history_viewed": "history viewed",
+    "event.notification": "notification",
+    "entry.numbers": "{old} \u2192 {new}",
+    "entry.outcome": "outcome: {outcome}",
+    "entry.reason": "reason: {reason}",
+    "entry.by": "by {name}",
+    "outcome_name.added": "set",
+    "outcome_name.updated": "updated",
+    "outcome_name.removed": "removed",
+    "outcome_name.unchanged": "unchanged",
+    "outcome_name.nothing_to_remove": "nothing to remove",
+    "outcome_name.shown": "shown",
+    "outcome_name.number_mismatch": "number mismatch",
+    "outcome_name.blocked_by_graph_rule": "blocked by a Microsoft Entra ID rule",
+    "outcome_name.conflict_unresolved": "blocked: number used by another account",
+    "outcome_name.user_not_found": "user not found",
+    "outcome_name.invalid_number": "invalid number",
+    "outcome_name.invalid_request": "invalid request",
+    "outcome_name.permission_denied": "permission missing",
+    "outcome_name.graph_unavailable": "Microsoft Graph unavailable",
+}
+
+# ------------------------------------------------------------------------------------------------ German
+
+DE: Final[dict[str, str]] = {
+    "app.name": "MFA-Telefon-Helpdesk",
+    "demo.banner": "Simulation: Änderungen gehen an einen simulierten Mandanten, nicht an Microsoft Entra ID.",
+    "common.none": "keine",
+    "common.yes": "ja",
+    "common.no": "nein",
+    "common.unknown": "unbekannt",
+    "common.utc": "{time} UTC",
+    "common.request_id": "Anfrage {id}",
+    "common.graph_request_ids": "Request-IDs von Microsoft Graph: {ids}",
+    "common.refresh": "Aktualisieren",
+    "help.title": "MFA-Telefon-Helpdesk: Was ich kann",
+    "help.intro": "Ich setze, ändere oder entferne die Mobilnummer, die ein Benutzer für die Multi-Faktor-"
+    "Anmeldung in Microsoft Entra ID hinterlegt hat. Nur Mitglieder der Helpdesk-Gruppe können das anfragen, "
+    "und jede Änderung wird protokolliert.",
+    "help.commands": "Befehle",
+    "help.cmd.help": "help: zeigt diese Karte",
+    "help.cmd.set": "set phone: öffnet das Formular, um die Mobilnummer eines Benutzers zu setzen oder zu "
+    "ändern",
+    "help.cmd.remove": "remove phone: öffnet das Formular, um die Mobilnummer eines Benutzers zu entfernen",
+    "help.cmd.history": "history <Benutzer>: das Protokoll zu einem Benutzer (UPN, E-Mail oder Objekt-ID), "
+    "neueste zuerst",
+    "help.cmd.status": "status <Anfrage-ID>: der Stand einer Anfrage",
+    "help.cmd.cancel": "cancel: bricht Ihre noch offene Anfrage ab",
+    "help.rules": "Niemand kann über mich das eigene MFA-Telefon ändern. Konten mit Administratorrollen "
+    "erfordern die privilegierte Gruppe, und manche Änderungen brauchen die Bestätigung einer genehmigenden "
+    "Person.",
+    "form.title": "Mobiltelefon als MFA-Methode ändern",
+    "form.intro": "Wählen Sie den Benutzer aus oder geben Sie UPN, E-Mail-Adresse oder Objekt-ID ein, falls "
+    "die Suche nicht verfügbar ist.",
+    "form.target_picker.label": "Benutzer (im Verzeichnis suchen)",
+    "form.target_picker.placeholder": "Namen eingeben",
+    "form.target_text.label": "Benutzer: UPN, E-Mail-Adresse oder Objekt-ID",
+    "form.target_text.placeholder": "adele.vance@contoso.com",
+    "form.action.label": "Aktion",
+    "form.action.set": "Mobilnummer setzen oder ändern",
+    "form.action.remove": "Mobilnummer entfernen",
+    "form.action.error": "Wählen Sie Setzen oder Entfernen.",
+    "form.number.label": "Mobilnummer",
+    "form.number.placeholder": "+49 170 1234567",
+    "form.number.hint": "Zum Setzen oder Ändern erforderlich. Beim Entfernen optional: Wenn Sie sie angeben, "
+    "muss sie mit der aktuellen Mobilnummer übereinstimmen.",
+    "form.notify.label": "Benachrichtigung",
+    "form.notify.title": "Benutzer per E-Mail informieren",
+    "form.language.label": "Sprache der E-Mail",
+    "form.language.auto": "Automatisch (nach Standort des Benutzers)",
+    "form.language.de": "Deutsch",
+    "form.language.en": "English",
+    "form.ticket.label": "Ticket-Link oder Begründung",
+    "form.ticket.placeholder": "https://servicedesk.example.com/ticket/4711 oder eine kurze Begründung",
+    "form.submit": "Prüfen",
+    "form.cancel": "Abbrechen",
+    "form.has_errors": "Bitte korrigieren Sie die unten markierten Felder.",
+    "error.target.required": "Wählen Sie einen Benutzer aus oder geben Sie UPN, E-Mail-Adresse oder "
+    "Objekt-ID ein.",
+    "error.target.not_found": "Zu \u201e{ref}\u201c wurde kein Benutzer gefunden. Prüfen Sie die Schreibweise "
+    "oder wählen Sie den Benutzer aus.",
+    "error.target.both": "Wählen Sie einen Benutzer aus oder geben Sie einen ein, nicht zwei verschiedene.",
+    "error.target.invalid": "Das ist keine UPN, E-Mail-Adresse oder Objekt-ID.",
+    "error.number.required_for_set": "Geben Sie die neue Mobilnummer ein.",
+    "error.number.empty": "Es wurde keine Telefonnummer angegeben.",
+    "error.number.letters": "Die Nummer enthält den Buchstaben \u201e{character}\u201c. Geben Sie nur Ziffern "
+    "ein, gern mit Leerzeichen und + ( ) - . /.",
+    "error.number.too_short": "Die Nummer ist zu kurz: Es fehlen Ziffern.",
+    "error.number.too_long": "Die Nummer ist zu lang: Eine Telefonnummer hat höchstens 15 Ziffern "
+    "einschließlich Ländervorwahl.",
+    "error.number.no_country_code": "Die Nummer hat keine Ländervorwahl. Ergänzen Sie sie, zum Beispiel "
+    "+49 170 1234567 oder 0049 170 1234567.",
+    "error.number.invalid_for_region": "Das ist keine gültige Telefonnummer für die Ländervorwahl "
+    "+{country_code}. Prüfen Sie die Ziffern und die Ländervorwahl.",
+    "error.number.not_a_number": "Das ist keine Telefonnummer.",
+    "error.number.control_characters": "Die Nummer enthält ein unsichtbares Steuerzeichen ({character}). "
+    "Geben Sie sie bitte von Hand neu ein.",
+    "error.number.non_ascii_digits": "Die Nummer enthält die Ziffer \u201e{character}\u201c, die keine der "
+    "Ziffern 0-9 ist. Geben Sie sie mit den Ziffern 0-9 ein.",
+    "error.number.extension": "Mobilnummern haben keine Durchwahl. Entfernen Sie die Durchwahl am Ende "
+    "(x, ext oder #) und versuchen Sie es erneut.",
+    "error.number.invalid_character": "Die Nummer enthält \u201e{character}\u201c, das ist nicht erlaubt. "
+    "Geben Sie nur Ziffern ein, gern mit Leerzeichen und + ( ) - . /.",
+    "error.number.misplaced_plus": "Das Pluszeichen darf nur einmal vorkommen, am Anfang vor der "
+    "Ländervorwahl.",
+    "error.number.invalid_country_code": "Die Ländervorwahl ist ungültig. Beginnen Sie mit + und einer "
+    "echten Ländervorwahl, zum Beispiel +49 für Deutschland.",
+    "error.ticket.too_long": "Ticket-Link oder Begründung ist zu lang (höchstens {max} Zeichen).",
+    "error.field.too_long": "Die Eingabe ist zu lang (höchstens {max} Zeichen).",
+    "error.choice.invalid": "Wählen Sie eine der angebotenen Optionen.",
+    "warning.not_mobile": "Das sieht nicht nach einer Mobilnummer aus: SMS mit Anmeldecodes kommen "
+    "womöglich nicht an.",
+    "warning.sms_sign_in_lost": "Für die aktuelle Nummer ist die SMS-Anmeldung aktiv; sie wird für die neue "
+    "Nummer wieder eingerichtet, sofern der Mandant es zulässt.",
+    "confirm.title": "Änderung prüfen",
+    "confirm.intro": "Noch ist nichts geändert. Bestätigen Sie, um fortzufahren.",
+    "confirm.intro_approval": "Noch ist nichts geändert. Bestätigen Sie, um die Anfrage zur Genehmigung zu "
+    "senden.",
+    "fact.user": "Benutzer",
+    "fact.upn": "UPN",
+    "fact.account": "Konto",
+    "fact.account.member": "Mitglied",
+    "fact.account.guest": "Gast",
+    "fact.mobile": "Mobilnummer (aktuell)",
+    "fact.alternate": "Alternative Mobilnummer",
+    "fact.office": "Bürotelefon",
+    "fact.sms_sign_in": "SMS-Anmeldung",
+    "fact.change": "Änderung",
+    "fact.notification": "Benachrichtigung",
+    "fact.ticket": "Ticket oder Begründung",
+    "fact.requested_by": "Angefragt von",
+    "fact.requested_at": "Angefragt am",
+    "fact.expires_at": "Läuft ab am",
+    "fact.status": "Status",
+    "fact.request": "Anfrage",
+    "fact.privileged": "Privilegiert",
+    "fact.outcome": "Ergebnis",
+    "fact.decided_by": "Entschieden von",
+    "fact.decided_at": "Entschieden am",
+    "fact.reason": "Begründung",
+    "fact.holder": "Verwendet von",
+    "fact.phone_type": "Telefontyp",
+    "change.set": "Mobilnummer setzen: {old} \u2192 {new}",
+    "change.update": "Mobilnummer ändern: {old} \u2192 {new}",
+    "change.remove": "Mobilnummer {old} entfernen",
+    "notify.off": "Keine E-Mail an den Benutzer",
+    "notify.on": "E-Mail an den Benutzer ({language})",
+    "notify.language.auto": "Sprache nach Standort des Benutzers",
+    "notify.language.de": "Deutsch",
+    "notify.language.en": "Englisch",
+    "rules.title": "Geltende Regeln",
+    "rule.privileged": "Dieser Benutzer hat {roles}: Ein Mitglied der privilegierten Gruppe muss genehmigen.",
+    "rule.privileged_requester": "Dieser Benutzer hat {roles}: Nur die privilegierte Gruppe darf ihn ändern, "
+    "und Sie sind Mitglied.",
+    "rule.approval_always": "Jede Änderung braucht die Bestätigung einer genehmigenden Person.",
+    "rule.approval_by": "Nach Ihrer Bestätigung muss die {group} genehmigen.",
+    "rule.no_approval": "Keine Genehmigung nötig: Die Änderung läuft, sobald Sie bestätigen.",
+    "warnings.title": "Bitte beachten",
+    "button.confirm": "Bestätigen",
+    "button.edit": "Bearbeiten",
+    "button.cancel": "Abbrechen",
+    "button.approve": "Genehmigen",
+    "button.reject": "Ablehnen",
+    "button.open_portal": "Im Entra Admin Center öffnen",
+    "phone.mobile": "Mobil",
+    "phone.alternateMobile": "alternative Mobilnummer",
+    "phone.office": "Büro",
+    "sms.ready": "bereit (die Nummer kann zur Anmeldung per SMS verwendet werden)",
+    "sms.notSupported": "für diesen Benutzer nicht unterstützt",
+    "sms.notAllowedByPolicy": "durch die Richtlinie des Mandanten nicht erlaubt",
+    "sms.notEnabled": "nicht aktiviert",
+    "sms.invalidPhoneNumber": "die Nummer kann nicht für die SMS-Anmeldung verwendet werden",
+    "sms.notConfigured": "nicht eingerichtet",
+    "sms.phoneNumberNotUnique": "nicht möglich: Ein anderes Konto verwendet diese Nummer für die SMS-Anmeldung",
+    "sms.unknownFutureValue": "unbekannt",
+    "sms.none": "keine Mobilnummer",
+    "progress.title": "In Arbeit\u2026",
+    "progress.changing": "Die Nummer wird in Microsoft Entra ID geändert\u2026",
+    "progress.removing": "Die Nummer wird in Microsoft Entra ID entfernt\u2026",
+    "progress.checking": "Die aktuellen Telefonmethoden des Benutzers werden gelesen\u2026",
+    "progress.search_profile": "Die Nummer wird bereits verwendet. Ich suche das Konto, das sie hat\u2026",
+    "progress.search_scan": "Suche nach dem Konto, das die Nummer hat: {scanned} Konten geprüft\u2026",
+    "progress.search_scan_total": "Suche nach dem Konto, das die Nummer hat: {scanned} von etwa {total} "
+    "Konten geprüft\u2026",
+    "progress.approved": "Genehmigt von {name}. Die Änderung wird ausgeführt\u2026",
+    "outcome.added.title": "Erledigt: Mobilnummer gesetzt",
+    "outcome.added.body": "Die Mobilnummer {new} ist jetzt für MFA registriert.",
+    "outcome.updated.title": "Erledigt: Mobilnummer geändert",
+    "outcome.updated.body": "Die Mobilnummer wurde von {old} auf {new} geändert.",
+    "outcome.removed.title": "Erledigt: Mobilnummer entfernt",
+    "outcome.removed.body": "Die Mobilnummer {old} wurde entfernt. Der Benutzer erhält darauf keine MFA-Codes "
+    "mehr.",
+    "outcome.unchanged.title": "Nichts zu ändern",
+    "outcome.unchanged.body": "Der Benutzer hat bereits {new} als Mobilnummer. Es wurde nichts geändert.",
+    "outcome.nothing_to_remove.title": "Nichts zu entfernen",
+    "outcome.nothing_to_remove.body": "Der Benutzer hat keine Mobilnummer. Es wurde nichts geändert.",
+    "outcome.shown.title": "Aktuelle Telefonmethoden",
+    "outcome.shown.body": "Es wurde nichts geändert.",
+    "outcome.number_mismatch.title": "Die Nummer stimmt nicht überein",
+    "outcome.number_mismatch.body": "Sie haben {typed} angegeben, die aktuelle Mobilnummer des Benutzers ist "
+    "aber {old}. Es wurde nichts geändert. Prüfen Sie die Nummer und versuchen Sie es erneut.",
+    "outcome.blocked_by_graph_rule.title": "Microsoft Entra ID hat die Änderung abgelehnt",
+    "outcome.blocked_by_graph_rule.body": "Eine Regel in Microsoft Entra ID hat die Änderung verhindert. Es "
+    "wurde nichts geändert.",
+    "outcome.blocked_by_graph_rule.next": "Prüfen Sie die Authentifizierungsmethoden des Benutzers im Entra "
+    "Admin Center oder fragen Sie eine Administratorin oder einen Administrator. Die Details unten nennen "
+    "die Regel.",
+    "outcome.conflict_unresolved.title": "Blockiert: Die Nummer wird von einem anderen Konto verwendet",
+    "outcome.conflict_unresolved.body": "Ein anderes Konto verwendet {new} bereits für die SMS-Anmeldung, und "
+    "Microsoft Entra ID hat das Hinzufügen abgelehnt. Es wurde nichts geändert.",
+    "outcome.conflict_unresolved.next": "Entfernen Sie die Nummer zuerst beim anderen Konto (oder schalten Sie "
+    "dort die SMS-Anmeldung ab), oder verwenden Sie eine andere Nummer.",
+    "outcome.user_not_found.title": "Benutzer nicht gefunden",
+    "outcome.user_not_found.body": "Zu \u201e{ref}\u201c wurde kein Benutzer gefunden. Es wurde nichts geändert.",
+    "outcome.invalid_number.title": "Die Nummer kann nicht verwendet werden",
+    "outcome.invalid_number.body": "Die Telefonnummer ist ungültig. Es wurde nichts geändert.",
+    "outcome.invalid_request.title": "Die Anfrage kann nicht ausgeführt werden",
+    "outcome.invalid_request.body": "Die Anfrage ist unvollständig oder nicht erlaubt. Es wurde nichts "
+    "geändert.",
+    "outcome.permission_denied.title": "Dem Bot fehlt eine Berechtigung",
+    "outcome.permission_denied.body": "Microsoft Graph hat den Aufruf abgelehnt, weil der App eine "
+    "Berechtigung fehlt. Es wurde nichts geändert.",
+    "outcome.permission_denied.which": "Fehlende Berechtigung: {permission}. Eine Administratorin oder ein "
+    "Administrator muss sie der App erteilen (Administratorzustimmung).",
+    "outcome.graph_unavailable.title": "Microsoft Graph ist nicht erreichbar",
+    "outcome.graph_unavailable.body": "Microsoft Graph hat nicht rechtzeitig geantwortet, daher konnte die "
+    "Änderung nicht abgeschlossen werden. Bitte versuchen Sie es in einigen Minuten erneut.",
+    "outcome.graph_unavailable.support": "Wenn es weiter fehlschlägt, geben Sie diese Request-IDs an Ihre "
+    "Administration weiter.",
+    "outcome.sms_conflict.title": "Für MFA gesetzt, aber nicht für die SMS-Anmeldung",
+    "outcome.sms_conflict.body": "Die Nummer {new} ist registriert und funktioniert für MFA-Codes, kann aber "
+    "nicht für die SMS-Anmeldung verwendet werden.",
+    "outcome.sms_conflict.why": "Grund: Ein anderes Konto verwendet diese Nummer bereits für die "
+    "SMS-Anmeldung, und eine Nummer kann im Mandanten nur von einem Konto für die SMS-Anmeldung verwendet "
+    "werden.",
+    "outcome.holder.title": "Konto, das die Nummer verwendet",
+    "outcome.holder.not_found": "Das Konto, das die Nummer verwendet, wurde nicht gefunden. Möglicherweise "
+    "gehört sie einem gelöschten oder vorläufig gelöschten Benutzer.",
+    "outcome.holder.failed": "Die Suche nach dem Konto, das die Nummer verwendet, wurde nicht abgeschlossen.",
+    "outcome.holder.not_run": "Nach dem Konto, das die Nummer verwendet, wurde nicht gesucht.",
+    "outcome.graph_says": "Microsoft Graph meldet: {code}: {message}",
+    "outcome.next": "Was zu tun ist: {text}",
+    "outcome.sms_state": "SMS-Anmeldung: {state}",
+    "notification.sent": "E-Mail an {recipient} gesendet ({language}).",
+    "notification.disabled": "Keine E-Mail gesendet: nicht angefordert.",
+    "notification.skipped_no_mail": "Keine E-Mail gesendet: Der Benutzer hat kein Postfach.",
+    "notification.failed": "Die E-Mail konnte nicht gesendet werden: {detail}",
+    "notification.not_attempted": "Keine E-Mail gesendet: Es wurde nichts geändert.",
+    "approval.title": "Genehmigung erforderlich: Änderung des MFA-Mobiltelefons",
+    "approval.waiting": "Wartet auf Genehmigung durch die {group}.",
+    "approval.group.approver": "Genehmigungsgruppe",
+    "approval.group.privileged": "privilegierte Gruppe",
+    "approval.reason.label": "Begründung (optional, geht an die anfragende Person)",
+    "approval.reason.placeholder": "Warum lehnen Sie ab?",
+    "approval.read_only": "Nur Mitglieder der {group} können entscheiden. Sie sehen den aktuellen Stand.",
+    "approval.approved_by": "Genehmigt von {name} am {time}.",
+    "approval.rejected_by": "Abgelehnt von {name} am {time}.",
+    "approval.rejected_reason": "Begründung: {reason}",
+    "approval.expired": "Abgelaufen am {time}: Niemand hat rechtzeitig entschieden. Es wurde nichts geändert.",
+    "approval.cancelled": "Abgebrochen von {name} am {time}. Es wurde nichts geändert.",
+    "approval.cancelled_plain": "Abgebrochen. Es wurde nichts geändert.",
+    "awaiting.title": "Zur Genehmigung gesendet",
+    "awaiting.body": "Ihre Anfrage wartet auf die Genehmigung durch die {group}. Ich melde Ihnen das Ergebnis "
+    "hier.",
+    "awaiting.expires": "Wenn bis {time} niemand entscheidet, läuft die Anfrage ab.",
+    "decision.title.approved": "Genehmigt",
+    "decision.title.rejected": "Abgelehnt",
+    "decision.title.expired": "Abgelaufen",
+    "decision.title.cancelled": "Abgebrochen",
+    "decision.title.executing": "Genehmigt: Die Änderung wird ausgeführt",
+    "decision.title.completed": "Abgeschlossen",
+    "decision.title.failed": "Fehlgeschlagen",
+    "decision.title.draft": "Noch nicht bestätigt",
+    "decision.title.awaiting_approval": "Wartet auf Genehmigung",
+    "state.draft": "Entwurf, nicht bestätigt",
+    "state.awaiting_approval": "wartet auf Genehmigung",
+    "state.approved": "genehmigt",
+    "state.executing": "läuft",
+    "state.completed": "abgeschlossen",
+    "state.failed": "fehlgeschlagen",
+    "state.rejected": "abgelehnt",
+    "state.expired": "abgelaufen",
+    "state.cancelled": "abgebrochen",
+    "refusal.title": "Nicht möglich",
+    "refusal.not_helpdesk": "Nur Mitglieder der Helpdesk-Gruppe können MFA-Telefonnummern ändern. Bitten Sie "
+    "Ihre Administration, Sie aufzunehmen, falls Sie das brauchen.",
+    "refusal.target_privileged": "Dieser Benutzer hat {roles}. Nur Mitglieder der privilegierten Gruppe "
+    "können sein MFA-Telefon ändern, und Sie sind kein Mitglied.",
+    "refusal.own_account": "Sie können Ihr eigenes MFA-Telefon nicht über den Bot ändern. Bitte wenden Sie "
+    "sich an eine Kollegin oder einen Kollegen.",
+    "refusal.other_tenant": "Dieser Bot bedient nur die eigene Organisation. Anfragen aus anderen Mandanten "
+    "werden abgelehnt.",
+    "refusal.rate_limit": "Sie haben die Grenze von {limit} Änderungen in {window} erreicht. Bitte versuchen "
+    "Sie es später erneut oder wenden Sie sich an eine Kollegin oder einen Kollegen.",
+    "refusal.target_cooldown": "Das MFA-Telefon dieses Benutzers wurde am {time} geändert. Eine weitere "
+    "Änderung ist ab {until} möglich.",
+    "refusal.approver_is_requester": "Sie haben diese Änderung angefragt und können sie daher weder "
+    "genehmigen noch ablehnen. Eine andere genehmigende Person muss entscheiden.",
+    "refusal.approver_is_target": "Diese Änderung betrifft Ihr eigenes Konto, daher können Sie sie weder "
+    "genehmigen noch ablehnen.",
+    "refusal.not_approver": "Nur Mitglieder der {group} können diese Anfrage genehmigen oder ablehnen.",
+    "refusal.not_found": "Anfrage nicht gefunden, oder sie gehört nicht Ihnen.",
+    "refusal.stale": "Diese Karte ist veraltet: Die Anfrage hat sich inzwischen geändert. Hier ist ihr "
+    "aktueller Stand.",
+    "refusal.expired": "Diese Anfrage ist abgelaufen. Es wurde nichts geändert. Bitte stellen Sie eine neue.",
+    "refusal.unknown_action": "Diese Aktion kenne ich nicht. Bitte verwenden Sie die Schaltflächen der "
+    "neuesten Karte.",
+    "refusal.already_decided": "Über diese Anfrage wurde bereits entschieden: {state}.",
+    "refusal.not_in_personal_chat": "Bitte fragen Sie Änderungen in einem persönlichen Chat mit mir an.",
+    "refusal.bad_input": "Diese Kartenaktion konnte ich nicht lesen. Bitte verwenden Sie die neueste Karte.",
+    "refusal.internal_error": "Bei mir ist etwas schiefgegangen. Es wurde nichts geändert. Bitte versuchen Sie "
+    "es erneut.",
+    "refusal.unknown_command": "\u201e{text}\u201c habe ich nicht verstanden. Geben Sie help ein, um zu sehen, "
+    "was ich kann.",
+    "cancel.done": "Ihre Anfrage wurde abgebrochen. Es wurde nichts geändert.",
+    "cancel.nothing": "Sie haben keine offene Anfrage, die abgebrochen werden kann.",
+    "history.title": "Verlauf für {target}",
+    "history.empty": "Keine Einträge.",
+    "history.more": "Nur die neuesten {count} Einträge werden angezeigt.",
+    "status.title": "Stand der Anfrage {id}",
+    "status.audit": "Protokoll",
+    "event.requested": "angefragt",
+    "event.edited": "bearbeitet",
+    "event.confirmed": "bestätigt",
+    "event.submitted_for_approval": "zur Genehmigung gesendet",
+    "event.approved": "genehmigt",
+    "event.rejected": "abgelehnt",
+    "event.expired": "abgelaufen",
+    "event.cancelled": "abgebrochen",
+    "event.executing": "gestartet",
+    "event.completed": "abgeschlossen",
+    "event.failed": "fehlgeschlagen",
+    "event.refused": "abgewiesen",
+    "event.history_viewed": "Verlauf angesehen",
+    "event.notification": "Benachrichtigung",
+    "entry.numbers": "{old} \u2192 {new}",
+    "entry.outcome": "Ergebnis: {outcome}",
+    "entry.reason": "Begründung: {reason}",
+    "entry.by": "von {name}",
+    "outcome_name.added": "gesetzt",
+    "outcome_name.updated": "geändert",
+    "outcome_name.removed": "entfernt",
+    "outcome_name.unchanged": "unverändert",
+    "outcome_name.nothing_to_remove": "nichts zu entfernen",
+    "outcome_name.shown": "angezeigt",
+    "outcome_name.number_mismatch": "Nummer stimmt nicht überein",
+    "outcome_name.blocked_by_graph_rule": "durch eine Regel von Microsoft Entra ID blockiert",
+    "outcome_name.conflict_unresolved": "blockiert: Nummer von anderem Konto verwendet",
+    "outcome_name.user_not_found": "Benutzer nicht gefunden",
+    "outcome_name.invalid_number": "ungültige Nummer",
+    "outcome_name.invalid_request": "ungültige Anfrage",
+    "outcome_name.permission_denied": "Berechtigung fehlt",
+    "outcome_name.graph_unavailable": "Microsoft Graph nicht erreichbar",
+}
+
+TEXTS: Final[dict[str, dict[str, str]]] = {"en": EN, "de": DE}
