@@ -115,19 +115,14 @@ def render_text(outcome: Outcome) -> str:
 
 async def run_command(args: argparse.Namespace, settings: Any, *, stderr: TextIO) -> Outcome:
     """Build the Graph stack from settings, run one command, close everything."""
-    from graph.auth import TokenProvider
-    from graph.client import GraphClient, create_http_client
+    from graph.client import graph_client
     from graph.directory import Directory
     from graph.notify import Notifier
     from graph.workflow import PhoneMfaWorkflow, WorkflowRequest, WorkflowSettings
 
-    tokens = await TokenProvider.create(settings)
-    async with create_http_client(settings) as http:
-        client = GraphClient(http, tokens, settings.base_url)
+    async with graph_client(settings) as client:
         wf_settings = WorkflowSettings.from_graph_settings(settings)
-        notifier = (
-            Notifier.from_settings(settings, client) if getattr(settings, "mail_sender", None) else None
-        )
+        notifier = Notifier.from_settings(settings) if settings.mail_sender else None
         workflow = PhoneMfaWorkflow(client, Directory(client), wf_settings, notifier=notifier)
         if args.action == "show":
             return await workflow.show(args.user)

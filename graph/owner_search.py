@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from graph.errors import GraphError, PermissionDeniedError
+from graph.errors import GraphError
 from graph.numbers import digits
 from graph.outcome import Holder
 
@@ -280,19 +280,10 @@ class OwnerSearch:
             idx = int(res.id)
             user_id, name, upn = chunk[idx]
             status = int(res.status)
-            if status == 403:
-                body = res.body if isinstance(res.body, dict) else {}
-                err = body.get("error", {}) if isinstance(body, dict) else {}
-                raise PermissionDeniedError(
-                    status=403,
-                    code=str(err.get("code") or "Authorization_RequestDenied"),
-                    message=str(err.get("message") or "Insufficient privileges to read phone methods."),
-                    request_id=(err.get("innerError") or {}).get("request-id")
-                    if isinstance(err, dict)
-                    else None,
-                    method="GET",
-                    url=f"/users/{user_id}/authentication/phoneMethods",
-                )
+            if status in (401, 403):
+                err = res.error()
+                err.method, err.url = "GET", f"/users/{user_id}/authentication/phoneMethods"
+                raise err
             if status != 200:
                 self._unchecked += 1  # deleted meanwhile (404) or still throttled after the client's retries
                 continue
