@@ -1,0 +1,156 @@
+"""Switches, fault injection and the call record of the simulator."""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal
+
+FaultAction = int | Literal["drop", "timeout"]
+
+
+@dataclass
+class Behaviour:
+    """What the simulator does where Microsoft documents nothing or where tests need a knob.
+
+    normalise_numbers        "+CCNNN" is stored and returned as "+CC NNN" (observed in production).
+    sms_uniqueness           POST/PATCH of a mobile number that another user holds for SMS sign-in (state ready),
+                             on a target enabled for SMS sign-in by policy, answers 409 phoneNumberNotUnique.
+    conflict_stores_method   ... and the method is stored anyway with smsSignInState "phoneNumberNotUnique".
+    visibility_delay_ms      writes to phone methods become visible to reads after this many ms.
+    throttle                 token bucket over Graph requests per identity limits (per app + tenant).
+    throttle_capacity        resource units per ``throttle_window_s`` (None: by tenant size, 3500/5000/8000).
+    fractional_retry_after   Retry-After like "2.128" instead of an integer.
+    report_throttle          userRegistrationDetails: ``report_limit`` requests per ``report_window_s``.
+    latency_ms               added to every Graph request; ``batch_latency_ms`` replaces it for $batch.
+    token_lifetime_s         expires_in of issued access tokens.
+    hang_s                   how long a "timeout" fault holds the request before closing it.
+    """
+
+    normalise_numbers: bool = True
+    sms_uniqueness: bool = True
+    conflict_stores_method: bool = True
+    visibility_delay_ms: int = 0
+    throttle: bool = False
+    throttle_capacity: int | None = None
+    throttle_window_s: float = 10.0
+    write_capacity: int = 3000
+    write_window_s: float = 150.0
+    fractional_retry_after: bool = False
+    report_throttle: bool = True
+    report_limit: int = 5
+    report_window_s: float = 10.0
+    latency_ms: int = 0
+    batch_latency_ms: int = 0
+    token_lifetime_s: int = 3599
+    hang_s: float = 120.0
+
+    def update(self, changes: dict[str, Any]) -> None:
+        known = {f.name for f in fields(self)}
+        unknown = set(changes) - known
+        if unknown:
+            raise ValueError(f"unknown behaviour switch(es): {', '.join(sorted(unknown))}")
+        for key, value in changes.items():
+            setattr(self, key, value)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Fault:
+    method: str
+    path_regex: str
+    action: FaultAction
+    times: int = 1
+    retry_after: float | None = None
+    after_apply: bool = False
+    hits: int = 0
+
+    def matches(self, method: str, path: str) -> bool:
+        return (self.method == "*" or self.method.upper() == method.upper()) and re.search(
+            self.path_regex, path
+        ) is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Faults:
+    """Injected failures: ``inject("PATCH", r"/phoneMethods/", 503, times=2, retry_after=1)``.
+
+    action: an HTTP status code (Graph error body, optional Retry-After), "drop" (close the connection without an
+    answer) or "timeout" (hold the request for ``Behaviour.hang_s``, longer than any client timeout). With
+    ``after_apply=True`` (or action "apply_then_drop" / "apply_then_timeout") the request is carried out first,
+    so the client cannot know whether its write happened.
+    """
+
+    def __init__(self) -> None:
+        self._faults: list[Fault] = []
+        self._lock = threading.Lock()
+
+    def inject(
+        self,
+        method: str,
+        path_regex: str,
+        action: FaultAction | str,
+        times: int = 1,
+        retry_after: float | None = None,
+        *,
+        after_apply: bool = False,
+    ) -> Fault:
+        if isinstance(action, str) and action.startswith("apply_then_"):
+            action, after_apply = action.removeprefix("apply_then_"), True
+        if isinstance(action, str) and action.isdigit():
+            action = int(action)
+        if not (isinstance(action, int) or action in ("drop", "timeout")):
+            raise ValueError(f"unknown fault action {action!r}")
+        re.compile(path_regex)
+        fault = Fault(method.upper(), path_regex, action, times, retry_after, after_apply)  # type: ignore[arg-type]
+        with self._lock:
+            self._faults.append(fault)
+        return fault
+
+    def take(self, method: str, path: str, *, in_batch: bool = False) -> Fault | None:
+        """The first live fault matching the request; counts one use of it."""
+        with self._lock:
+            for fault in self._faults:
+                if fault.hits < fault.times and fault.matches(method, path):
+                    if in_batch and not isinstance(fault.action, int):
+                        continue
+                    fault.hits += 1
+                    return fault
+        return None
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def pending(self) -> list[Fault]:
+        with self._lock:
+            return [f for f in self._faults if f.hits < f.times]
+
+    def to_list(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [f.to_dict() for f in self._faults]
+
+
+@dataclass
+class Call:
+    """One Graph request as the simulator saw it (login requests are not recorded)."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    status: int | None  # None: the connection was dropped or held without an answer
+    json: Any
+    request_id: str
+    ts: float
+    in_batch: bool = False
+    client_request_id: str | None = None
+    fault: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
