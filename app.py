@@ -1,0 +1,406 @@
+"""The bot's web server: POST /api/messages (Bot Framework CloudAdapter), GET /healthz, GET /readyz.
+
+`create_app(settings)` builds the aiohttp Application; nothing happens at import time. The database, the Graph
+client and the background sweeper are opened in on_startup and closed in on_cleanup; a graceful shutdown stops
+taking new work and lets running changes finish (bounded by SHUTDOWN_TIMEOUT_SECONDS).
+
+    python app.py           # serve on HOST:PORT (default 0.0.0.0:3978)
+    python app.py --demo    # demo mode on a simulated tenant (bot/demo.py)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from bot.settings import BotSettings, SettingsError
+
+log = logging.getLogger("mfa_bot.app")
+
+MAX_JSON_DEPTH = 64
+
+
+@dataclass
+class Runtime:
+    """Everything on_startup builds; kept on the application (app[RUNTIME])."""
+
+    settings: BotSettings
+    store: Any
+    graph: Any
+    adapter: Any
+    bot: Any
+    executor: Any
+    sweeper: Any | None
+    owns_store: bool
+    owns_graph: bool
+    accepting: bool = True
+
+
+RUNTIME: web.AppKey[Runtime] = web.AppKey("runtime", Runtime)
+
+
+def create_app(
+    settings: BotSettings,
+    *,
+    graph: Any | None = None,
+    store: Any | None = None,
+    clock: Callable[[], Any] | None = None,
+    start_sweeper: bool = True,
+) -> web.Application:
+    """The bot as an aiohttp application. `graph` (bot.service.GraphServices) and `store` (bot.store.Store) may be
+    passed in (tests, demo mode); otherwise they are built from settings at start-up and closed at clean-up."""
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[_errors_as_json])
+
+    async def on_startup(app: web.Application) -> None:
+        app[RUNTIME] = await _build_runtime(
+            settings, graph=graph, store=store, clock=clock, start_sweeper=start_sweeper
+        )
+
+    async def on_shutdown(app: web.Application) -> None:
+        runtime = app.get(RUNTIME)
+        if runtime is None:
+            return
+        runtime.accepting = False
+        await runtime.executor.shutdown(timeout=settings.shutdown_timeout_seconds)
+
+    async def on_cleanup(app: web.Application) -> None:
+        runtime = app.get(RUNTIME)
+        if runtime is None:
+            return
+        runtime.accepting = False
+        if runtime.sweeper is not None:
+            await runtime.sweeper.stop()
+        await runtime.executor.shutdown(timeout=settings.shutdown_timeout_seconds)
+        if runtime.owns_graph and runtime.graph is not None:
+            await runtime.graph.close()
+        if runtime.owns_store:
+            await runtime.store.close()
+
+    app.on_startup.append(on_startup)
+    app.on_shutdown.append(on_shutdown)
+    app.on_cleanup.append(on_cleanup)
+    app.router.add_post("/api/messages", _messages)
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/readyz", _readyz)
+    return app
+
+
+async def _build_runtime(
+    settings: BotSettings,
+    *,
+    graph: Any | None,
+    store: Any | None,
+    clock: Callable[[], Any] | None,
+    start_sweeper: bool,
+) -> Runtime:
+    from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFrameworkAuthentication
+
+    from bot.execution import Executor
+    from bot.handler import MfaBot
+    from bot.policy import Policy
+    from bot.proactive import CardUpdater
+    from bot.service import GraphServices, MfaService, load_approvals
+    from bot.store import Store
+
+    owns_store = store is None
+    if store is None:
+        store = await Store.open(settings.database_url, data_dir=settings.data_dir)
+    owns_graph = graph is None
+    try:
+        if graph is None:
+            if settings.graph is None:
+                raise SettingsError("GRAPH_TENANT_ID", "missing")
+            graph = await GraphServices.create(settings.graph)
+        bf = settings.bot_framework
+        adapter = CloudAdapter(
+            ConfigurationBotFrameworkAuthentication(bf, credentials_factory=_credentials_factory(settings))
+        )
+        updater = CardUpdater(adapter, bf.APP_ID)
+        kwargs: dict[str, Any] = {"clock": clock} if clock is not None else {}
+        policy = Policy(graph.directory, settings, **kwargs)
+        executor = Executor(
+            store=store, workflow=graph.workflow, updater=updater, settings=settings, **kwargs
+        )
+        approvals = load_approvals(
+            store=store, policy=policy, executor=executor, updater=updater, settings=settings, **kwargs
+        )
+        service = MfaService(
+            store=store,
+            graph=graph,
+            policy=policy,
+            executor=executor,
+            updater=updater,
+            settings=settings,
+            approvals=approvals,
+            **kwargs,
+        )
+        bot = MfaBot(service=service, store=store, settings=settings)
+        adapter.on_turn_error = bot.on_turn_error
+        sweeper = None
+        if approvals is not None and start_sweeper:
+            sweeper = _start_sweeper(approvals, settings)
+    except BaseException:
+        if owns_graph and graph is not None:
+            await graph.close()
+        if owns_store:
+            await store.close()
+        raise
+    return Runtime(
+        settings=settings,
+        store=store,
+        graph=graph,
+        adapter=adapter,
+        bot=bot,
+        executor=executor,
+        sweeper=sweeper,
+        owns_store=owns_store,
+        owns_graph=owns_graph,
+    )
+
+
+def _start_sweeper(approvals: Any, settings: BotSettings) -> Any | None:
+    try:
+        from bot.sweeper import Sweeper
+    except ImportError:
+        return None
+    sweeper = Sweeper(approvals, settings.sweep_interval_seconds)
+    sweeper.start()
+    return sweeper
+
+
+def _credentials_factory(settings: BotSettings) -> Any | None:
+    """A certificate credential when MicrosoftAppCertificate* are set; otherwise botbuilder's own factory from the
+    configuration (password, UserAssignedMSI, or none in local mode)."""
+    bf = settings.bot_framework
+    if not (bf.APP_ID and bf.CERTIFICATE_THUMBPRINT and bf.CERTIFICATE_PRIVATE_KEY_FILE):
+        return None
+    from botframework.connector.auth import CertificateServiceClientCredentialsFactory
+
+    with open(bf.CERTIFICATE_PRIVATE_KEY_FILE, encoding="ascii") as fh:
+        private_key = fh.read()
+    return CertificateServiceClientCredentialsFactory(
+        bf.CERTIFICATE_THUMBPRINT, private_key, bf.APP_ID, bf.APP_TENANTID
+    )
+
+
+# ------------------------------------------------------------------------------------------------ handlers
+
+
+def _problem(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+
+
+@web.middleware
+async def _errors_as_json(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Every error leaves as a short JSON body: a bad request is a 4xx that says what was wrong; an internal
+    failure is logged and answered with a 500 that carries no detail (never a stack trace)."""
+    try:
+        return await handler(request)
+    except web.HTTPRequestEntityTooLarge:
+        return _problem(
+            413, "PayloadTooLarge", f"The body is larger than {request.app._client_max_size} bytes."
+        )  # noqa: SLF001
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return _problem(exc.status, exc.reason.replace(" ", ""), exc.text or exc.reason)
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return _problem(500, "InternalError", "The bot could not process this request.")
+
+
+def _depth(value: Any, limit: int) -> int:
+    """Nesting depth of a JSON value, iteratively (no recursion on hostile input); stops early past limit."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if level > deepest:
+            deepest = level
+            if deepest > limit:
+                return deepest
+        if isinstance(item, dict):
+            stack.extend((v, level + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, level + 1) for v in item)
+    return deepest
+
+
+async def _messages(request: web.Request) -> web.StreamResponse:
+    runtime = request.app.get(RUNTIME)
+    if runtime is None or not runtime.accepting:
+        return _problem(503, "ShuttingDown", "The bot is not taking new work right now; try again shortly.")
+    if request.content_type != "application/json":
+        return _problem(415, "UnsupportedMediaType", "Send the activity as application/json.")
+    raw = await request.read()  # client_max_size bounds it (413)
+    try:
+        body = json.loads(raw)
+    except RecursionError:
+        return _problem(400, "BadRequest", "The body is nested too deeply.")
+    except (ValueError, UnicodeDecodeError):
+        return _problem(400, "BadRequest", "The body is not valid JSON.")
+    if not isinstance(body, dict):
+        return _problem(400, "BadRequest", "The body must be a JSON object (a Bot Framework activity).")
+    if _depth(body, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+        return _problem(400, "BadRequest", "The body is nested too deeply.")
+    problem = _activity_problem(body)
+    if problem:
+        return _problem(400, "BadRequest", problem)
+    from bot.handler import AFTER_RESPONSE
+
+    deferred: list[Any] = []
+    token = AFTER_RESPONSE.set(deferred)
+    try:
+        response = await runtime.adapter.process(request, runtime.bot)
+    except (web.HTTPUnauthorized, PermissionError):
+        _drop(deferred)
+        return _problem(401, "Unauthorized", "The request is not authenticated for this bot.")
+    except web.HTTPException:
+        _drop(deferred)
+        raise
+    except Exception as exc:
+        _drop(deferred)
+        if _is_auth_failure(exc):
+            return _problem(401, "Unauthorized", "The request is not authenticated for this bot.")
+        log.exception("activity processing failed")
+        return _problem(500, "InternalError", "The bot could not process this activity.")
+    finally:
+        AFTER_RESPONSE.reset(token)
+    if response is None:
+        response = web.Response(status=201)
+    if deferred:
+        # Answer first (the card the person sees now), then start the slow work that updates it later: the
+        # final card update can then never arrive before the answer it replaces.
+        try:
+            await response.prepare(request)
+            await response.write_eof()
+        finally:
+            for work in deferred:
+                runtime.executor.spawn(work)
+    return response
+
+
+def _drop(deferred: list[Any]) -> None:
+    for work in deferred:
+        work.close()
+    deferred.clear()
+
+
+def _is_auth_failure(exc: BaseException) -> bool:
+    module = type(exc).__module__ or ""
+    return module.startswith("jwt") or "Unauthorized" in type(exc).__name__
+
+
+_OBJECT_FIELDS = ("from", "recipient", "conversation", "channelData")
+_STRING_FIELDS = ("type", "id", "serviceUrl", "channelId", "text", "name", "locale", "replyToId")
+
+
+def _activity_problem(body: Mapping[str, Any]) -> str | None:
+    """The shape checks botbuilder's deserializer does not make (it would fail later with a 500)."""
+    if not isinstance(body.get("type"), str) or not body["type"]:
+        return "The activity has no type."
+    for name in _STRING_FIELDS:
+        if name in body and body[name] is not None and not isinstance(body[name], str):
+            return f"The activity field '{name}' must be a string."
+    for name in _OBJECT_FIELDS:
+        if name in body and body[name] is not None and not isinstance(body[name], dict):
+            return f"The activity field '{name}' must be an object."
+    for name in ("from", "recipient", "conversation"):
+        part = body.get(name) or {}
+        for key, value in part.items():
+            if value is not None and not isinstance(value, str | bool | int) and key != "properties":
+                return f"The activity field '{name}.{key}' has the wrong type."
+    if (
+        "attachments" in body
+        and body["attachments"] is not None
+        and not isinstance(body["attachments"], list)
+    ):
+        return "The activity field 'attachments' must be a list."
+    if "entities" in body and body["entities"] is not None and not isinstance(body["entities"], list):
+        return "The activity field 'entities' must be a list."
+    if body["type"] in ("message", "invoke") and not isinstance(body.get("serviceUrl"), str):
+        return "The activity has no serviceUrl."
+    if body["type"] in ("message", "invoke", "conversationUpdate", "installationUpdate"):
+        if not isinstance(body.get("conversation"), dict) or not isinstance(
+            body["conversation"].get("id"), str
+        ):
+            return "The activity has no conversation id."
+    return None
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "alive"})
+
+
+async def _readyz(request: web.Request) -> web.Response:
+    runtime = request.app.get(RUNTIME)
+    if runtime is None:
+        return web.json_response({"status": "starting", "failed": ["startup"]}, status=503)
+    checks: dict[str, str] = {}
+    try:
+        ok = await asyncio.wait_for(runtime.store.ping(), timeout=5.0)
+        checks["database"] = "ok" if ok else "unreachable"
+    except Exception as exc:  # noqa: BLE001
+        checks["database"] = f"unreachable ({type(exc).__name__})"
+    try:
+        await asyncio.wait_for(runtime.graph.tokens.token(), timeout=10.0)
+        checks["graph_token"] = "ok"  # noqa: S105
+    except Exception as exc:  # noqa: BLE001
+        code = getattr(exc, "code", None) or type(exc).__name__
+        checks["graph_token"] = f"unavailable ({code})"
+    if not runtime.accepting:
+        checks["accepting"] = "shutting down"
+    failed = [name for name, value in checks.items() if value != "ok"]
+    return web.json_response(
+        {"status": "ready" if not failed else "not ready", "checks": checks, "failed": failed},
+        status=200 if not failed else 503,
+    )
+
+
+# ------------------------------------------------------------------------------------------------ main
+
+
+def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    import os
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    env = os.environ if environ is None else environ
+    if "--demo" in args:
+        try:
+            from bot import demo
+        except ImportError:
+            print("demo mode is not available in this build (bot/demo.py is missing)", file=sys.stderr)
+            return 2
+        result = demo.main()
+        return int(result or 0)
+    if args:
+        print(f"unknown argument: {args[0]} (use: python app.py [--demo])", file=sys.stderr)
+        return 2
+    try:
+        settings = BotSettings.from_env(env)
+    except SettingsError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 1
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    web.run_app(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        shutdown_timeout=settings.shutdown_timeout_seconds,
+        access_log=None,
+        print=lambda text: log.info("%s", text),
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,192 @@
+"""Runs an approved request through the Graph workflow, exactly once, after the card action has been answered.
+
+APPROVED→EXECUTING is a conditional update on (id, revision): a second click, a Teams retry or a second instance
+loses that race and does nothing. Every copy of the card shows progress, then the outcome; the requester is told
+when someone else's decision ran the change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from bot import cards, texts
+from bot.models import ChangeRequest, Person, RequestState
+from graph.numbers import mask
+from graph.outcome import Notification, NotificationStatus, Outcome, OutcomeKind, TargetUser
+
+log = logging.getLogger(__name__)
+
+PROGRESS_UPDATE_INTERVAL = 1.0  # seconds between owner-search progress updates of the card
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Executor:
+    def __init__(
+        self,
+        *,
+        store: Any,
+        workflow: Any,
+        updater: Any,
+        settings: Any,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._store = store
+        self._workflow = workflow
+        self._updater = updater
+        self._settings = settings
+        self._clock = clock
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._closed = False
+
+    # -------------------------------------------------------------------------------------- background tasks
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run coro in the background, tracked so a graceful shutdown can wait for it."""
+        if self._closed:
+            coro.close()
+            log.warning("background work refused: the bot is shutting down")
+            return
+        task = asyncio.get_running_loop().create_task(self._guard(coro))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    @staticmethod
+    async def _guard(coro: Awaitable[Any]) -> None:
+        try:
+            await coro
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("background work failed")
+
+    @property
+    def running(self) -> int:
+        return len(self._tasks)
+
+    async def shutdown(self, timeout: float) -> None:  # noqa: ASYNC109
+        """Stop taking new work and wait (bounded) for what runs; what is still running then is cancelled."""
+        self._closed = True
+        tasks = [t for t in self._tasks if not t.done()]
+        if not tasks:
+            return
+        log.info("waiting up to %.0fs for %d running change(s)", timeout, len(tasks))
+        done, pending = await asyncio.wait(tasks, timeout=timeout)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=5.0)
+
+    # -------------------------------------------------------------------------------------- execution
+    async def execute(self, req: ChangeRequest, *, actor: Person) -> ChangeRequest | None:
+        from bot.store import StaleRevision  # the store's race signal
+
+        try:
+            req = await self._store.transition(
+                req.id, req.revision, RequestState.EXECUTING, actor=actor, event="execution_started"
+            )
+        except StaleRevision:
+            log.info("request %s is already being handled elsewhere", req.id)
+            return None
+        lang = texts.lang_from_locale(req.locale)
+        refs = await self._store.card_refs(req.id)
+        progress = cards.progress_card(lang, req, texts.t(lang, "progress.changing"))
+        await asyncio.gather(*(self._updater.update_card(ref, progress) for ref in refs))
+
+        last_progress = [0.0]
+
+        async def on_progress(p: Any) -> None:
+            now = time.monotonic()
+            if now - last_progress[0] < PROGRESS_UPDATE_INTERVAL:
+                return
+            last_progress[0] = now
+            text = texts.t(lang, "progress.search", scanned=getattr(p, "scanned", 0))
+            card = cards.progress_card(lang, req, text)
+            await asyncio.gather(*(self._updater.update_card(ref, card) for ref in refs))
+
+        outcome = await self._run_workflow(req, on_progress)
+        final = (
+            RequestState.FAILED if outcome.kind is OutcomeKind.GRAPH_UNAVAILABLE else RequestState.COMPLETED
+        )
+        details = {
+            "outcome": outcome.kind.value,
+            "old_number": outcome.previous_number or req.previous_number,
+            "new_number": outcome.number if req.action == "set" else None,
+            "graph_request_ids": list(outcome.graph_request_ids),
+            "notification": outcome.notification.status.value,
+            "sms_sign_in_conflict": outcome.sms_sign_in_conflict,
+        }
+        try:
+            req = await self._store.transition(
+                req.id,
+                req.revision,
+                final,
+                actor=actor,
+                event="completed" if final is RequestState.COMPLETED else "failed",
+                details=details,
+                outcome=outcome.to_json(),
+            )
+        except Exception:
+            # The change ran; the state could not be written. Keep the outcome visible on the card regardless.
+            log.exception("recording the outcome of request %s failed", req.id)
+            req = replace(req, state=final, outcome=outcome.to_json())
+        log.info(
+            "request %s %s: %s (target %s, number %s)",
+            req.id,
+            final.value,
+            outcome.kind.value,
+            req.target_id,
+            mask(outcome.number or req.number),
+        )
+        card = cards.outcome_card(lang, req, outcome)
+        await asyncio.gather(*(self._updater.update_card(ref, card) for ref in refs))
+        if actor.aad_object_id != req.requester.aad_object_id:
+            reference = await self._store.conversation_reference(f"user:{req.requester.aad_object_id}")
+            if reference is not None and not any(r.role == "requester" for r in refs):
+                await self._updater.send_card(reference, card)
+            elif reference is not None:
+                await self._updater.send_text(
+                    reference, texts.t(lang, "outcome.notice", target=req.target_display_name, id=req.id)
+                )
+        return req
+
+    async def _run_workflow(self, req: ChangeRequest, progress: Callable[[Any], Awaitable[None]]) -> Outcome:
+        from graph.workflow import WorkflowRequest
+
+        wf_req = WorkflowRequest(
+            action=req.action,
+            user_ref=req.target_id,
+            number=req.number,
+            notify=req.notify,
+            language=req.language,
+            ticket_url=req.ticket,
+            caller=req.requester.name,
+        )
+
+        def on_progress(p: Any) -> Any:
+            return progress(p)
+
+        try:
+            return await self._workflow.run(wf_req, progress=on_progress)
+        except Exception as exc:
+            log.exception("the workflow failed for request %s", req.id)
+            return Outcome(
+                kind=OutcomeKind.GRAPH_UNAVAILABLE,
+                action=req.action,
+                user=TargetUser(
+                    id=req.target_id, user_principal_name=req.target_upn, display_name=req.target_display_name
+                ),
+                number=req.number,
+                notification=Notification(
+                    NotificationStatus.NOT_ATTEMPTED if req.notify else NotificationStatus.DISABLED
+                ),
+                message=f"The change could not be finished ({type(exc).__name__}).",
+                next_step="Check the user's methods in Entra and try again.",
+            )

@@ -1,0 +1,201 @@
+"""The Teams edge: turns activities into calls on bot.service and answers them.
+
+`adaptiveCard/action` invokes are answered here with `InvokeResponse(status=200, body=AdaptiveCardInvokeResponse)`
+(a model, serialized once by CloudAdapter: botbuilder 4.17.1's own on_adaptive_card_invoke path serializes twice
+and fails with a 500). Action.Submit arrives as a message with `value` and gets the same treatment, answered by
+updating the clicked card in place. Graph work runs after the answer (bot/execution.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Coroutine
+from contextvars import ContextVar
+from typing import Any
+
+from botbuilder.core import (
+    ActivityHandler,
+    CardFactory,
+    ConversationState,
+    InvokeResponse,
+    MessageFactory,
+    TurnContext,
+    UserState,
+)
+from botbuilder.dialogs import DialogSet, DialogTurnStatus
+from botbuilder.schema import Activity, AdaptiveCardInvokeResponse, ChannelAccount
+
+from bot import texts
+from bot.models import Person
+from bot.policy import activity_tenant_id
+from bot.service import Caller, MfaService
+from dialogs.main_dialog import CALLER_KEY, MainDialog
+
+log = logging.getLogger(__name__)
+
+ADAPTIVE_CARD_TYPE = "application/vnd.microsoft.card.adaptive"
+ERROR_TYPE = "application/vnd.microsoft.error"
+
+# Work to start once the HTTP answer has gone out (set by app.py around adapter.process). Without it (unit tests
+# on botbuilder's TestAdapter) the work starts at once.
+AFTER_RESPONSE: ContextVar[list[Coroutine[Any, Any, Any]] | None] = ContextVar("after_response", default=None)
+
+
+class MfaBot(ActivityHandler):
+    def __init__(self, *, service: MfaService, store: Any, settings: Any) -> None:
+        self.service = service
+        self.settings = settings
+        storage = store.bot_storage()
+        self.conversation_state = ConversationState(storage)
+        self.user_state = UserState(storage)
+        self.open_request = self.user_state.create_property("open_request")
+        self.seen = self.user_state.create_property("seen")
+        self.dialog_state = self.conversation_state.create_property("DialogState")
+        self.dialogs = DialogSet(self.dialog_state)
+        self.dialogs.add(MainDialog(service, self.open_request, self.seen))
+
+    # ------------------------------------------------------------------------------------ turn
+    async def on_turn(self, turn_context: TurnContext) -> None:
+        await super().on_turn(turn_context)
+        for state in (self.conversation_state, self.user_state):
+            try:
+                await state.save_changes(turn_context)
+            except Exception as exc:  # noqa: BLE001  (an eTag conflict: the other writer's state wins)
+                log.warning("saving %s failed: %s", type(state).__name__, type(exc).__name__)
+
+    async def on_turn_error(self, turn_context: TurnContext, error: Exception) -> None:
+        """The adapter's last resort: log it, tell the person in plain words, never a stack trace."""
+        log.error("turn failed: %s", type(error).__name__, exc_info=error)
+        if turn_context.activity.type == "message":
+            lang = texts.lang_from_locale(turn_context.activity.locale)
+            try:
+                await turn_context.send_activity(texts.t(lang, "refusal.internal_error"))
+            except Exception:  # noqa: BLE001
+                log.warning("could not tell the user about the failure")
+
+    def caller(self, turn_context: TurnContext) -> Caller:
+        activity = turn_context.activity
+        sender = activity.from_property or ChannelAccount()
+        aad = sender.aad_object_id if isinstance(sender.aad_object_id, str) else ""
+        person = Person(
+            aad_object_id=aad[:64],
+            name=str(sender.name or "")[:200],
+            teams_id=str(sender.id or "")[:200] or None,
+        )
+        conversation = activity.conversation
+        conversation_type = getattr(conversation, "conversation_type", None)
+        reference = TurnContext.get_conversation_reference(activity).serialize()
+        pending = AFTER_RESPONSE.get()
+        return Caller(
+            person=person,
+            tenant_id=activity_tenant_id(activity),
+            locale=activity.locale if isinstance(activity.locale, str) else None,
+            conversation_reference=reference,
+            reply_to_id=activity.reply_to_id if isinstance(activity.reply_to_id, str) else None,
+            personal=conversation_type in (None, "personal"),
+            defer=pending.append if pending is not None else None,
+        )
+
+    async def _remember_user(self, caller: Caller) -> None:
+        """Keep the conversation reference of everyone who talks to the bot 1:1 (proactive messages later)."""
+        if not caller.personal or not caller.person.aad_object_id:
+            return
+        if not self.service.policy.check_tenant(caller.tenant_id).allowed:
+            return
+        try:
+            await self.service.store.save_conversation_reference(
+                f"user:{caller.person.aad_object_id.lower()}", caller.conversation_reference
+            )
+        except Exception:
+            log.exception("saving the conversation reference failed")
+
+    # ------------------------------------------------------------------------------------ messages
+    async def on_message_activity(self, turn_context: TurnContext) -> None:
+        caller = self.caller(turn_context)
+        await self._remember_user(caller)
+        value = turn_context.activity.value
+        if value is not None and not turn_context.activity.text:
+            await self._on_submit(turn_context, caller, value)
+            return
+        turn_context.turn_state[CALLER_KEY] = caller
+        dialog_context = await self.dialogs.create_context(turn_context)
+        result = await dialog_context.continue_dialog()
+        if result.status == DialogTurnStatus.Empty:
+            await dialog_context.begin_dialog(MainDialog.__name__)
+
+    async def _on_submit(self, turn_context: TurnContext, caller: Caller, value: Any) -> None:
+        """Action.Submit (clients without Universal Actions): the card's data arrives as the message's value."""
+        verb = value.get("verb") if isinstance(value, dict) else None
+        card = await self._card_for_action(turn_context, caller, verb, value)
+        activity = MessageFactory.attachment(CardFactory.adaptive_card(card))
+        if caller.reply_to_id:
+            activity.id = caller.reply_to_id
+            try:
+                await turn_context.update_activity(activity)
+                return
+            except Exception as exc:  # noqa: BLE001  (the client cannot update: answer with a new card)
+                log.info("updating the submitted card failed (%s); sending a new one", type(exc).__name__)
+                activity.id = None
+        await turn_context.send_activity(activity)
+
+    async def _card_for_action(
+        self, turn_context: TurnContext, caller: Caller, verb: Any, data: Any
+    ) -> dict[str, Any]:
+        try:
+            card = await self.service.on_card_action(caller, verb, data, turn_context.activity)
+        except Exception:
+            log.exception("card action failed")
+            return self.service.refusal_card(caller.lang, "refusal.internal_error")
+        if caller.open_request is not None:
+            await self.open_request.set(turn_context, caller.open_request)
+        return card
+
+    # ------------------------------------------------------------------------------------ invokes
+    async def on_invoke_activity(self, turn_context: TurnContext) -> InvokeResponse:
+        activity = turn_context.activity
+        if activity.name != "adaptiveCard/action":
+            return await super().on_invoke_activity(turn_context)
+        caller = self.caller(turn_context)
+        await self._remember_user(caller)
+        value = activity.value if isinstance(activity.value, dict) else {}
+        action = value.get("action") if isinstance(value.get("action"), dict) else {}
+        verb = action.get("verb")
+        data = action.get("data", {})
+        if data is None:
+            data = {}
+        card = await self._card_for_action(turn_context, caller, verb, data)
+        return InvokeResponse(
+            status=200,
+            body=AdaptiveCardInvokeResponse(status_code=200, type=ADAPTIVE_CARD_TYPE, value=card),
+        )
+
+    # ------------------------------------------------------------------------------------ installation
+    async def on_conversation_update_activity(self, turn_context: TurnContext) -> None:
+        await self._on_added(turn_context, turn_context.activity.members_added or [])
+
+    async def on_installation_update_activity(self, turn_context: TurnContext) -> None:
+        if (turn_context.activity.action or "").startswith("add"):
+            await self._on_added(turn_context, [turn_context.activity.recipient])
+
+    async def _on_added(self, turn_context: TurnContext, members: list[Any]) -> None:
+        activity: Activity = turn_context.activity
+        recipient_id = activity.recipient.id if activity.recipient else None
+        bot_added = any(m is not None and m.id == recipient_id for m in members)
+        caller = self.caller(turn_context)
+        if caller.personal:
+            if caller.person.aad_object_id:
+                await self._remember_user(caller)
+            return
+        conversation_id = activity.conversation.id if activity.conversation else None
+        wanted = self.settings.approver_conversation_id
+        if bot_added and wanted and conversation_id == wanted:
+            if not self.service.policy.check_tenant(caller.tenant_id).allowed:
+                log.warning("the approvers' conversation was added from another tenant; ignored")
+                return
+            await self.service.store.save_conversation_reference("approvers", caller.conversation_reference)
+            await self.service.store.audit(
+                "approvers_registered",
+                actor=None,
+                details={"conversation_id": conversation_id[:200], "by": "install"},
+            )
+            log.info("approvers' conversation registered on installation")

@@ -1,0 +1,182 @@
+"""Who may ask for a change, whose MFA may be changed, and who may approve: decided on the server from the
+activity's identity and Microsoft Graph, never from card data.
+
+Rules:
+- the activity comes from the configured tenant (channelData.tenant.id / conversation.tenantId);
+- the requester is a transitive member of HELPDESK_GROUP_ID;
+- nobody changes their own MFA through the bot;
+- privileged targets (directory roles except the harmless ones, members/owners of role-assignable groups) only
+  by a transitive member of PRIVILEGED_GROUP_ID;
+- approval is required by APPROVAL_POLICY (always | privileged | never); privileged targets are approved by the
+  privileged group, the rest by APPROVER_GROUP_ID (or the target's manager when MANAGER_APPROVAL is on);
+- an approver is never the requester or the target.
+Group memberships are cached for ROLE_CACHE_SECONDS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from bot.models import ChangeRequest, Person
+from graph.outcome import TargetUser
+
+
+@dataclass(frozen=True)
+class Roles:
+    helpdesk: bool
+    approver: bool
+    privileged: bool
+
+
+@dataclass
+class Decision:
+    allowed: bool
+    reason_key: str | None = None  # bot/texts.py key explaining a refusal
+    params: dict[str, Any] = field(default_factory=dict)
+    # bot/texts.py keys of the rules that apply (confirmation card); their parameters: roles (privilege_reasons),
+    # group (the approver group's name, approval.group.<approver_group>)
+    rules: list[str] = field(default_factory=list)
+    privileged: bool = False
+    privilege_reasons: list[str] = field(default_factory=list)
+    approval_required: bool = False
+    approver_group: Literal["approver", "privileged"] | None = None
+
+
+def refuse(reason_key: str, **params: Any) -> Decision:
+    return Decision(allowed=False, reason_key=reason_key, params=params)
+
+
+def activity_tenant_id(activity: Any) -> str | None:
+    """The tenant of an activity: channelData.tenant.id, else conversation.tenantId."""
+    channel_data = getattr(activity, "channel_data", None)
+    if isinstance(channel_data, dict):
+        tenant = channel_data.get("tenant")
+        if isinstance(tenant, dict) and isinstance(tenant.get("id"), str) and tenant["id"]:
+            return tenant["id"]
+    conversation = getattr(activity, "conversation", None)
+    tenant_id = getattr(conversation, "tenant_id", None)
+    return tenant_id if isinstance(tenant_id, str) and tenant_id else None
+
+
+class Policy:
+    def __init__(self, directory: Any, settings: Any, *, clock: Callable[[], Any] | None = None) -> None:
+        self._directory = directory
+        self._settings = settings
+        self._monotonic = time.monotonic
+        self._cache: dict[str, tuple[float, Roles]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._clock = clock
+
+    # ---------------------------------------------------------------------------------------------- roles
+    async def roles(self, aad_object_id: str) -> Roles:
+        key = aad_object_id.lower()
+        now = self._monotonic()
+        cached = self._cache.get(key)
+        if cached and cached[0] > now:
+            return cached[1]
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            cached = self._cache.get(key)
+            if cached and cached[0] > self._monotonic():
+                return cached[1]
+            s = self._settings
+            groups = [g for g in (s.helpdesk_group_id, s.approver_group_id, s.privileged_group_id) if g]
+            member_of = {g.lower() for g in await self._directory.member_groups(aad_object_id, groups)}
+            roles = Roles(
+                helpdesk=bool(s.helpdesk_group_id) and s.helpdesk_group_id.lower() in member_of,
+                approver=bool(s.approver_group_id) and s.approver_group_id.lower() in member_of,
+                privileged=bool(s.privileged_group_id) and s.privileged_group_id.lower() in member_of,
+            )
+            if s.role_cache_seconds > 0:
+                self._cache[key] = (self._monotonic() + s.role_cache_seconds, roles)
+            return roles
+
+    def forget(self, aad_object_id: str | None = None) -> None:
+        if aad_object_id is None:
+            self._cache.clear()
+        else:
+            self._cache.pop(aad_object_id.lower(), None)
+
+    # ---------------------------------------------------------------------------------------------- checks
+    def check_tenant(self, tenant_id: str | None) -> Decision:
+        expected = self._settings.tenant_id
+        if expected is None:
+            return Decision(allowed=True)
+        if not tenant_id or tenant_id.strip().lower() != expected.lower():
+            return refuse("refusal.other_tenant")
+        return Decision(allowed=True)
+
+    async def check_requester(self, person: Person, tenant_id: str | None) -> Decision:
+        tenant = self.check_tenant(tenant_id)
+        if not tenant.allowed:
+            return tenant
+        if not person.aad_object_id:
+            return refuse("refusal.bad_input")
+        roles = await self.roles(person.aad_object_id)
+        if not roles.helpdesk:
+            return refuse("refusal.not_helpdesk")
+        return Decision(allowed=True)
+
+    async def check_target(self, person: Person, target: TargetUser) -> Decision:
+        if target.id.lower() == person.aad_object_id.lower():
+            return refuse("refusal.own_account")
+        privilege = await self._directory.privilege(target.id)
+        reasons = list(privilege.roles) + list(privilege.role_assignable_groups)
+        privileged = bool(privilege.is_privileged)
+        rules: list[str] = []
+        if privileged:
+            roles = await self.roles(person.aad_object_id)
+            if not roles.privileged:
+                return Decision(
+                    allowed=False,
+                    reason_key="refusal.target_privileged",
+                    params={"roles": ", ".join(reasons)},
+                    privileged=True,
+                    privilege_reasons=reasons,
+                )
+            rules.append("rule.privileged_requester")
+        policy = self._settings.approval_policy
+        approval_required = policy == "always" or (policy == "privileged" and privileged)
+        approver_group: Literal["approver", "privileged"] | None = None
+        if approval_required:
+            approver_group = "privileged" if privileged else "approver"
+            if privileged:
+                rules.append("rule.privileged")
+            elif policy == "always":
+                rules.append("rule.approval_always")
+            rules.append("rule.approval_by")
+        else:
+            rules.append("rule.no_approval")
+        return Decision(
+            allowed=True,
+            rules=rules,
+            privileged=privileged,
+            privilege_reasons=reasons,
+            approval_required=approval_required,
+            approver_group=approver_group,
+        )
+
+    async def check_approver(self, person: Person, req: ChangeRequest) -> Decision:
+        aad = person.aad_object_id.lower()
+        if not aad:
+            return refuse("refusal.bad_input")
+        if aad == req.requester.aad_object_id.lower():
+            return refuse("refusal.approver_is_requester")
+        if aad == req.target_id.lower():
+            return refuse("refusal.approver_is_target")
+        roles = await self.roles(person.aad_object_id)
+        if req.target_privileged or req.approver_group == "privileged":
+            if roles.privileged:
+                return Decision(allowed=True, privileged=True)
+            return refuse("refusal.not_approver", group_key="approval.group.privileged")
+        if roles.approver or roles.privileged:
+            return Decision(allowed=True)
+        if self._settings.manager_approval:
+            manager = await self._directory.manager(req.target_id)
+            if manager is not None and manager.id.lower() == aad:
+                return Decision(allowed=True)
+        return refuse("refusal.not_approver", group_key="approval.group.approver")

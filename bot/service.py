@@ -1,0 +1,726 @@
+"""What the bot does for a person in Teams, independent of how the activity arrived (invoke or message).
+
+Every card action and command is checked here on the server: the tenant, the requester's roles, the target, the
+request's owner, state and revision, and the rate limits. Card data is untrusted input: only the request id,
+the revision and the form fields are read from it, each validated. Every refusal is audited and answered with
+words from bot/texts.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bot import cards, texts
+from bot.models import CardRef, ChangeRequest, Person, RequestState
+from bot.policy import Decision, Policy
+from graph.numbers import InvalidNumber, parse_number
+from graph.outcome import PhoneState, TargetUser
+
+log = logging.getLogger(__name__)
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+MAX_TARGET_CHARS = 256
+MAX_NUMBER_CHARS = 64
+MAX_TICKET_CHARS = 500
+FORM_FIELDS = ("targetUserId", "targetUserText", "number", "action", "notify", "language", "ticket")
+
+VERB_REVIEW = "mfa.review"
+VERB_CONFIRM = "mfa.confirm"
+VERB_EDIT = "mfa.edit"
+VERB_CANCEL = "mfa.cancel"
+APPROVAL_VERBS = frozenset({"mfa.approve", "mfa.reject", "mfa.refresh"})
+VERBS = frozenset({VERB_REVIEW, VERB_CONFIRM, VERB_EDIT, VERB_CANCEL}) | APPROVAL_VERBS
+
+# Words the texts table does not carry (yet); used only when bot/texts.py has no such key.
+_FALLBACK: dict[str, dict[str, str]] = {
+    "en": {
+        "approvers.registered": "This conversation now receives the approval requests.",
+        "approvers.not_allowed": "Only members of the approver group can register this conversation for approvals.",
+        "approvals.unavailable": "Approvals are not available, so this change cannot be submitted.",
+    },
+    "de": {
+        "approvers.registered": "Diese Unterhaltung erhält jetzt die Genehmigungsanfragen.",
+        "approvers.not_allowed": "Nur Mitglieder der Genehmigungsgruppe können diese Unterhaltung für "
+        "Genehmigungen eintragen.",
+        "approvals.unavailable": "Genehmigungen sind nicht verfügbar, deshalb kann diese Änderung nicht "
+        "eingereicht werden.",
+    },
+}
+
+
+def say(lang: str, key: str, **params: Any) -> str:
+    if texts.has(lang, key) or key not in _FALLBACK.get(lang, _FALLBACK["en"]):
+        return texts.t(lang, key, **params)
+    return _FALLBACK.get(lang, _FALLBACK["en"])[key].format(**params)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+# ---------------------------------------------------------------------------------------------- Graph wiring
+
+
+@dataclass
+class GraphServices:
+    """The Graph side the bot uses, built once at start-up (or passed in by tests and demo mode)."""
+
+    client: Any
+    directory: Any
+    workflow: Any
+    tokens: Any
+    _close: Callable[[], Awaitable[None]] | None = None
+
+    @classmethod
+    async def create(cls, settings: Any) -> GraphServices:
+        from graph.auth import TokenProvider
+        from graph.client import create_graph_client
+        from graph.directory import Directory
+        from graph.notify import Notifier
+        from graph.workflow import PhoneMfaWorkflow, WorkflowSettings
+
+        tokens = await TokenProvider.create(settings)
+        client, close = await create_graph_client(settings, tokens=tokens)
+        directory = Directory(client)
+        notifier = Notifier.from_settings(settings, client) if settings.mail_sender else None
+        workflow = PhoneMfaWorkflow(
+            client, directory, WorkflowSettings.from_graph_settings(settings), notifier=notifier
+        )
+        return cls(client=client, directory=directory, workflow=workflow, tokens=tokens, _close=close)
+
+    async def close(self) -> None:
+        if self._close is not None:
+            await self._close()
+
+
+def load_approvals(**kwargs: Any) -> Any | None:
+    """The approval service when bot/approvals.py is part of this build, else None (approvals unavailable)."""
+    try:
+        from bot.approvals import ApprovalService
+    except ImportError:
+        return None
+    return ApprovalService(**kwargs)
+
+
+# ---------------------------------------------------------------------------------------------- context
+
+
+@dataclass
+class Caller:
+    """Who acts, from the activity (never from card data), and where the answer goes."""
+
+    person: Person
+    tenant_id: str | None
+    locale: str | None
+    conversation_reference: dict[str, Any]
+    reply_to_id: str | None = None  # the message holding the card that was clicked
+    personal: bool = True
+    defer: Callable[[Coroutine[Any, Any, Any]], None] | None = None  # run after the answer is sent
+    open_request: str | None = None  # set when an action leaves the caller with an open request
+    lang: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.lang = texts.lang_from_locale(self.locale)
+
+
+class Refused(Exception):
+    def __init__(self, key: str, *, audit: bool = True, request: ChangeRequest | None = None, **params: Any):
+        super().__init__(key)
+        self.key = key
+        self.audit = audit
+        self.request = request
+        self.params = params
+
+
+# ---------------------------------------------------------------------------------------------- service
+
+
+class MfaService:
+    def __init__(
+        self,
+        *,
+        store: Any,
+        graph: GraphServices,
+        policy: Policy,
+        executor: Any,
+        updater: Any,
+        settings: Any,
+        approvals: Any | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.store = store
+        self.graph = graph
+        self.policy = policy
+        self.executor = executor
+        self.updater = updater
+        self.settings = settings
+        self.approvals = approvals
+        self._clock = clock
+
+    @property
+    def directory(self) -> Any:
+        return self.graph.directory
+
+    # ------------------------------------------------------------------------------------ refusals
+    def refusal_card(self, lang: str, key: str, **params: Any) -> dict[str, Any]:
+        return cards.refusal_card(lang, texts.t(lang, "refusal.title"), say(lang, key, **params))
+
+    async def refuse(
+        self,
+        caller: Caller,
+        key: str,
+        *,
+        verb: str | None = None,
+        req: ChangeRequest | None = None,
+        **params: Any,
+    ) -> dict[str, Any]:
+        await self._audit_refusal(caller, key, verb=verb, req=req, params=params)
+        return self.refusal_card(caller.lang, key, **params)
+
+    async def _audit_refusal(
+        self,
+        caller: Caller,
+        key: str,
+        *,
+        verb: str | None,
+        req: ChangeRequest | None,
+        params: dict[str, Any] | None = None,
+        request_id: str | None = None,
+        target: TargetUser | None = None,
+    ) -> None:
+        details: dict[str, Any] = {"reason": key}
+        if verb:
+            details["verb"] = verb[:40]
+        if caller.tenant_id:
+            details["tenant_id"] = caller.tenant_id[:64]
+        for name, value in (params or {}).items():
+            if isinstance(value, str | int | float):
+                details[name] = str(value)[:200]
+        try:
+            await self.store.audit(
+                "refused",
+                actor=caller.person,
+                request_id=req.id if req else request_id,
+                target_id=req.target_id if req else (target.id if target else None),
+                target_upn=req.target_upn if req else (target.user_principal_name if target else None),
+                details=details,
+            )
+        except Exception:
+            log.exception("writing the audit record of a refusal failed")
+
+    async def check_requester(self, caller: Caller, *, verb: str | None = None) -> dict[str, Any] | None:
+        """None when the caller may use the bot as a requester; else the refusal card (audited)."""
+        decision = await self.policy.check_requester(caller.person, caller.tenant_id)
+        if decision.allowed:
+            return None
+        return await self.refuse(
+            caller, decision.reason_key or "refusal.not_helpdesk", verb=verb, **decision.params
+        )
+
+    # ------------------------------------------------------------------------------------ forms
+    def request_form(
+        self,
+        caller: Caller,
+        *,
+        values: dict[str, Any] | None = None,
+        errors: dict[str, str] | None = None,
+        draft: ChangeRequest | None = None,
+    ) -> dict[str, Any]:
+        return cards.request_card(
+            caller.lang,
+            values=values,
+            errors=errors,
+            notify_default=self.settings.notify_default,
+            people_picker=caller.personal,
+            draft=draft,
+        )
+
+    def help_card(self, caller: Caller) -> dict[str, Any]:
+        return cards.help_card(caller.lang)
+
+    # ------------------------------------------------------------------------------------ card actions
+    async def on_card_action(self, caller: Caller, verb: Any, data: Any, activity: Any) -> dict[str, Any]:
+        """One card action (Action.Execute or Action.Submit); returns the card that replaces the clicked one."""
+        lang = caller.lang
+        if not isinstance(verb, str) or verb not in VERBS:
+            return await self.refuse(caller, "refusal.unknown_action", verb="?")
+        if not isinstance(data, dict):
+            return await self.refuse(caller, "refusal.bad_input", verb=verb)
+        if verb in APPROVAL_VERBS or (verb == VERB_CANCEL and await self._is_awaiting(data)):
+            tenant = self.policy.check_tenant(caller.tenant_id)
+            if not tenant.allowed:
+                return await self.refuse(caller, tenant.reason_key or "refusal.other_tenant", verb=verb)
+            if self.approvals is None:
+                return await self.refuse(caller, "approvals.unavailable", verb=verb)
+            return await self.approvals.on_action(verb, data, caller.person, activity)
+        refusal = await self.check_requester(caller, verb=verb)
+        if refusal is not None:
+            return refusal
+        try:
+            if verb == VERB_REVIEW:
+                return await self.review(caller, data)
+            if verb == VERB_CONFIRM:
+                return await self.confirm(caller, data)
+            if verb == VERB_EDIT:
+                return await self.edit(caller, data)
+            return await self.cancel_draft(caller, data)
+        except Refused as refused:
+            if refused.audit:
+                await self._audit_refusal(
+                    caller, refused.key, verb=verb, req=refused.request, params=refused.params
+                )
+            return self.refusal_card(lang, refused.key, **refused.params)
+
+    async def _is_awaiting(self, data: dict[str, Any]) -> bool:
+        request_id = data.get("requestId")
+        if not isinstance(request_id, str) or not _REQUEST_ID.match(request_id):
+            return False
+        req = await self.store.get_request(request_id)
+        return req is not None and req.state is RequestState.AWAITING_APPROVAL
+
+    async def _own_request(
+        self, caller: Caller, data: dict[str, Any], *, need_rev: bool = True
+    ) -> tuple[ChangeRequest, int]:
+        request_id = data.get("requestId")
+        rev = data.get("rev")
+        if not isinstance(request_id, str) or not _REQUEST_ID.match(request_id):
+            raise Refused("refusal.bad_input")
+        if isinstance(rev, str) and rev.isdigit() and len(rev) < 10:
+            rev = int(rev)
+        if need_rev and (not isinstance(rev, int) or isinstance(rev, bool) or rev < 0):
+            raise Refused("refusal.bad_input")
+        req = await self.store.get_request(request_id)
+        if req is None:
+            await self._audit_refusal(caller, "refusal.not_found", verb=None, req=None, request_id=request_id)
+            raise Refused("refusal.not_found", audit=False)
+        if req.requester.aad_object_id.lower() != caller.person.aad_object_id.lower():
+            raise Refused("refusal.not_found", request=req)
+        return req, int(rev) if isinstance(rev, int) else req.revision
+
+    # ------------------------------------------------------------------------------------ review
+    def _form_values(self, data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str], str]:
+        """Validate the form fields' types and sizes; returns (values to show again, errors by field, lang)."""
+        values: dict[str, Any] = {}
+        errors: dict[str, str] = {}
+        for name in FORM_FIELDS:
+            value = data.get(name)
+            if value is None:
+                continue
+            if name == "notify" and isinstance(value, bool):
+                value = "true" if value else "false"
+            if not isinstance(value, str):
+                errors[name] = (
+                    "error.choice.invalid"
+                    if name in ("action", "notify", "language")
+                    else "error.field.too_long"
+                )
+                continue
+            limit = {"number": MAX_NUMBER_CHARS, "ticket": MAX_TICKET_CHARS}.get(name, MAX_TARGET_CHARS)
+            if len(value) > limit:
+                errors[name] = "error.ticket.too_long" if name == "ticket" else "error.field.too_long"
+                values[name] = ""
+                continue
+            values[name] = value.strip()
+        return values, errors, ""
+
+    async def review(self, caller: Caller, data: dict[str, Any]) -> dict[str, Any]:
+        lang = caller.lang
+        values, error_keys, _ = self._form_values(data)
+        errors: dict[str, str] = {}
+        for name, key in error_keys.items():
+            limit = (
+                MAX_TICKET_CHARS
+                if name == "ticket"
+                else (MAX_NUMBER_CHARS if name == "number" else MAX_TARGET_CHARS)
+            )
+            errors[name] = texts.t(lang, key, max=limit)
+
+        action = values.get("action") or "set"
+        if action not in ("set", "remove"):
+            errors["action"] = texts.t(lang, "error.choice.invalid")
+            action = "set"
+        notify_raw = values.get("notify")
+        if notify_raw in (None, ""):
+            notify = bool(self.settings.notify_default)
+        elif notify_raw in ("true", "false"):
+            notify = notify_raw == "true"
+        else:
+            errors["notify"] = texts.t(lang, "error.choice.invalid")
+            notify = False
+        language = values.get("language") or "auto"
+        if language not in ("auto", "de", "en"):
+            errors["language"] = texts.t(lang, "error.choice.invalid")
+            language = "auto"
+        ticket = values.get("ticket") or None
+
+        parsed = None
+        number_text = values.get("number") or ""
+        if "number" not in errors:
+            if number_text:
+                try:
+                    parsed = parse_number(
+                        number_text, self.settings.graph.default_region if self.settings.graph else None
+                    )
+                except InvalidNumber as exc:
+                    errors["number"] = texts.t(
+                        lang, texts.number_error_key(exc.code), **(getattr(exc, "details", None) or {})
+                    )
+            elif action == "set":
+                errors["number"] = texts.t(lang, "error.number.required_for_set")
+
+        target: TargetUser | None = None
+        if "targetUserId" not in errors and "targetUserText" not in errors:
+            target, target_error = await self._resolve_target(
+                lang, values.get("targetUserId"), values.get("targetUserText")
+            )
+            if target_error:
+                errors["targetUserText"] = target_error
+
+        draft: ChangeRequest | None = None
+        if isinstance(data.get("requestId"), str) and data.get("requestId"):
+            draft, _ = await self._own_request(caller, data, need_rev=False)
+            if draft.state is not RequestState.DRAFT:
+                raise Refused(
+                    "refusal.already_decided",
+                    request=draft,
+                    audit=False,
+                    state=texts.t(lang, f"state.{draft.state.value}"),
+                )
+
+        if errors:
+            return self.request_form(caller, values=values, errors=errors, draft=draft)
+        assert target is not None
+
+        decision = await self.policy.check_target(caller.person, target)
+        if not decision.allowed:
+            await self._audit_refusal(
+                caller,
+                decision.reason_key or "refusal.bad_input",
+                verb=VERB_REVIEW,
+                req=None,
+                params=decision.params,
+                target=target,
+            )
+            return self.refusal_card(lang, decision.reason_key or "refusal.bad_input", **decision.params)
+        await self._check_limits(caller, target)
+
+        phones: PhoneState = await self.directory.phone_state(target.id)
+        previous = _e164(phones.mobile.phone_number) if phones.mobile else None
+        fields = {
+            "action": action,
+            "target_id": target.id,
+            "target_upn": target.user_principal_name,
+            "target_display_name": target.display_name,
+            "target_is_guest": target.is_guest,
+            "target_privileged": decision.privileged,
+            "privilege_reasons": decision.privilege_reasons,
+            "number": parsed.e164 if parsed else None,
+            "previous_number": previous,
+            "notify": notify,
+            "language": language,
+            "ticket": ticket,
+            "approval_required": decision.approval_required,
+            "approver_group": decision.approver_group,
+            "locale": caller.locale or "en-US",
+        }
+        if draft is not None:
+            try:
+                req = await self.store.update_draft(draft.id, draft.revision, actor=caller.person, **fields)
+            except Exception as exc:
+                if type(exc).__name__ in ("StaleRevision", "InvalidTransition"):
+                    raise Refused("refusal.stale", request=draft) from None
+                raise
+        else:
+            from bot.store import new_request_id
+
+            req = ChangeRequest(
+                id=new_request_id(),
+                revision=1,
+                state=RequestState.DRAFT,
+                requester=caller.person,
+                **fields,  # type: ignore[arg-type]
+            )
+            req = await self.store.create_request(
+                req,
+                actor=caller.person,
+                details={"new_number": req.number, "old_number": previous, "action": action},
+            )
+            await self.store.add_card_ref(
+                req.id,
+                CardRef(
+                    role="requester",
+                    conversation_reference=caller.conversation_reference,
+                    activity_id=caller.reply_to_id,
+                ),
+            )
+        caller.open_request = req.id
+        warnings = [texts.t(lang, "warning.not_mobile")] if parsed and parsed.is_mobile is False else []
+        if action == "set" and phones.mobile and (phones.mobile.sms_sign_in_state or "").lower() == "ready":
+            warnings.append(texts.t(lang, "warning.sms_sign_in_lost"))
+        return cards.confirmation_card(
+            lang, req, phones, rules=self.rule_texts(lang, decision), warnings=warnings
+        )
+
+    def rule_texts(self, lang: str, decision: Decision) -> list[str]:
+        roles = ", ".join(decision.privilege_reasons)
+        group = texts.t(lang, f"approval.group.{decision.approver_group or 'approver'}")
+        return [texts.t(lang, key, roles=roles, group=group) for key in decision.rules]
+
+    async def _resolve_target(
+        self, lang: str, picked: str | None, typed: str | None
+    ) -> tuple[TargetUser | None, str | None]:
+        if picked and not _GUID.match(picked):
+            return None, texts.t(lang, "error.target.invalid")
+        if not picked and not typed:
+            return None, texts.t(lang, "error.target.required")
+        if typed and (any(c.isspace() for c in typed) or any(ord(c) < 32 for c in typed)):
+            return None, texts.t(lang, "error.target.invalid")
+        found_pick = await self.directory.find_user(picked) if picked else None
+        if picked and found_pick is None:
+            return None, texts.t(lang, "error.target.not_found", ref=picked)
+        found_typed = await self.directory.find_user(typed) if typed else None
+        if typed and found_typed is None:
+            return None, texts.t(lang, "error.target.not_found", ref=typed)
+        if found_pick and found_typed and found_pick.id.lower() != found_typed.id.lower():
+            return None, texts.t(lang, "error.target.both")
+        return found_pick or found_typed, None
+
+    async def _check_limits(self, caller: Caller, target: TargetUser | ChangeRequest) -> None:
+        s = self.settings
+        now = self._clock()
+        if s.max_changes_per_requester_per_hour > 0:
+            count = await self.store.count_changes_by_requester(
+                caller.person.aad_object_id, now - timedelta(hours=1)
+            )
+            if count >= s.max_changes_per_requester_per_hour:
+                window = "1 h" if caller.lang == "en" else "1 Std."
+                raise Refused("refusal.rate_limit", limit=s.max_changes_per_requester_per_hour, window=window)
+        if s.target_cooldown_minutes > 0:
+            target_id = target.target_id if isinstance(target, ChangeRequest) else target.id
+            last = await self.store.last_change_for_target(target_id)
+            if last is not None and now - last < timedelta(minutes=s.target_cooldown_minutes):
+                until = last + timedelta(minutes=s.target_cooldown_minutes)
+                raise Refused(
+                    "refusal.target_cooldown",
+                    time=last.strftime("%H:%M UTC"),
+                    until=until.strftime("%H:%M UTC"),
+                    minutes=int(s.target_cooldown_minutes),
+                )
+
+    # ------------------------------------------------------------------------------------ confirm
+    async def confirm(self, caller: Caller, data: dict[str, Any]) -> dict[str, Any]:
+        lang = caller.lang
+        req, rev = await self._own_request(caller, data)
+        if req.state is not RequestState.DRAFT:
+            if req.state in (RequestState.CANCELLED, RequestState.EXPIRED, RequestState.REJECTED):
+                raise Refused(
+                    "refusal.already_decided", request=req, state=texts.t(lang, f"state.{req.state.value}")
+                )
+            # A repeated click or a retried invoke: show where the request stands; nothing runs again.
+            return cards.decision_card(lang, req)
+        if rev != req.revision:
+            raise Refused("refusal.stale", request=req)
+        target = await self.directory.find_user(req.target_id)
+        if target is None:
+            raise Refused("error.target.not_found", request=req, ref=req.target_upn)
+        decision = await self.policy.check_target(caller.person, target)
+        if not decision.allowed:
+            raise Refused(decision.reason_key or "refusal.bad_input", request=req, **decision.params)
+        await self._check_limits(caller, req)
+        fields = {
+            "target_privileged": decision.privileged,
+            "privilege_reasons": decision.privilege_reasons,
+            "approval_required": decision.approval_required,
+            "approver_group": decision.approver_group,
+        }
+        if decision.approval_required:
+            if self.approvals is None:
+                raise Refused("approvals.unavailable", request=req)
+            from bot.store import InvalidTransition, StaleRevision
+
+            try:
+                req = await self.store.update_draft(req.id, req.revision, actor=caller.person, **fields)
+            except (StaleRevision, InvalidTransition):
+                raise Refused("refusal.stale", request=req) from None
+            try:
+                pending = await self.approvals.submit(req, actor=caller.person)
+            except Exception as exc:
+                text = getattr(exc, "text", None)
+                if callable(text):
+                    return cards.refusal_card(lang, texts.t(lang, "refusal.title"), text(lang))
+                raise
+            return cards.awaiting_card(lang, pending)
+        from bot.store import InvalidTransition, StaleRevision
+
+        try:
+            approved = await self.store.transition(
+                req.id,
+                req.revision,
+                RequestState.APPROVED,
+                actor=caller.person,
+                event="confirmed",
+                details={"old_number": req.previous_number, "new_number": req.number, "action": req.action},
+                **fields,
+            )
+        except (StaleRevision, InvalidTransition):
+            current = await self.store.get_request(req.id)
+            if current is not None and current.state is not RequestState.DRAFT:
+                return cards.decision_card(lang, current)
+            raise Refused("refusal.stale", request=req) from None
+        work = self.executor.execute(approved, actor=caller.person)
+        if caller.defer is not None:
+            caller.defer(work)
+        else:
+            self.executor.spawn(work)
+        key = "progress.removing" if approved.action == "remove" else "progress.changing"
+        return cards.progress_card(lang, approved, texts.t(lang, key))
+
+    # ------------------------------------------------------------------------------------ edit / cancel
+    async def edit(self, caller: Caller, data: dict[str, Any]) -> dict[str, Any]:
+        req, rev = await self._own_request(caller, data)
+        if req.state is not RequestState.DRAFT:
+            return cards.decision_card(caller.lang, req)
+        values = {
+            "targetUserId": req.target_id,
+            "targetUserText": req.target_upn,
+            "number": req.number or "",
+            "action": req.action,
+            "notify": "true" if req.notify else "false",
+            "language": req.language,
+            "ticket": req.ticket or "",
+        }
+        return self.request_form(caller, values=values, draft=req)
+
+    async def cancel_draft(self, caller: Caller, data: dict[str, Any]) -> dict[str, Any]:
+        if not data.get("requestId"):
+            # Cancel on a request form that was never submitted: nothing to record.
+            return cards.refusal_card(
+                caller.lang, texts.t(caller.lang, "state.cancelled"), texts.t(caller.lang, "cancel.done")
+            )
+        req, rev = await self._own_request(caller, data)
+        return await self._cancel(caller, req, rev)
+
+    async def _cancel(self, caller: Caller, req: ChangeRequest, rev: int) -> dict[str, Any]:
+        from bot.store import InvalidTransition, StaleRevision
+
+        if req.state is RequestState.AWAITING_APPROVAL and self.approvals is not None:
+            return await self.approvals.on_action(
+                VERB_CANCEL, {"requestId": req.id, "rev": rev}, caller.person, _Locale(caller.locale)
+            )
+        if req.state is not RequestState.DRAFT:
+            return cards.decision_card(caller.lang, req)
+        if rev != req.revision:
+            raise Refused("refusal.stale", request=req)
+        try:
+            cancelled = await self.store.transition(
+                req.id,
+                req.revision,
+                RequestState.CANCELLED,
+                actor=caller.person,
+                event="cancelled",
+                details={"decision": "cancelled"},
+            )
+        except (StaleRevision, InvalidTransition):
+            current = await self.store.get_request(req.id)
+            return cards.decision_card(caller.lang, current or req)
+        return cards.decision_card(caller.lang, cancelled)
+
+    async def cancel_open(self, caller: Caller, request_id: str | None) -> str:
+        """The `cancel` command: cancels the caller's open request (draft or awaiting approval)."""
+        if not request_id:
+            return texts.t(caller.lang, "cancel.nothing")
+        req = await self.store.get_request(request_id)
+        if req is None or req.requester.aad_object_id.lower() != caller.person.aad_object_id.lower():
+            return texts.t(caller.lang, "cancel.nothing")
+        if req.state not in (RequestState.DRAFT, RequestState.AWAITING_APPROVAL):
+            return texts.t(caller.lang, "cancel.nothing")
+        await self._cancel(caller, req, req.revision)
+        current = await self.store.get_request(req.id)
+        if current is not None and current.state is RequestState.CANCELLED:
+            for ref in await self.store.card_refs(req.id):
+                await self.updater.update_card(
+                    ref, cards.decision_card(texts.lang_from_locale(req.locale), current)
+                )
+            return texts.t(caller.lang, "cancel.done")
+        return texts.t(caller.lang, "cancel.nothing")
+
+    # ------------------------------------------------------------------------------------ history / status
+    async def history(self, caller: Caller, ref: str) -> dict[str, Any]:
+        lang = caller.lang
+        tenant = self.policy.check_tenant(caller.tenant_id)
+        if not tenant.allowed:
+            return await self.refuse(caller, tenant.reason_key or "refusal.other_tenant", verb="history")
+        roles = await self.policy.roles(caller.person.aad_object_id)
+        if not (roles.helpdesk or roles.approver or roles.privileged):
+            return await self.refuse(caller, "refusal.not_helpdesk", verb="history")
+        ref = ref.strip()
+        if not ref or len(ref) > MAX_TARGET_CHARS or any(c.isspace() for c in ref):
+            return self.refusal_card(lang, "error.target.invalid")
+        target = await self.directory.find_user(ref)
+        if target is None:
+            return self.refusal_card(lang, "error.target.not_found", ref=ref)
+        entries = await self.store.history(target.id, limit=20)
+        await self.store.audit(
+            "history_viewed", actor=caller.person, target_id=target.id, target_upn=target.user_principal_name
+        )
+        label = f"{target.display_name} ({target.user_principal_name})"
+        return cards.history_card(lang, label, entries)
+
+    async def status(self, caller: Caller, request_id: str) -> dict[str, Any]:
+        lang = caller.lang
+        tenant = self.policy.check_tenant(caller.tenant_id)
+        if not tenant.allowed:
+            return await self.refuse(caller, tenant.reason_key or "refusal.other_tenant", verb="status")
+        request_id = request_id.strip()
+        if not _REQUEST_ID.match(request_id):
+            return self.refusal_card(lang, "refusal.not_found")
+        req = await self.store.get_request(request_id)
+        allowed = False
+        if req is not None:
+            if req.requester.aad_object_id.lower() == caller.person.aad_object_id.lower():
+                allowed = True
+            else:
+                roles = await self.policy.roles(caller.person.aad_object_id)
+                allowed = roles.approver or roles.privileged
+        if req is None or not allowed:
+            return await self.refuse(caller, "refusal.not_found", verb="status", req=req)
+        return cards.status_card(lang, req, await self.store.request_audit(req.id))
+
+    # ------------------------------------------------------------------------------------ approvers' channel
+    async def register_approvers(self, caller: Caller) -> str:
+        tenant = self.policy.check_tenant(caller.tenant_id)
+        if not tenant.allowed:
+            await self._audit_refusal(caller, "refusal.other_tenant", verb="register approvals", req=None)
+            return say(caller.lang, "refusal.other_tenant")
+        roles = await self.policy.roles(caller.person.aad_object_id)
+        if not (roles.approver or roles.privileged):
+            await self._audit_refusal(caller, "approvers.not_allowed", verb="register approvals", req=None)
+            return say(caller.lang, "approvers.not_allowed")
+        await self.store.save_conversation_reference("approvers", caller.conversation_reference)
+        await self.store.audit(
+            "approvers_registered",
+            actor=caller.person,
+            details={
+                "conversation_id": str(caller.conversation_reference.get("conversation", {}).get("id", ""))[
+                    :200
+                ]
+            },
+        )
+        return say(caller.lang, "approvers.registered")
+
+
+@dataclass
+class _Locale:
+    locale: str | None
+
+
+def _e164(graph_number: str | None) -> str | None:
+    if not graph_number:
+        return None
+    return "+" + "".join(c for c in graph_number if c.isdigit())

@@ -1,0 +1,330 @@
+"""The bot's one validated settings object: the Bot Framework's own variable names, the bot's rules and the
+Graph settings.
+
+`BotSettings.from_env(os.environ)` is the only place (with graph/settings.py) that reads the environment. A
+missing or malformed value raises `SettingsError` whose message is one line naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from graph.settings import GraphSettings, SettingsError
+
+__all__ = ["BotSettings", "BotFrameworkConfig", "SettingsError"]
+
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+_APP_TYPES = {
+    "singletenant": "SingleTenant",
+    "userassignedmsi": "UserAssignedMSI",
+    "multitenant": "MultiTenant",
+}
+# Passed through to botbuilder's ConfigurationBotFrameworkAuthentication unchanged (tests serve their own OpenID
+# metadata and sign their own tokens; sovereign clouds set CHANNEL_SERVICE).
+PASS_THROUGH = (
+    "CHANNEL_SERVICE",
+    "TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL",
+    "TO_BOT_FROM_CHANNEL_TOKEN_ISSUER",
+    "TO_BOT_FROM_EMULATOR_OPENID_METADATA_URL",
+    "TO_CHANNEL_FROM_BOT_LOGIN_URL",
+    "TO_CHANNEL_FROM_BOT_OAUTH_SCOPE",
+    "OAUTH_URL",
+)
+
+
+@dataclass(frozen=True)
+class BotFrameworkConfig:
+    """What ConfigurationBotFrameworkAuthentication reads (attribute names are botbuilder's)."""
+
+    APP_ID: str | None = None
+    APP_PASSWORD: str | None = field(default=None, repr=False)
+    APP_TYPE: str = "SingleTenant"
+    APP_TENANTID: str | None = None
+    CERTIFICATE_THUMBPRINT: str | None = None
+    CERTIFICATE_PRIVATE_KEY_FILE: str | None = None
+    CHANNEL_SERVICE: str | None = None
+    TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL: str | None = None
+    TO_BOT_FROM_CHANNEL_TOKEN_ISSUER: str | None = None
+    TO_BOT_FROM_EMULATOR_OPENID_METADATA_URL: str | None = None
+    TO_CHANNEL_FROM_BOT_LOGIN_URL: str | None = None
+    TO_CHANNEL_FROM_BOT_OAUTH_SCOPE: str | None = None
+    OAUTH_URL: str | None = None
+
+    @property
+    def authentication_enabled(self) -> bool:
+        return bool(self.APP_ID)
+
+
+@dataclass(frozen=True)
+class BotSettings:
+    graph: GraphSettings | None  # None only in demo mode, where the demo builds it for its simulated tenant
+    bot_framework: BotFrameworkConfig = field(default_factory=BotFrameworkConfig)
+    host: str = "0.0.0.0"  # noqa: S104  (a server listens on all interfaces by default; HOST narrows it)
+    port: int = 3978
+    database_url: str | None = field(default=None, repr=False)
+    data_dir: Path = Path("data")
+    helpdesk_group_id: str = ""
+    approver_group_id: str | None = None
+    privileged_group_id: str = ""
+    approval_policy: Literal["always", "privileged", "never"] = "privileged"
+    approval_expiry_hours: float = 24.0
+    approver_dm: bool = True
+    manager_approval: bool = False
+    sweep_interval_seconds: float = 60.0
+    approver_conversation_id: str | None = None
+    notify_default: bool = True
+    role_cache_seconds: float = 120.0
+    max_changes_per_requester_per_hour: int = 20  # 0 switches the limit off
+    target_cooldown_minutes: float = 10.0  # 0 switches the cool-down off
+    shutdown_timeout_seconds: float = 30.0
+    max_body_bytes: int = 256 * 1024
+    demo_mode: bool = False
+    log_level: str = "INFO"
+
+    @property
+    def tenant_id(self) -> str | None:
+        return self.graph.tenant_id if self.graph else None
+
+    @property
+    def approval_expiry_seconds(self) -> float:
+        return self.approval_expiry_hours * 3600.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> BotSettings:
+        def get(name: str) -> str | None:
+            value = environ.get(name)
+            if value is None:
+                return None
+            value = value.strip()
+            return value or None
+
+        demo_mode = _bool(get, "DEMO_MODE", False)
+        graph: GraphSettings | None
+        if demo_mode and get("GRAPH_TENANT_ID") is None:
+            graph = None
+        else:
+            graph = GraphSettings.from_env(environ)
+
+        bot_framework = _bot_framework(get, graph)
+
+        host = get("HOST") or "0.0.0.0"  # noqa: S104
+        if len(host) > 255 or any(c.isspace() for c in host):
+            raise SettingsError("HOST", f"'{host[:80]}' is not a host name or address")
+        port = _int(get, "PORT", 3978, low=0, high=65535)
+
+        database_url = get("DATABASE_URL")
+        if database_url is not None:
+            scheme = urlsplit(database_url).scheme.lower()
+            if scheme not in ("sqlite+aiosqlite", "postgresql+asyncpg", "postgresql", "postgres"):
+                raise SettingsError(
+                    "DATABASE_URL",
+                    "must be postgresql+asyncpg://user@host/db or sqlite+aiosqlite:///path (got scheme "
+                    f"'{scheme[:30]}')",
+                )
+            if scheme in ("postgresql", "postgres"):
+                database_url = "postgresql+asyncpg" + database_url[len(scheme) :]
+        data_dir = Path(get("DATA_DIR") or "data")
+
+        helpdesk = _guid(
+            get, "HELPDESK_GROUP_ID", required=not demo_mode or get("HELPDESK_GROUP_ID") is not None
+        )
+        privileged = _guid(
+            get, "PRIVILEGED_GROUP_ID", required=not demo_mode or get("PRIVILEGED_GROUP_ID") is not None
+        )
+        policy = (get("APPROVAL_POLICY") or "privileged").lower()
+        if policy not in ("always", "privileged", "never"):
+            raise SettingsError(
+                "APPROVAL_POLICY", f"must be always, privileged or never (got '{policy[:30]}')"
+            )
+        approver = _guid(get, "APPROVER_GROUP_ID", required=False)
+        if approver is None and policy != "never" and not demo_mode:
+            raise SettingsError(
+                "APPROVER_GROUP_ID", f"missing: APPROVAL_POLICY={policy} needs an approver group"
+            )
+
+        return cls(
+            graph=graph,
+            bot_framework=bot_framework,
+            host=host,
+            port=port,
+            database_url=database_url,
+            data_dir=data_dir,
+            helpdesk_group_id=helpdesk or "",
+            approver_group_id=approver,
+            privileged_group_id=privileged or "",
+            approval_policy=policy,  # type: ignore[arg-type]
+            approval_expiry_hours=_float(get, "APPROVAL_EXPIRY_HOURS", 24.0, low=0.01, high=24.0 * 30),
+            approver_dm=_bool(get, "APPROVER_DM", True),
+            manager_approval=_bool(get, "MANAGER_APPROVAL", False),
+            sweep_interval_seconds=_float(get, "SWEEP_INTERVAL_SECONDS", 60.0, low=0.05, high=3600.0),
+            approver_conversation_id=_text(get, "APPROVER_CONVERSATION_ID", 512),
+            notify_default=_bool(get, "NOTIFY_DEFAULT", True),
+            role_cache_seconds=_float(get, "ROLE_CACHE_SECONDS", 120.0, low=0.0, high=3600.0),
+            max_changes_per_requester_per_hour=_int(
+                get, "MAX_CHANGES_PER_REQUESTER_PER_HOUR", 20, low=0, high=10_000
+            ),
+            target_cooldown_minutes=_float(get, "TARGET_COOLDOWN_MINUTES", 10.0, low=0.0, high=7 * 24 * 60.0),
+            shutdown_timeout_seconds=_float(get, "SHUTDOWN_TIMEOUT_SECONDS", 30.0, low=0.0, high=600.0),
+            max_body_bytes=_int(get, "MAX_BODY_BYTES", 256 * 1024, low=4096, high=16 * 1024 * 1024),
+            demo_mode=demo_mode,
+            log_level=_log_level(get),
+        )
+
+
+def _bot_framework(get: _Getter, graph: GraphSettings | None) -> BotFrameworkConfig:
+    app_id = get("MicrosoftAppId")
+    if app_id is not None and not _GUID.match(app_id):
+        raise SettingsError("MicrosoftAppId", "must be the bot's Microsoft App ID, a GUID")
+    raw_type = get("MicrosoftAppType") or "SingleTenant"
+    app_type = _APP_TYPES.get(raw_type.lower())
+    if app_type is None:
+        raise SettingsError(
+            "MicrosoftAppType",
+            f"must be SingleTenant, UserAssignedMSI or MultiTenant (got '{raw_type[:40]}')",
+        )
+    password = get("MicrosoftAppPassword")
+    thumbprint = get("MicrosoftAppCertificateThumbprint")
+    key_file = get("MicrosoftAppCertificatePrivateKey")
+    tenant = get("MicrosoftAppTenantId")
+    if tenant is not None and not _GUID.match(tenant) and "." not in tenant:
+        raise SettingsError("MicrosoftAppTenantId", "must be the tenant's GUID or domain name")
+    if tenant is None and graph is not None:
+        tenant = graph.tenant_id
+
+    if app_id is None:
+        for name, value in (
+            ("MicrosoftAppPassword", password),
+            ("MicrosoftAppCertificateThumbprint", thumbprint),
+            ("MicrosoftAppCertificatePrivateKey", key_file),
+        ):
+            if value is not None:
+                raise SettingsError("MicrosoftAppId", f"missing: {name} is set but MicrosoftAppId is not")
+    else:
+        if password and (thumbprint or key_file):
+            raise SettingsError(
+                "MicrosoftAppPassword", "set either MicrosoftAppPassword or a certificate, not both"
+            )
+        if (thumbprint is None) != (key_file is None):
+            missing = (
+                "MicrosoftAppCertificatePrivateKey"
+                if key_file is None
+                else "MicrosoftAppCertificateThumbprint"
+            )
+            raise SettingsError(
+                missing, "missing: a certificate needs both the thumbprint and the private key file"
+            )
+        if thumbprint is not None and not re.fullmatch(r"[0-9A-Fa-f]{40}", thumbprint.replace(":", "")):
+            raise SettingsError(
+                "MicrosoftAppCertificateThumbprint", "must be the SHA-1 thumbprint (40 hex digits)"
+            )
+        if key_file is not None:
+            if not os.path.isfile(key_file):
+                raise SettingsError("MicrosoftAppCertificatePrivateKey", f"no such file: {key_file}")
+        if app_type == "SingleTenant":
+            if tenant is None:
+                raise SettingsError("MicrosoftAppTenantId", "missing: SingleTenant needs the tenant id")
+            if not password and not thumbprint:
+                raise SettingsError(
+                    "MicrosoftAppPassword",
+                    "missing: SingleTenant needs MicrosoftAppPassword or a certificate "
+                    "(MicrosoftAppCertificateThumbprint and MicrosoftAppCertificatePrivateKey)",
+                )
+        elif app_type == "UserAssignedMSI":
+            if tenant is None:
+                raise SettingsError("MicrosoftAppTenantId", "missing: UserAssignedMSI needs the tenant id")
+            if password or thumbprint:
+                raise SettingsError("MicrosoftAppPassword", "UserAssignedMSI uses no password or certificate")
+
+    extra: dict[str, str | None] = {}
+    for name in PASS_THROUGH:
+        value = get(name)
+        if value is not None and name.endswith("_URL"):
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise SettingsError(name, f"must be a URL, got '{value[:80]}'")
+        extra[name] = value
+    return BotFrameworkConfig(
+        APP_ID=app_id,
+        APP_PASSWORD=password,
+        APP_TYPE=app_type,
+        APP_TENANTID=tenant,
+        CERTIFICATE_THUMBPRINT=thumbprint.replace(":", "").upper() if thumbprint else None,
+        CERTIFICATE_PRIVATE_KEY_FILE=key_file,
+        **extra,
+    )
+
+
+def _guid(get: _Getter, name: str, *, required: bool) -> str | None:
+    value = get(name)
+    if value is None:
+        if required:
+            raise SettingsError(name, "missing: the Entra group's object id")
+        return None
+    if not _GUID.match(value):
+        raise SettingsError(name, f"must be an Entra group object id (GUID), got '{value[:60]}'")
+    return value.lower()
+
+
+def _bool(get: _Getter, name: str, default: bool) -> bool:
+    value = get(name)
+    if value is None:
+        return default
+    low = value.lower()
+    if low in _TRUE:
+        return True
+    if low in _FALSE:
+        return False
+    raise SettingsError(name, f"must be true or false (got '{value[:30]}')")
+
+
+def _int(get: _Getter, name: str, default: int, *, low: int, high: int) -> int:
+    value = get(name)
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise SettingsError(name, f"must be a whole number (got '{value[:30]}')") from None
+    if not low <= number <= high:
+        raise SettingsError(name, f"must be between {low} and {high} (got {number})")
+    return number
+
+
+def _float(get: _Getter, name: str, default: float, *, low: float, high: float) -> float:
+    value = get(name)
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise SettingsError(name, f"must be a number (got '{value[:30]}')") from None
+    if not low <= number <= high or number != number:
+        raise SettingsError(name, f"must be between {low:g} and {high:g} (got {value[:30]})")
+    return number
+
+
+def _text(get: _Getter, name: str, limit: int) -> str | None:
+    value = get(name)
+    if value is not None and len(value) > limit:
+        raise SettingsError(name, f"is longer than {limit} characters")
+    return value
+
+
+def _log_level(get: _Getter) -> str:
+    value = (get("LOG_LEVEL") or "INFO").upper()
+    if value not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise SettingsError("LOG_LEVEL", f"must be DEBUG, INFO, WARNING or ERROR (got '{value[:20]}')")
+    return value
+
+
+from collections.abc import Callable  # noqa: E402
+
+_Getter = Callable[[str], "str | None"]

@@ -1,0 +1,153 @@
+"""The bot's settings: defaults, the Bot Framework's variable names, and one clear line for each mistake."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.settings import BotSettings, SettingsError
+
+ROOT = Path(__file__).resolve().parents[2]
+TENANT = "8f3c2a51-0d6e-4b7a-9c1f-2e4d6b8a0c11"
+BASE = {
+    "GRAPH_TENANT_ID": TENANT,
+    "GRAPH_CLIENT_ID": "5d1e7c3b-2a4f-4e6d-9b8c-0a1b2c3d4e5f",
+    "GRAPH_CLIENT_SECRET": "not-a-real-secret",
+    "HELPDESK_GROUP_ID": "11111111-1111-1111-1111-000000000001",
+    "APPROVER_GROUP_ID": "11111111-1111-1111-1111-000000000002",
+    "PRIVILEGED_GROUP_ID": "11111111-1111-1111-1111-000000000003",
+}
+
+
+def env(**changes: str | None) -> dict[str, str]:
+    result = dict(BASE)
+    for key, value in changes.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = value
+    return result
+
+
+def test_defaults_are_documented_values() -> None:
+    s = BotSettings.from_env(env())
+    assert (s.host, s.port) == ("0.0.0.0", 3978)
+    assert s.database_url is None and s.data_dir == Path("data")
+    assert s.approval_policy == "privileged"
+    assert s.approval_expiry_hours == 24 and s.approver_dm is True and s.manager_approval is False
+    assert s.sweep_interval_seconds == 60
+    assert s.max_changes_per_requester_per_hour == 20 and s.target_cooldown_minutes == 10
+    assert s.notify_default is True and s.demo_mode is False
+    assert s.bot_framework.APP_ID is None and not s.bot_framework.authentication_enabled
+    assert s.bot_framework.APP_TYPE == "SingleTenant"
+    assert s.tenant_id == TENANT
+
+
+def test_bot_framework_single_tenant_with_password_takes_the_tenant_from_graph() -> None:
+    s = BotSettings.from_env(
+        env(MicrosoftAppId="5d1e7c3b-2a4f-4e6d-9b8c-0a1b2c3d4e5f", MicrosoftAppPassword="pw")
+    )
+    bf = s.bot_framework
+    assert bf.APP_ID == "5d1e7c3b-2a4f-4e6d-9b8c-0a1b2c3d4e5f" and bf.APP_PASSWORD == "pw"
+    assert bf.APP_TYPE == "SingleTenant" and bf.APP_TENANTID == TENANT
+    assert "pw" not in repr(s)
+
+
+def test_openid_metadata_overrides_pass_through() -> None:
+    s = BotSettings.from_env(
+        env(
+            TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL="http://127.0.0.1:9/openid",
+            TO_BOT_FROM_CHANNEL_TOKEN_ISSUER="https://issuer.example",
+        )
+    )
+    assert s.bot_framework.TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL == "http://127.0.0.1:9/openid"
+    assert s.bot_framework.TO_BOT_FROM_CHANNEL_TOKEN_ISSUER == "https://issuer.example"
+
+
+def test_user_assigned_msi_needs_no_secret() -> None:
+    s = BotSettings.from_env(
+        env(MicrosoftAppId="5d1e7c3b-2a4f-4e6d-9b8c-0a1b2c3d4e5f", MicrosoftAppType="UserAssignedMSI")
+    )
+    assert s.bot_framework.APP_TYPE == "UserAssignedMSI"
+
+
+def test_postgres_url_gets_the_async_driver() -> None:
+    s = BotSettings.from_env(env(DATABASE_URL="postgresql://bot@db.internal/mfa"))
+    assert s.database_url == "postgresql+asyncpg://bot@db.internal/mfa"
+
+
+@pytest.mark.parametrize(
+    ("changes", "variable"),
+    [
+        ({"HELPDESK_GROUP_ID": None}, "HELPDESK_GROUP_ID"),
+        ({"HELPDESK_GROUP_ID": "helpdesk"}, "HELPDESK_GROUP_ID"),
+        ({"PRIVILEGED_GROUP_ID": None}, "PRIVILEGED_GROUP_ID"),
+        ({"APPROVER_GROUP_ID": None}, "APPROVER_GROUP_ID"),
+        ({"APPROVAL_POLICY": "sometimes"}, "APPROVAL_POLICY"),
+        ({"PORT": "http"}, "PORT"),
+        ({"PORT": "70000"}, "PORT"),
+        ({"NOTIFY_DEFAULT": "maybe"}, "NOTIFY_DEFAULT"),
+        ({"ROLE_CACHE_SECONDS": "-1"}, "ROLE_CACHE_SECONDS"),
+        ({"MAX_CHANGES_PER_REQUESTER_PER_HOUR": "many"}, "MAX_CHANGES_PER_REQUESTER_PER_HOUR"),
+        ({"TARGET_COOLDOWN_MINUTES": "x"}, "TARGET_COOLDOWN_MINUTES"),
+        ({"DATABASE_URL": "mysql://db/mfa"}, "DATABASE_URL"),
+        ({"MicrosoftAppId": "bot"}, "MicrosoftAppId"),
+        ({"MicrosoftAppPassword": "pw"}, "MicrosoftAppId"),
+        ({"MicrosoftAppId": "5d1e7c3b-2a4f-4e6d-9b8c-0a1b2c3d4e5f"}, "MicrosoftAppPassword"),
+        (
+            {"MicrosoftAppId": "5d1e7c3b-2a4f-4e6d-9b8c-0a1b2c3d4e5f", "MicrosoftAppType": "Anything"},
+            "MicrosoftAppType",
+        ),
+        (
+            {
+                "MicrosoftAppId": "5d1e7c3b-2a4f-4e6d-9b8c-0a1b2c3d4e5f",
+                "MicrosoftAppCertificateThumbprint": "AB" * 20,
+            },
+            "MicrosoftAppCertificatePrivateKey",
+        ),
+        ({"TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL": "not a url"}, "TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL"),
+        ({"GRAPH_TENANT_ID": None}, "GRAPH_TENANT_ID"),
+    ],
+)
+def test_a_wrong_setting_is_named_in_one_line(changes: dict[str, str | None], variable: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        BotSettings.from_env(env(**changes))
+    message = str(info.value)
+    assert message.startswith(variable + ":")
+    assert "\n" not in message
+
+
+def test_policy_never_needs_no_approver_group() -> None:
+    s = BotSettings.from_env(env(APPROVAL_POLICY="never", APPROVER_GROUP_ID=None))
+    assert s.approval_policy == "never" and s.approver_group_id is None
+
+
+def _run_app(environ: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "SYSTEMROOT")}
+    clean.update(environ)
+    return subprocess.run(
+        [sys.executable, "app.py", *args],
+        cwd=ROOT,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_python_app_py_with_a_missing_setting_prints_one_line_and_exits_1() -> None:
+    result = _run_app(env(HELPDESK_GROUP_ID=None))
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == ["configuration error: HELPDESK_GROUP_ID: missing: the Entra group's object id"]
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_python_app_py_rejects_unknown_arguments() -> None:
+    result = _run_app(env(), "--bogus")
+    assert result.returncode == 2
+    assert "unknown argument: --bogus" in result.stderr
