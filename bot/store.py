@@ -442,6 +442,18 @@ async def _unavailable_on_transient() -> AsyncIterator[None]:
         yield
     except StoreError:
         raise
+    except sa_exc.StatementError as error:
+        if _is_transient(error):
+            log.warning(
+                "database unavailable: %s", type(error).__name__, exc_info=log.isEnabledFor(logging.DEBUG)
+            )
+            raise StoreUnavailable(
+                f"the database is not available right now ({_short_reason(error)})"
+            ) from error
+        if not isinstance(error, sa_exc.DBAPIError) and isinstance(error.orig, TypeError | ValueError):
+            # a value the database cannot take (e.g. audit details that are not JSON): the caller's mistake
+            raise error.orig from error
+        raise
     except Exception as error:
         if _is_transient(error):
             log.warning(

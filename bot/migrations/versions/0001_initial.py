@@ -110,7 +110,7 @@ def upgrade() -> None:
     op.create_table(
         "bot_state",
         sa.Column("key", sa.String(1024), nullable=False),
-        sa.Column("document", sa.JSON(), nullable=True),
+        sa.Column("document", sa.JSON(), nullable=False),
         sa.Column("etag", sa.String(64), nullable=False),
         sa.Column("updated_at", _ts(), nullable=False),
         sa.PrimaryKeyConstraint("key", name="pk_bot_state"),

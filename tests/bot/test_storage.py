@@ -1,0 +1,188 @@
+"""The botbuilder Storage on the bot's database: eTag concurrency, serialization, and dialogs that survive a restart."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from botbuilder.core import ConversationState, MessageFactory, StoreItem, TurnContext
+from botbuilder.core.adapters import TestAdapter
+from botbuilder.dialogs import DialogSet, DialogTurnStatus, TextPrompt, WaterfallDialog, WaterfallStepContext
+from botbuilder.dialogs.prompts import PromptOptions
+from sqlalchemy import text
+
+from bot.storage import ETagConflict, UnsafeStateDocument
+from bot.store import Store
+from tests.bot.db_fixtures import Database, database_fixture, store_fixture  # noqa: F401 (fixtures)
+
+
+async def test_reading_nothing_or_missing_keys_returns_an_empty_dict(store: Store) -> None:
+    storage = store.bot_storage()
+    assert await storage.read([]) == {}
+    assert await storage.read(["missing"]) == {}
+
+
+async def test_written_items_read_back_with_a_new_etag_per_write(store: Store) -> None:
+    storage = store.bot_storage()
+    await storage.write({"a": {"count": 1, "nested": {"list": [1, 2]}}, "b": {"text": "grüße"}})
+    first = await storage.read(["a", "b", "c"])
+    assert set(first) == {"a", "b"}
+    assert first["a"]["count"] == 1 and first["a"]["nested"] == {"list": [1, 2]}
+    assert first["b"]["text"] == "grüße"
+    etag = first["a"]["e_tag"]
+    assert etag
+    first["a"]["count"] = 2
+    await storage.write({"a": first["a"]})
+    second = await storage.read(["a"])
+    assert second["a"]["count"] == 2
+    assert second["a"]["e_tag"] not in (None, etag)
+
+
+async def test_write_with_a_stale_etag_fails_and_changes_nothing(store: Store) -> None:
+    storage = store.bot_storage()
+    await storage.write({"k": {"v": 1}})
+    mine = (await storage.read(["k"]))["k"]
+    theirs = (await storage.read(["k"]))["k"]
+    theirs["v"] = 2
+    await storage.write({"k": theirs})
+    mine["v"] = 3
+    with pytest.raises(KeyError) as conflict:
+        await storage.write({"k": mine, "other": {"v": 9}})
+    assert isinstance(conflict.value, ETagConflict)
+    after = await storage.read(["k", "other"])
+    assert after["k"]["v"] == 2
+    assert "other" not in after  # the whole write was refused
+
+
+async def test_star_or_missing_etag_overwrites_and_empty_etag_is_refused(store: Store) -> None:
+    storage = store.bot_storage()
+    await storage.write({"k": {"v": 1}})
+    await storage.write({"k": {"v": 2, "e_tag": "*"}})
+    assert (await storage.read(["k"]))["k"]["v"] == 2
+    await storage.write({"k": {"v": 3}})
+    assert (await storage.read(["k"]))["k"]["v"] == 3
+    with pytest.raises(ValueError, match="etag"):
+        await storage.write({"k": {"v": 4, "e_tag": ""}})
+    assert (await storage.read(["k"]))["k"]["v"] == 3
+    # an e_tag for a key that does not exist yet creates it (MemoryStorage does the same)
+    await storage.write({"new": {"v": 1, "e_tag": "from-elsewhere"}})
+    assert (await storage.read(["new"]))["new"]["v"] == 1
+
+
+async def test_saving_the_same_item_twice_in_a_turn_is_not_a_conflict_with_itself(store: Store) -> None:
+    storage = store.bot_storage()
+    await storage.write({"k": {"v": 1}})
+    item = (await storage.read(["k"]))["k"]
+    item["v"] = 2
+    await storage.write({"k": item})
+    item["v"] = 3
+    await storage.write({"k": item})  # the first write gave `item` the new e_tag
+    assert (await storage.read(["k"]))["k"]["v"] == 3
+
+
+async def test_store_items_keep_their_type_and_etag(store: Store) -> None:
+    storage = store.bot_storage()
+    when = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
+    await storage.write({"item": StoreItem(counter=1, when=when, tags=["x"])})
+    got = (await storage.read(["item"]))["item"]
+    assert isinstance(got, StoreItem)
+    assert (got.counter, got.when, got.tags) == (1, when, ["x"])
+    assert got.e_tag
+    got.counter = 2
+    await storage.write({"item": got})
+    stale = StoreItem(counter=5, e_tag="0")
+    with pytest.raises(ETagConflict):
+        await storage.write({"item": stale})
+    assert (await storage.read(["item"]))["item"].counter == 2
+
+
+async def test_delete_removes_items_and_ignores_missing_keys(store: Store) -> None:
+    storage = store.bot_storage()
+    await storage.write({"a": {"v": 1}, "b": {"v": 2}})
+    await storage.delete(["a", "missing"])
+    assert set(await storage.read(["a", "b"])) == {"b"}
+
+
+async def test_concurrent_writes_with_the_same_etag_from_two_instances_have_one_winner(
+    database: Database, store: Store
+) -> None:
+    second = await database.open()
+    await store.bot_storage().write({"conv": {"turn": 0}})
+    base = (await store.bot_storage().read(["conv"]))["conv"]
+
+    async def save(instance: Store, turn: int) -> None:
+        item = dict(base, turn=turn)
+        await instance.bot_storage().write({"conv": item})
+
+    results = await asyncio.gather(
+        *(save(store if i % 2 else second, i) for i in range(1, 9)), return_exceptions=True
+    )
+    winners = [i + 1 for i, r in enumerate(results) if r is None]
+    assert len(winners) == 1, results
+    assert all(isinstance(r, ETagConflict) for r in results if r is not None)
+    assert (await second.bot_storage().read(["conv"]))["conv"]["turn"] == winners[0]
+
+
+async def test_a_document_naming_a_foreign_type_is_not_restored(store: Store) -> None:
+    storage = store.bot_storage()
+    await storage.write({"evil": {"v": 1}})
+    async with store.engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE bot_state SET document = :doc WHERE key = 'evil'"),
+            {"doc": '{"x": {"py/object": "subprocess.Popen", "args": ["true"]}}'},
+        )
+    with pytest.raises(UnsafeStateDocument):
+        await storage.read(["evil"])
+
+
+# --- a real dialog survives a restart -------------------------------------------------------------------------
+
+
+def _dialog_bot(storage: Any) -> tuple[ConversationState, Any]:
+    conversation_state = ConversationState(storage)
+    dialogs = DialogSet(conversation_state.create_property("DialogState"))
+    dialogs.add(TextPrompt("text"))
+
+    async def ask_number(step: WaterfallStepContext) -> Any:
+        step.values["started"] = datetime(2030, 1, 1, tzinfo=UTC).isoformat()
+        return await step.prompt("text", PromptOptions(prompt=MessageFactory.text("Which number?")))
+
+    async def ask_confirm(step: WaterfallStepContext) -> Any:
+        step.values["number"] = step.result
+        return await step.prompt("text", PromptOptions(prompt=MessageFactory.text(f"Set {step.result}?")))
+
+    async def finish(step: WaterfallStepContext) -> Any:
+        await step.context.send_activity(f"done: {step.values['number']} ({step.result})")
+        return await step.end_dialog()
+
+    dialogs.add(WaterfallDialog("set-phone", [ask_number, ask_confirm, finish]))
+
+    async def logic(turn: TurnContext) -> None:
+        dc = await dialogs.create_context(turn)
+        result = await dc.continue_dialog()
+        if result.status == DialogTurnStatus.Empty:
+            await dc.begin_dialog("set-phone")
+        await conversation_state.save_changes(turn)
+
+    return conversation_state, logic
+
+
+async def test_a_dialog_continues_after_the_store_is_closed_and_reopened(
+    database: Database, store: Store
+) -> None:
+    _, logic = _dialog_bot(store.bot_storage())
+    adapter = TestAdapter(logic)
+    await adapter.test("set phone", "Which number?")
+    await store.close()
+
+    restarted = await database.open()  # a restart, or another instance taking the next message
+    _, logic = _dialog_bot(restarted.bot_storage())
+    adapter = TestAdapter(logic)
+    await adapter.test("+49 170 1234567", "Set +49 170 1234567?")
+
+    third = await database.open()
+    _, logic = _dialog_bot(third.bot_storage())
+    adapter = TestAdapter(logic)
+    await adapter.test("yes", "done: +49 170 1234567 (yes)")
