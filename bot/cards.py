@@ -72,7 +72,7 @@ class AuditEntryLike(Protocol):
 # ------------------------------------------------------------------------------------------------ escaping
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>~|!])")
-_LINE_START = re.compile(r"^(\s*)([#>=]|[+\-](?=\s)|\d+[.)](?=\s|$))")
+_LINE_START = re.compile(r"^(\s*)(?:([#>=]|[+\-](?=\s))|(\d+)([.)])(?=\s|$))")
 _WHITESPACE = re.compile(r"[\s\u0085\u2028\u2029]+")
 
 
@@ -83,7 +83,13 @@ def md(value: object) -> str:
     text = _WHITESPACE.sub(" ", str(value)).strip()
     text = "".join(ch for ch in text if ch >= " " or ch == "\t")
     text = _MD_SPECIAL.sub(r"\\\1", text)
-    return _LINE_START.sub(lambda m: m.group(1) + "\\" + m.group(2), text)
+    return _LINE_START.sub(_escape_line_start, text)
+
+
+def _escape_line_start(m: re.Match[str]) -> str:
+    if m.group(2):  # heading, quote, setext underline or bullet
+        return f"{m.group(1)}\\{m.group(2)}"
+    return f"{m.group(1)}{m.group(3)}\\{m.group(4)}"  # ordered list "1." -> "1\."
 
 
 def masked(number: str | None) -> str:
