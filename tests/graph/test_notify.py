@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta, timezone
 from html.parser import HTMLParser
 from typing import Any
@@ -10,8 +12,10 @@ from typing import Any
 import jinja2
 import pytest
 
+from graph.client import GraphClient, RetryPolicy, create_graph_client
 from graph.notify import (
     TEMPLATES_DIR,
+    Notifier,
     RenderedMail,
     ServiceDesk,
     choose_language,
@@ -19,7 +23,8 @@ from graph.notify import (
     mail_kind,
     render_mail,
 )
-from graph.outcome import OutcomeKind
+from graph.outcome import Notification, NotificationStatus, Outcome, OutcomeKind, TargetUser
+from graph.settings import GraphSettings
 
 WHEN = datetime(2025, 3, 1, 14, 5, 9, tzinfo=UTC)
 DESK = ServiceDesk(
@@ -415,3 +420,222 @@ def test_text_mail_has_no_markup_and_no_runs_of_blank_lines() -> None:
         assert "<" not in text and "{" not in text
         assert "\n\n\n" not in text
         assert text.endswith("\n") and not text.startswith("\n")
+
+
+# ------------------------------------------------------------------------------ sending through Graph (simulator)
+
+SENDER = "servicedesk@contoso.example"
+READ_ONLY_CLIENT = ("6e2f8d4c-3b5a-4f7e-8c2d-1b2c3d4e5f60", "test-secret-readonly")
+FIXED_NOW = datetime(2025, 6, 2, 8, 30, tzinfo=UTC)
+ALEX = TargetUser(
+    id="00000000-0000-0000-0000-0000000000a1",
+    user_principal_name="alex.wilber@contoso.example",
+    display_name="Alex Wilber",
+    mail="alex.wilber@contoso.example",
+    usage_location="DE",
+)
+
+
+@asynccontextmanager
+async def graph(env: dict[str, str]) -> AsyncIterator[GraphClient]:
+    client, close = await create_graph_client(
+        GraphSettings.from_env(env),
+        retry=RetryPolicy(max_attempts=2, base_delay=0.01, max_delay=0.05, deadline=5.0),
+    )
+    try:
+        yield client
+    finally:
+        await close()
+
+
+def notifier(client: GraphClient, sender: str | None = SENDER, desk: ServiceDesk = DESK) -> Notifier:
+    return Notifier(client, sender, desk, now=lambda: FIXED_NOW)
+
+
+def mail_calls(sim: Any) -> list[Any]:
+    return [c for c in sim.calls if c.path.endswith("/sendMail")]
+
+
+async def test_sent_mail_reaches_the_user_in_german_with_html_body_and_no_copy_in_sent_items(
+    sim: Any, sim_env: dict[str, str]
+) -> None:
+    async with graph(sim_env) as client:
+        note = await notifier(client).send(
+            ALEX, "added", "+49 1701234567", "Max Agent", "https://t.example/INC-7", None
+        )
+    assert note == Notification(NotificationStatus.SENT, recipient=ALEX.mail, language="de")
+    assert len(sim.outbox) == 1
+    sent = sim.outbox[0]
+    assert sent["sender"] == SENDER
+    assert sent["to"] == [ALEX.mail]
+    assert sent["contentType"] == "HTML"
+    assert sent["saveToSentItems"] is False
+    assert sent["subject"] == "Eine Mobilnummer wurde zu Ihren Anmeldemethoden hinzugefügt (Contoso Test)"
+    assert "Guten Tag Alex Wilber," in sent["html"]
+    assert "mit der Endung <strong>4567</strong>" in sent["html"]
+    assert "1701234567" not in sent["html"]
+    assert "Durchgeführt von: Max Agent" in sent["html"]
+    assert "Datum und Uhrzeit: 02.06.2025, 08:30 UTC" in sent["html"]
+    assert 'href="https://t.example/INC-7"' in sent["html"]
+    assert "im Auftrag von Contoso Test" in sent["html"]
+
+
+async def test_english_for_a_us_user_and_the_override_wins_over_the_usage_location(
+    sim: Any, sim_env: dict[str, str]
+) -> None:
+    diego = TargetUser(
+        "00000000-0000-0000-0000-0000000000c2",
+        "diego.siciliani@contoso.example",
+        "Diego Siciliani",
+        mail="diego.siciliani@contoso.example",
+        usage_location="US",
+    )
+    async with graph(sim_env) as client:
+        n = notifier(client)
+        first = await n.send(diego, "removed", "+1 2065550100", "Max Agent", None, "auto")
+        second = await n.send(ALEX, "updated", "+49 1701234567", "Max Agent", None, "en")
+    assert (first.status, first.language, second.status, second.language) == (
+        NotificationStatus.SENT,
+        "en",
+        NotificationStatus.SENT,
+        "en",
+    )
+    assert [m["subject"] for m in sim.outbox] == [
+        "A mobile phone number was removed from your sign-in methods (Contoso Test)",
+        "The mobile phone number for your sign-in was changed (Contoso Test)",
+    ]
+    assert "ending in <strong>0100</strong>" in sim.outbox[0]["html"]
+    organization_reads = [c for c in sim.calls if c.path.endswith("/organization")]
+    assert len(organization_reads) == 1  # the tenant name is read once and kept
+
+
+async def test_hostile_display_name_and_caller_arrive_escaped(sim: Any, sim_env: dict[str, str]) -> None:
+    eve = TargetUser(ALEX.id, ALEX.user_principal_name, HOSTILE_NAME, mail=ALEX.mail, usage_location="GB")
+    async with graph(sim_env) as client:
+        note = await notifier(client).send(
+            eve, "added", "+49 1701234567", HOSTILE_CALLER, "javascript:alert(1)", None
+        )
+    assert note.status is NotificationStatus.SENT
+    html = sim.outbox[0]["html"]
+    parsed = parse_html(html)
+    assert parsed.scripts == 0 and "img" not in parsed.tags
+    assert "javascript:" not in parsed.hrefs and all(
+        not h.lower().startswith("javascript") for h in parsed.hrefs
+    )
+    assert "&lt;script&gt;" in html and "&lt;img src=x" in html
+
+
+async def test_a_user_without_mail_is_skipped_and_nothing_is_sent(sim: Any, sim_env: dict[str, str]) -> None:
+    johanna = TargetUser(
+        "00000000-0000-0000-0000-0000000000c4",
+        "johanna.lorenz@contoso.example",
+        "Johanna Lorenz",
+        mail=None,
+        usage_location="AT",
+    )
+    async with graph(sim_env) as client:
+        note = await notifier(client).send(johanna, "added", "+43 6641234567", "Max Agent", None, None)
+    assert note.status is NotificationStatus.SKIPPED_NO_MAIL
+    assert note.language == "de"
+    assert note.detail and "no e-mail address" in note.detail
+    assert sim.outbox == [] and mail_calls(sim) == []
+
+
+async def test_no_sender_configured_fails_without_calling_graph(sim: Any, sim_env: dict[str, str]) -> None:
+    async with graph(sim_env) as client:
+        note = await notifier(client, sender=None).send(ALEX, "added", "+49 1701234567", None, None, None)
+    assert note.status is NotificationStatus.FAILED
+    assert note.detail and "MAIL_SENDER" in note.detail
+    assert mail_calls(sim) == []
+
+
+async def test_sender_without_mailbox_fails_with_the_reason_and_does_not_raise(
+    sim: Any, sim_env: dict[str, str]
+) -> None:
+    async with graph(sim_env) as client:
+        note = await notifier(client, sender="johanna.lorenz@contoso.example").send(
+            ALEX, "added", "+49 1701234567", None, None, None
+        )
+    assert note.status is NotificationStatus.FAILED
+    assert note.recipient == ALEX.mail
+    assert note.detail is not None
+    assert "sender mailbox johanna.lorenz@contoso.example is not enabled" in note.detail
+    assert "MailboxNotEnabledForRESTAPI" in note.detail
+    assert "request-id" in note.detail
+    assert sim.outbox == []
+
+
+async def test_unknown_sender_fails_with_error_invalid_user(sim: Any, sim_env: dict[str, str]) -> None:
+    async with graph(sim_env) as client:
+        note = await notifier(client, sender="nobody@contoso.example").send(
+            ALEX, "removed", None, None, None, None
+        )
+    assert note.status is NotificationStatus.FAILED
+    assert note.detail is not None
+    assert "was not found" in note.detail and "ErrorInvalidUser" in note.detail
+    assert sim.outbox == []
+
+
+async def test_missing_mail_send_permission_is_named_and_the_tenant_name_falls_back(
+    sim: Any, sim_env: dict[str, str]
+) -> None:
+    client_id, secret = READ_ONLY_CLIENT
+    env = dict(sim_env, GRAPH_CLIENT_ID=client_id, GRAPH_CLIENT_SECRET=secret)
+    async with graph(env) as client:
+        note = await notifier(client).send(ALEX, "added", "+49 1701234567", None, None, None)
+    assert note.status is NotificationStatus.FAILED
+    assert note.detail is not None
+    assert "Mail.Send" in note.detail and "application access policy" in note.detail
+    assert "ErrorAccessDenied" in note.detail
+    assert [c.status for c in mail_calls(sim)] == [403]
+    assert sim.outbox == []
+
+
+async def test_without_organization_access_the_mail_says_your_organization(
+    sim: Any, sim_env: dict[str, str]
+) -> None:
+    sim.faults.inject("GET", r"/organization$", 403, times=1)
+    async with graph(sim_env) as client:
+        note = await notifier(client).send(ALEX, "added", "+49 1701234567", None, None, "en")
+    assert note.status is NotificationStatus.SENT
+    assert sim.outbox[0]["subject"] == "A mobile phone number was added to your sign-in methods"
+    assert "on behalf of your organization" in sim.outbox[0]["html"]
+
+
+async def test_graph_unavailable_after_retries_is_a_failed_notification(
+    sim: Any, sim_env: dict[str, str]
+) -> None:
+    sim.faults.inject("POST", r"/sendMail$", 503, times=10)
+    async with graph(sim_env) as client:
+        note = await notifier(client).send(ALEX, "added", "+49 1701234567", None, None, None)
+    assert note.status is NotificationStatus.FAILED
+    assert note.detail is not None and "busy or unavailable" in note.detail
+    assert sim.outbox == []
+
+
+async def test_a_dropped_connection_is_not_resent_and_says_the_mail_may_have_gone(
+    sim: Any, sim_env: dict[str, str]
+) -> None:
+    sim.faults.inject("POST", r"/sendMail$", "drop", times=1, after_apply=True)
+    async with graph(sim_env) as client:
+        note = await notifier(client).send(ALEX, "added", "+49 1701234567", None, None, None)
+    assert note.status is NotificationStatus.FAILED
+    assert note.detail is not None and "may or may not have been sent" in note.detail
+    assert len(mail_calls(sim)) == 1  # never repeated blindly
+    assert len(sim.outbox) == 1  # Graph did take it
+
+
+async def test_notify_for_a_workflow_outcome_sends_the_removed_mail(
+    sim: Any, sim_env: dict[str, str]
+) -> None:
+    outcome = Outcome(kind=OutcomeKind.REMOVED, action="remove", user=ALEX, number="+491701234567")
+    async with graph(sim_env) as client:
+        n = Notifier.from_settings(
+            GraphSettings.from_env(dict(sim_env, MAIL_SENDER=SENDER, SERVICE_DESK_DISPLAY_NAME="Contoso IT"))
+        )
+        note = await n.notify(
+            user=ALEX, outcome=outcome, language="auto", ticket_url=None, caller="Max", client=client
+        )
+    assert note.status is NotificationStatus.SENT
+    assert sim.outbox[0]["subject"].startswith("Eine Mobilnummer wurde aus Ihren Anmeldemethoden entfernt")
+    assert "Ihr Service Desk" in sim.outbox[0]["html"] and "Contoso IT" in sim.outbox[0]["html"]
