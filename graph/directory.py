@@ -146,10 +146,10 @@ class Directory:
         for gid in group_ids:
             if gid and gid.lower() not in wanted:
                 wanted[gid.lower()] = gid
-        spelled = list(wanted.values())
+        canonical = list(wanted)  # object ids are GUIDs; send them in their canonical lower case
         found: set[str] = set()
-        for start in range(0, len(spelled), CHECK_MEMBER_GROUPS_LIMIT):
-            chunk = spelled[start : start + CHECK_MEMBER_GROUPS_LIMIT]
+        for start in range(0, len(canonical), CHECK_MEMBER_GROUPS_LIMIT):
+            chunk = canonical[start : start + CHECK_MEMBER_GROUPS_LIMIT]
             response = await self._client.post(
                 f"{user_path(user_id)}/checkMemberGroups", json={"groupIds": chunk}, idempotent=True
             )

@@ -1,0 +1,207 @@
+"""Directory look-ups against the simulator: users (guests too), phones, groups, privilege, manager, tenant."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from graph.client import RetryPolicy, create_graph_client
+from graph.directory import Directory, user_path
+from graph.settings import GraphSettings
+
+GLOBAL_ADMIN = "62e90394-69f5-4237-9190-012177145e10"
+AUTH_ADMIN = "c4e39bd9-1100-46d3-8c65-fb160da0071f"
+USER_ADMIN = "fe930be7-5e62-47db-91af-98c3a49a38b1"
+REPORTS_READER = "4a5d8f65-41da-4de4-8968-e035b65339cf"
+
+
+@pytest.fixture
+async def directory(sim: Any, sim_env: dict[str, str]) -> AsyncIterator[Directory]:
+    settings = GraphSettings.from_env(sim_env)
+    client, close = await create_graph_client(settings, retry=RetryPolicy(deadline=5))
+    try:
+        yield Directory(client)
+    finally:
+        await close()
+
+
+def new_user(sim: Any, **data: Any) -> Any:
+    uid = str(uuid.uuid4())
+    base = {
+        "id": uid,
+        "userPrincipalName": f"u{uid[:8]}@{sim.tenant.default_domain}",
+        "displayName": f"User {uid[:8]}",
+        "mail": f"u{uid[:8]}@{sim.tenant.default_domain}",
+        "usageLocation": "DE",
+    }
+    base.update(data)
+    return sim.tenant.add_user(base)
+
+
+def add_group(sim: Any, *, assignable: bool, members: list[str] = (), owners: list[str] = ()) -> Any:  # type: ignore[assignment]
+    from graph.simulator.tenant import Group
+
+    gid = str(uuid.uuid4())
+    group = Group(
+        gid, f"Group {gid[:6]}", is_assignable_to_role=assignable, members=list(members), owners=list(owners)
+    )
+    sim.tenant.groups[gid] = group
+    return group
+
+
+def assign_role(sim: Any, template: str, name: str, principal: str, scope: str = "/") -> None:
+    from graph.simulator.tenant import RoleAssignment
+
+    sim.tenant.role_assignments.append(RoleAssignment(template, name, principal, scope))
+
+
+async def test_find_user_by_object_id(sim: Any, directory: Directory) -> None:
+    user = new_user(sim, displayName="Adele Vance", usageLocation="AT")
+    found = await directory.find_user(user.id)
+    assert found is not None
+    assert (found.id, found.display_name, found.usage_location) == (user.id, "Adele Vance", "AT")
+
+
+async def test_find_user_by_upn_is_case_insensitive(sim: Any, directory: Directory) -> None:
+    user = new_user(sim)
+    found = await directory.find_user("  " + user.upn.upper() + " ")
+    assert found is not None and found.id == user.id
+
+
+async def test_find_guest_by_ext_upn(sim: Any, directory: Directory) -> None:
+    upn = f"alex_fabrikam.com#EXT#@{sim.tenant.default_domain}"
+    guest = new_user(sim, userPrincipalName=upn, userType="Guest", mail="alex@fabrikam.com")
+    found = await directory.find_user(upn)
+    assert found is not None and found.id == guest.id and found.is_guest
+    seen = [c for c in sim.calls if c.method == "GET" and "EXT" in c.path]
+    assert seen and seen[0].status == 200  # the #EXT# reached Graph as part of the path, not as a fragment
+
+
+async def test_find_user_by_mail_with_a_quote_in_it(sim: Any, directory: Directory) -> None:
+    user = new_user(sim, mail="o'brien@fabrikam.example")
+    found = await directory.find_user("o'brien@fabrikam.example")
+    assert found is not None and found.id == user.id
+    filters = [c.query.get("$filter") for c in sim.calls if c.path.endswith("/users")]
+    assert "mail eq 'o''brien@fabrikam.example'" in filters
+
+
+@pytest.mark.parametrize(
+    "ref",
+    ["", "   ", "nobody@contoso.example", "00000000-0000-0000-0000-000000000000", "no-at-sign", "a\nb@c.d"],
+)
+async def test_unknown_or_malformed_reference_finds_nobody(sim: Any, directory: Directory, ref: str) -> None:
+    assert await directory.find_user(ref) is None
+
+
+async def test_ten_kilobyte_reference_makes_no_graph_call(sim: Any, directory: Directory) -> None:
+    before = len(sim.calls)
+    assert await directory.find_user("a" * 10_000 + "@x.example") is None
+    assert len(sim.calls) == before
+
+
+async def test_phone_state_lists_every_phone_method(sim: Any, directory: Directory) -> None:
+    user = new_user(
+        sim,
+        phoneMethods=[
+            {"phoneType": "mobile", "phoneNumber": "+49 1701234567"},
+            {"phoneType": "alternateMobile", "phoneNumber": "+49 1707654321"},
+            {"phoneType": "office", "phoneNumber": "+49 301234567"},
+        ],
+    )
+    state = await directory.phone_state(user.id)
+    assert state.mobile is not None and state.mobile.phone_number == "+49 1701234567"
+    assert state.mobile.id == "3179e48a-750b-4051-897c-87b9720928f7"
+    assert state.alternate_mobile is not None and state.alternate_mobile.phone_number == "+49 1707654321"
+    assert state.office is not None and state.office.sms_sign_in_state == "notSupported"
+    assert (await directory.phone_state(new_user(sim).id)).methods == ()
+
+
+async def test_member_groups_checks_in_chunks_of_twenty(sim: Any, directory: Directory) -> None:
+    user = new_user(sim)
+    inner = add_group(sim, assignable=False, members=[user.id])
+    outer = add_group(sim, assignable=False, members=[inner.id])  # transitive
+    others = [add_group(sim, assignable=False).id for _ in range(23)]
+    asked = [*others[:12], outer.id.upper(), *others[12:], inner.id]
+    found = await directory.member_groups(user.id, asked)
+    assert found == {outer.id.upper(), inner.id}
+    chunks = [c.json["groupIds"] for c in sim.calls if c.path.endswith("/checkMemberGroups")]
+    assert [len(c) for c in chunks] == [20, 5]
+
+
+async def test_plain_user_is_not_privileged(sim: Any, directory: Directory) -> None:
+    privilege = await directory.privilege(new_user(sim).id)
+    assert not privilege.is_privileged and privilege.roles == [] and privilege.role_assignable_groups == []
+
+
+async def test_global_admin_is_privileged(sim: Any, directory: Directory) -> None:
+    user = new_user(sim)
+    assign_role(sim, GLOBAL_ADMIN, "Global Administrator", user.id)
+    privilege = await directory.privilege(user.id)
+    assert privilege.is_privileged and privilege.roles == ["Global Administrator"]
+
+
+async def test_authentication_administrator_alone_is_harmless(sim: Any, directory: Directory) -> None:
+    user = new_user(sim)
+    assign_role(sim, AUTH_ADMIN, "Authentication Administrator", user.id)
+    assign_role(sim, REPORTS_READER, "Reports Reader", user.id)
+    privilege = await directory.privilege(user.id)
+    assert not privilege.is_privileged and privilege.roles == []
+    assert privilege.harmless_roles == ["Authentication Administrator", "Reports Reader"]
+
+
+async def test_role_scoped_to_an_administrative_unit_still_counts(sim: Any, directory: Directory) -> None:
+    user = new_user(sim)
+    assign_role(
+        sim, USER_ADMIN, "User Administrator", user.id, scope="/administrativeUnits/" + str(uuid.uuid4())
+    )
+    privilege = await directory.privilege(user.id)
+    assert privilege.is_privileged and privilege.roles[0].startswith("User Administrator")
+
+
+async def test_member_of_a_role_assignable_group_is_privileged(sim: Any, directory: Directory) -> None:
+    user = new_user(sim)
+    group = add_group(sim, assignable=True, members=[user.id])
+    privilege = await directory.privilege(user.id)
+    assert privilege.is_privileged
+    assert privilege.role_assignable_groups == [f"{group.display_name} (member)"]
+
+
+async def test_member_of_an_ordinary_group_is_not_privileged(sim: Any, directory: Directory) -> None:
+    user = new_user(sim)
+    add_group(sim, assignable=False, members=[user.id])
+    assert not (await directory.privilege(user.id)).is_privileged
+
+
+async def test_owner_of_a_role_assignable_group_is_privileged(sim: Any, directory: Directory) -> None:
+    user = new_user(sim)
+    group = add_group(sim, assignable=True, owners=[user.id])
+    privilege = await directory.privilege(user.id)
+    assert privilege.is_privileged
+    assert privilege.role_assignable_groups == [f"{group.display_name} (owner)"]
+
+
+async def test_role_through_a_role_assignable_group_is_privileged(sim: Any, directory: Directory) -> None:
+    user = new_user(sim)
+    group = add_group(sim, assignable=True, members=[user.id])
+    assign_role(sim, GLOBAL_ADMIN, "Global Administrator", group.id)
+    privilege = await directory.privilege(user.id)
+    assert privilege.is_privileged and "Global Administrator" in privilege.roles
+
+
+async def test_manager_and_organization_name(sim: Any, directory: Directory) -> None:
+    boss = new_user(sim, displayName="Megan Bowen")
+    user = new_user(sim, managerId=boss.id)
+    manager = await directory.manager(user.id)
+    assert manager is not None and manager.id == boss.id and manager.display_name == "Megan Bowen"
+    assert await directory.manager(boss.id) is None
+    assert await directory.organization_name() == sim.tenant.display_name
+
+
+def test_user_path_encodes_guest_and_dollar_upns() -> None:
+    assert (
+        user_path("a_b.com#EXT#@contoso.onmicrosoft.com") == "/users/a_b.com%23EXT%23@contoso.onmicrosoft.com"
+    )
+    assert user_path("$adele@contoso.com") == "/users('$adele@contoso.com')"
