@@ -915,6 +915,7 @@ def _create_engine(
         engine = create_async_engine(
             url,
             json_serializer=_json_dumps,
+            hide_parameters=True,  # errors never carry phone numbers into logs
             connect_args={"timeout": busy_timeout},
             pool_size=pool_size,
         )
@@ -939,6 +940,7 @@ def _create_engine(
     return create_async_engine(
         url,
         json_serializer=_json_dumps,
+        hide_parameters=True,
         pool_pre_ping=True,
         pool_size=pool_size,
         max_overflow=pool_size * 2,

@@ -566,3 +566,11 @@ async def test_postgresql_connections_killed_then_next_call_recovers(
         assert [e.event for e in await store.request_audit(req.id)] == ["requested", "submitted"]
     finally:
         await admin.close()
+
+
+async def test_database_errors_do_not_carry_phone_numbers(store: Store) -> None:
+    req = await store.create_request(make_request(number="+491701112233"), actor=AGENT)
+    with pytest.raises(Exception) as duplicate:  # the same id twice: the database refuses it
+        await store.create_request(make_request(id=req.id, number="+491701112233"), actor=AGENT)
+    assert "1112233" not in str(duplicate.value)
+    assert [e.event for e in await store.request_audit(req.id)] == ["requested"]
