@@ -204,7 +204,11 @@ class GraphClient:
                     write_outcome_unknown=sent and not safe,
                 )
                 log.warning(
-                    "graph transport error",
+                    "graph %s %s failed without an answer: %s (client-request-id %s)",
+                    method,
+                    path,
+                    type(exc).__name__,
+                    client_request_id,
                     extra={
                         "method": method,
                         "path": path,
@@ -224,7 +228,12 @@ class GraphClient:
             if request_id:
                 state.request_ids.append(request_id)
             log.debug(
-                "graph call",
+                "graph %s %s -> %s (request-id %s, client-request-id %s)",
+                method,
+                path,
+                response.status_code,
+                request_id,
+                client_request_id,
                 extra={
                     "method": method,
                     "path": path,
@@ -275,7 +284,12 @@ class GraphClient:
                     write_outcome_unknown=True,
                 )
             log.info(
-                "graph error",
+                "graph %s %s -> %s %s (request-id %s)",
+                method,
+                path,
+                status,
+                error.code,
+                error.request_id,
                 extra={
                     "method": method,
                     "path": path,
@@ -296,7 +310,11 @@ class GraphClient:
         if self._clock() + delay > state.deadline_at:
             raise _final(error, f"waiting {delay:.3g} s would pass the {self.retry.deadline:g} s deadline")
         log.info(
-            "graph retry",
+            "graph retry in %.3f s after %s %s (request-id %s)",
+            delay,
+            error.status or "no answer",
+            error.code,
+            error.request_id,
             extra={
                 "status": error.status,
                 "code": error.code,

@@ -286,3 +286,39 @@ async def test_rejected_token_is_renewed_once_then_reported(sim: Any, sim_env: d
         await close()
     assert tokens.calls == 2
     assert info.value.status == 401 and info.value.request_id
+
+
+async def test_logs_carry_request_ids_but_never_the_token_or_secret(
+    sim: Any, sim_env: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from graph.auth import TokenProvider
+
+    caplog.set_level(logging.DEBUG, logger="graph")
+    settings = GraphSettings.from_env(sim_env)
+    tokens = await TokenProvider.create(settings)
+    token = await tokens.token()
+    client, close = await create_graph_client(settings, tokens=tokens, retry=RetryPolicy(base_delay=0.01))
+    try:
+        user = new_user(sim)
+        sim.faults.inject("GET", f"/users/{user.id}$", 503, times=1)
+        await client.get(f"/users/{user.id}", params={"$filter": "mobilePhone eq '+49 1701234567'"})
+        with pytest.raises(NotFoundError):
+            await client.get(f"/users/{uuid.uuid4()}")
+    finally:
+        await close()
+    wrong = await TokenProvider.create(
+        GraphSettings.from_env({**sim_env, "GRAPH_CLIENT_SECRET": "Leaky~Secret~123"})
+    )
+    with pytest.raises(Exception):  # noqa: B017 - TokenError; the point here is what was logged
+        await wrong.token()
+
+    records = [r for r in caplog.records if r.name.startswith("graph")]
+    dumped = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in records)
+    assert token not in dumped
+    assert sim_env["GRAPH_CLIENT_SECRET"] not in dumped and "Leaky~Secret~123" not in dumped
+    assert "1701234567" not in dumped  # the query (which may hold a number) is never logged
+    ids = {c.request_id for c in sim.calls}
+    logged_ids = {getattr(r, "request_id", None) for r in records if r.name == "graph.client"} - {None}
+    assert logged_ids and logged_ids <= ids
