@@ -1,0 +1,1 @@
+"""The Teams app package: manifest template, icons and the build command (`python -m appPackage.build`)."""
