@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,8 +66,9 @@ class User:
         self.given_name: str | None = data.get("givenName")
         self.surname: str | None = data.get("surname")
         self.mail: str | None = data.get("mail")
-        self.user_type: str = data.get("userType") or "Member"
-        self.usage_location: str | None = data.get("usageLocation")
+        self.user_type: str = sys.intern(data.get("userType") or "Member")
+        location = data.get("usageLocation")
+        self.usage_location: str | None = sys.intern(location) if isinstance(location, str) else None
         self.account_enabled: bool = bool(data.get("accountEnabled", True))
         self.mobile_phone: str | None = data.get("mobilePhone")
         self.business_phones: tuple[str, ...] = tuple(data.get("businessPhones") or ())
@@ -86,7 +88,8 @@ class User:
                 if ptype != "mobile"
                 else ("ready" if self.sms_policy else "notAllowedByPolicy")
             )
-            phones[ptype] = Phone(ptype, item["phoneNumber"], item.get("smsSignInState") or default_sms)
+            sms = sys.intern(str(item.get("smsSignInState") or default_sms))
+            phones[ptype] = Phone(sys.intern(ptype), item["phoneNumber"], sms)
         self.phones: dict[str, Phone] = phones or _EMPTY
         self.visible: dict[str, Phone] = self.phones
         self.pending: list[tuple[float, dict[str, Phone]]] | None = None
@@ -261,7 +264,7 @@ class Tenant:
         if isinstance(source, Tenant):
             return cls(source.to_dict())
         if isinstance(source, dict):
-            return cls(json.loads(json.dumps(source)))
+            return cls(source)  # fields are copied into the model, the dict is not kept
         with open(Path(source), encoding="utf-8") as fh:
             return cls(json.load(fh))
 
@@ -413,7 +416,3 @@ class Tenant:
                 else:
                     users.add(member)
         return users
-
-
-def user_ids(users: Iterable[User]) -> list[str]:
-    return [u.id for u in users]
