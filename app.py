@@ -11,6 +11,7 @@ taking new work and lets running changes finish (bounded by SHUTDOWN_TIMEOUT_SEC
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import sys
@@ -119,6 +120,10 @@ async def _build_runtime(
                 raise SettingsError("GRAPH_TENANT_ID", "missing")
             graph = await GraphServices.create(settings.graph)
         bf = settings.bot_framework
+        if not bf.APP_ID:
+            # Local mode (Agents Playground, tests): no app id, no inbound authentication. botbuilder only allows
+            # that under its MultiTenant credential factory.
+            bf = dataclasses.replace(bf, APP_TYPE="MultiTenant")
         adapter = CloudAdapter(
             ConfigurationBotFrameworkAuthentication(bf, credentials_factory=_credentials_factory(settings))
         )

@@ -68,6 +68,7 @@ class Policy:
         self._settings = settings
         self._monotonic = time.monotonic
         self._cache: dict[str, tuple[float, Roles]] = {}
+        self._privilege_cache: dict[str, tuple[float, Any]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._clock = clock
 
@@ -95,11 +96,24 @@ class Policy:
                 self._cache[key] = (self._monotonic() + s.role_cache_seconds, roles)
             return roles
 
+    async def privilege(self, user_id: str) -> Any:
+        """The target's privilege (directory roles, role-assignable groups), cached like memberships."""
+        key = user_id.lower()
+        cached = self._privilege_cache.get(key)
+        if cached and cached[0] > self._monotonic():
+            return cached[1]
+        privilege = await self._directory.privilege(user_id)
+        if self._settings.role_cache_seconds > 0:
+            self._privilege_cache[key] = (self._monotonic() + self._settings.role_cache_seconds, privilege)
+        return privilege
+
     def forget(self, aad_object_id: str | None = None) -> None:
         if aad_object_id is None:
             self._cache.clear()
+            self._privilege_cache.clear()
         else:
             self._cache.pop(aad_object_id.lower(), None)
+            self._privilege_cache.pop(aad_object_id.lower(), None)
 
     # ---------------------------------------------------------------------------------------------- checks
     def check_tenant(self, tenant_id: str | None) -> Decision:
@@ -124,7 +138,7 @@ class Policy:
     async def check_target(self, person: Person, target: TargetUser) -> Decision:
         if target.id.lower() == person.aad_object_id.lower():
             return refuse("refusal.own_account")
-        privilege = await self._directory.privilege(target.id)
+        privilege = await self.privilege(target.id)
         reasons = list(privilege.roles) + list(privilege.role_assignable_groups)
         privileged = bool(privilege.is_privileged)
         rules: list[str] = []

@@ -332,18 +332,19 @@ class MfaService:
     async def review(self, caller: Caller, data: dict[str, Any]) -> dict[str, Any]:
         lang = caller.lang
         values, error_keys, _ = self._form_values(data)
-        errors: dict[str, str] = {}
+        # errors: input id -> (bot.texts key, params); the card renders them beside the field
+        errors: dict[str, Any] = {}
         for name, key in error_keys.items():
             limit = (
                 MAX_TICKET_CHARS
                 if name == "ticket"
                 else (MAX_NUMBER_CHARS if name == "number" else MAX_TARGET_CHARS)
             )
-            errors[name] = texts.t(lang, key, max=limit)
+            errors[name] = (key, {"max": limit})
 
         action = values.get("action") or "set"
         if action not in ("set", "remove"):
-            errors["action"] = texts.t(lang, "error.choice.invalid")
+            errors["action"] = ("error.choice.invalid", {})
             action = "set"
         notify_raw = values.get("notify")
         if notify_raw in (None, ""):
@@ -351,11 +352,11 @@ class MfaService:
         elif notify_raw in ("true", "false"):
             notify = notify_raw == "true"
         else:
-            errors["notify"] = texts.t(lang, "error.choice.invalid")
+            errors["notify"] = ("error.choice.invalid", {})
             notify = False
         language = values.get("language") or "auto"
         if language not in ("auto", "de", "en"):
-            errors["language"] = texts.t(lang, "error.choice.invalid")
+            errors["language"] = ("error.choice.invalid", {})
             language = "auto"
         ticket = values.get("ticket") or None
 
@@ -368,11 +369,9 @@ class MfaService:
                         number_text, self.settings.graph.default_region if self.settings.graph else None
                     )
                 except InvalidNumber as exc:
-                    errors["number"] = texts.t(
-                        lang, texts.number_error_key(exc.code), **(getattr(exc, "details", None) or {})
-                    )
+                    errors["number"] = (texts.number_error_key(exc.code), dict(exc.details or {}))
             elif action == "set":
-                errors["number"] = texts.t(lang, "error.number.required_for_set")
+                errors["number"] = ("error.number.required_for_set", {})
 
         target: TargetUser | None = None
         if "targetUserId" not in errors and "targetUserText" not in errors:
@@ -412,6 +411,12 @@ class MfaService:
 
         phones: PhoneState = await self.directory.phone_state(target.id)
         previous = _e164(phones.mobile.phone_number) if phones.mobile else None
+        number = parsed.e164 if parsed else None
+        if action == "remove" and number is None:
+            if previous is None:
+                errors = {"number": ("outcome.nothing_to_remove.title", {})}
+                return self.request_form(caller, values=values, errors=errors, draft=draft)
+            number = previous  # "remove" without a number: the mobile number shown on the confirmation card
         fields = {
             "action": action,
             "target_id": target.id,
@@ -420,7 +425,7 @@ class MfaService:
             "target_is_guest": target.is_guest,
             "target_privileged": decision.privileged,
             "privilege_reasons": decision.privilege_reasons,
-            "number": parsed.e164 if parsed else None,
+            "number": number,
             "previous_number": previous,
             "notify": notify,
             "language": language,
@@ -474,21 +479,21 @@ class MfaService:
 
     async def _resolve_target(
         self, lang: str, picked: str | None, typed: str | None
-    ) -> tuple[TargetUser | None, str | None]:
+    ) -> tuple[TargetUser | None, tuple[str, dict[str, Any]] | None]:
         if picked and not _GUID.match(picked):
-            return None, texts.t(lang, "error.target.invalid")
+            return None, ("error.target.invalid", {})
         if not picked and not typed:
-            return None, texts.t(lang, "error.target.required")
+            return None, ("error.target.required", {})
         if typed and (any(c.isspace() for c in typed) or any(ord(c) < 32 for c in typed)):
-            return None, texts.t(lang, "error.target.invalid")
+            return None, ("error.target.invalid", {})
         found_pick = await self.directory.find_user(picked) if picked else None
         if picked and found_pick is None:
-            return None, texts.t(lang, "error.target.not_found", ref=picked)
+            return None, ("error.target.not_found", {"ref": picked[:80]})
         found_typed = await self.directory.find_user(typed) if typed else None
         if typed and found_typed is None:
-            return None, texts.t(lang, "error.target.not_found", ref=typed)
+            return None, ("error.target.not_found", {"ref": typed[:80]})
         if found_pick and found_typed and found_pick.id.lower() != found_typed.id.lower():
-            return None, texts.t(lang, "error.target.both")
+            return None, ("error.target.both", {})
         return found_pick or found_typed, None
 
     async def _check_limits(self, caller: Caller, target: TargetUser | ChangeRequest) -> None:
@@ -526,9 +531,15 @@ class MfaService:
             return cards.decision_card(lang, req)
         if rev != req.revision:
             raise Refused("refusal.stale", request=req)
-        target = await self.directory.find_user(req.target_id)
-        if target is None:
-            raise Refused("error.target.not_found", request=req, ref=req.target_upn)
+        # The target is fixed by its object id in the draft; a user deleted since then is the workflow's
+        # "user not found". Roles and privilege come from the policy (cached for ROLE_CACHE_SECONDS), so the
+        # answer stays fast while Graph is slow.
+        target = TargetUser(
+            id=req.target_id,
+            user_principal_name=req.target_upn,
+            display_name=req.target_display_name,
+            user_type="Guest" if req.target_is_guest else "Member",
+        )
         decision = await self.policy.check_target(caller.person, target)
         if not decision.allowed:
             raise Refused(decision.reason_key or "refusal.bad_input", request=req, **decision.params)

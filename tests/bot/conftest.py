@@ -11,6 +11,7 @@ Connector in front of it that records what the bot sends.
 from __future__ import annotations
 
 import itertools
+import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from app import create_app
+from bot import texts
 from bot.settings import BotSettings
 from tests.bot.db_fixtures import Database, database  # noqa: F401  (fixture)
 from tests.bot.fake_connector import FakeConnector, Recorded
@@ -105,7 +107,10 @@ def card_text(card: dict[str, Any] | None) -> str:
                 parts.append(el[key])
         for fact in el.get("facts") or []:
             parts.append(f"{fact.get('title')}: {fact.get('value')}")
-    return "\n".join(parts)
+    return _MD_ESCAPE.sub(r"\1", "\n".join(parts))
+
+
+_MD_ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!|>~<])")
 
 
 def action_data(card: dict[str, Any] | None, verb: str) -> dict[str, Any] | None:
@@ -293,9 +298,8 @@ class BotHarness:
 
 
 def _is_progress(card: dict[str, Any]) -> bool:
-    return not any(el.get("type") == "FactSet" for el in walk(card)) and any(
-        "…" in str(el.get("text", "")) for el in walk(card)
-    )
+    titles = {texts.t(lang, "progress.title") for lang in texts.LANGUAGES}
+    return any(el.get("text") in titles for el in walk(card))
 
 
 # ---------------------------------------------------------------------------------------------- fixtures
@@ -315,6 +319,7 @@ def bot_environ(sim_env: dict[str, str], data_dir: str, **overrides: str) -> dic
             "HOST": "127.0.0.1",
             "PORT": "0",
             "SHUTDOWN_TIMEOUT_SECONDS": "10",
+            "PHONE_DEFAULT_REGION": "DE",
         }
     )
     env.update(overrides)
@@ -339,8 +344,8 @@ async def make_bot(
     sim: Any,
     sim_env: dict[str, str],
     connector: FakeConnector,
-    database: Database,
-    tmp_path: Any,  # noqa: F811
+    database: Database,  # noqa: F811
+    tmp_path: Any,
 ) -> AsyncIterator[MakeBot]:
     harnesses: list[BotHarness] = []
     servers: list[TestServer] = []

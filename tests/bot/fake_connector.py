@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
@@ -53,6 +53,8 @@ class FakeConnector:
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
         self.fail_updates_with: int | None = None  # e.g. 404 to simulate a deleted message
+        # Awaited before an update is answered: lets a test act at a known point of the bot's work.
+        self.on_update: Callable[[Recorded], Awaitable[None]] | None = None
 
     # --- server -------------------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -122,7 +124,10 @@ class FakeConnector:
         aid = unquote(request.match_info["aid"])
         if self.fail_updates_with:
             return web.json_response({"error": {"code": "NotFound"}}, status=self.fail_updates_with)
-        self._record(Recorded("update", conv, aid, None, body, request.headers.get("Authorization")))
+        rec = Recorded("update", conv, aid, None, body, request.headers.get("Authorization"))
+        self._record(rec)
+        if self.on_update is not None:
+            await self.on_update(rec)
         return web.json_response({"id": aid})
 
     async def _delete(self, request: web.Request) -> web.Response:

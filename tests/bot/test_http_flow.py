@@ -1,0 +1,76 @@
+"""Through the real HTTP endpoint: an agent goes from "set phone" to a finished change and sees each outcome."""
+
+from __future__ import annotations
+
+import aiohttp
+
+from bot.models import RequestState
+from tests.bot.conftest import (
+    ALEX,
+    DIEGO_ID,
+    LYNNE_ID,
+    BotHarness,
+    action_data,
+    card_text,
+    graph_writes,
+    input_ids,
+)
+
+
+async def test_health_is_alive_and_ready_with_database_and_graph_token(bot: BotHarness) -> None:
+    async with aiohttp.ClientSession() as http:
+        async with http.get(bot.server.make_url("/healthz")) as resp:
+            assert resp.status == 200 and (await resp.json())["status"] == "alive"
+        async with http.get(bot.server.make_url("/readyz")) as resp:
+            body = await resp.json()
+            assert resp.status == 200, body
+            assert body["checks"] == {"database": "ok", "graph_token": "ok"}
+
+
+async def test_readyz_names_the_graph_token_when_the_token_endpoint_refuses(bot: BotHarness) -> None:
+    app = bot.sim.tenant.app("5d1e7c3b-2a4f-4e6d-9b8c-0a1b2c3d4e5f")
+    app.client_secret = "rotated-elsewhere"
+    runtime_graph = bot.server.app[__import__("app").RUNTIME].graph
+    await runtime_graph.tokens.invalidate()
+    async with aiohttp.ClientSession() as http:
+        async with http.get(bot.server.make_url("/readyz")) as resp:
+            body = await resp.json()
+    assert resp.status == 503
+    assert body["failed"] == ["graph_token"]
+    assert body["checks"]["database"] == "ok"
+
+
+async def test_set_phone_opens_the_request_form(bot: BotHarness) -> None:
+    form = await bot.open_form(ALEX, "set phone")
+    assert {
+        "targetUserId",
+        "targetUserText",
+        "number",
+        "action",
+        "notify",
+        "language",
+        "ticket",
+    } <= input_ids(form.card)
+    assert action_data(form.card, "mfa.review") is not None
+    assert form.conversation_id == ALEX.conversation_id
+
+
+async def test_agent_sets_a_new_number_and_sees_it_done(bot: BotHarness) -> None:
+    review, confirm, final = await bot.run_change(
+        ALEX,
+        {"targetUserText": "diego.siciliani@contoso.example", "number": "+49 170 5556666", "action": "set"},
+    )
+    assert "Diego" in review.text and "***6666" in review.text
+    assert "5556666" not in review.text.replace(" ", "")  # masked everywhere on the card
+    text = card_text(final.card)
+    assert "***6666" in text
+    writes = graph_writes(bot.sim)
+    assert len(writes) == 1 and writes[0].method == "POST" and DIEGO_ID in writes[0].path
+    data = action_data(review.card, "mfa.confirm")
+    assert data is not None
+    req = await bot.store.get_request(data["requestId"])
+    assert req is not None and req.state is RequestState.COMPLETED
+    assert req.outcome and req.outcome["outcome"] == "added"
+    events = await bot.audit_events(req.id)
+    assert events[0] == "requested" and "confirmed" in events and events[-1] == "completed"
+    _ = LYNNE_ID

@@ -1,0 +1,241 @@
+"""Every workflow outcome reaches the agent as its own card, through the real endpoint and the simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from bot.models import RequestState
+from tests.bot.conftest import (
+    ALEX,
+    DIEGO_ID,
+    GRADY_ID,
+    JOHANNA_ID,
+    LYNNE_ID,
+    NESTOR_ID,
+    BotHarness,
+    MakeBot,
+    action_data,
+    card_text,
+    graph_writes,
+)
+from tests.bot.fake_connector import Recorded
+
+
+async def _request(bot: BotHarness, review_card: dict) -> object:
+    data = action_data(review_card, "mfa.confirm")
+    assert data
+    return await bot.store.get_request(data["requestId"])
+
+
+async def test_update_of_an_existing_mobile_shows_old_and_new_masked(bot: BotHarness) -> None:
+    review, _, final = await bot.run_change(
+        ALEX, {"targetUserText": "lynne.robbins@contoso.example", "number": "+49 170 7654321"}
+    )
+    assert "***4567" in review.text and "***4321" in review.text  # current → new on the confirmation card
+    text = card_text(final.card)
+    assert "***4321" in text and "7654321" not in text.replace(" ", "")
+    assert [c.method for c in graph_writes(bot.sim)] == ["PATCH"]
+    assert bot.sim.tenant.user(LYNNE_ID).phones["mobile"].number.replace(" ", "") == "+491707654321"
+
+
+async def test_same_number_is_unchanged_and_nothing_is_written(bot: BotHarness) -> None:
+    review, _, final = await bot.run_change(
+        ALEX,
+        {"targetUserText": "lynne.robbins@contoso.example", "number": "0170 1234567", "language": "auto"},
+    )
+    req = await _request(bot, review.card or {})
+    assert req.outcome["outcome"] == "unchanged"  # type: ignore[attr-defined]
+    assert graph_writes(bot.sim) == []
+    assert card_text(final.card)
+
+
+async def test_sms_sign_in_conflict_keeps_the_number_for_mfa(bot: BotHarness) -> None:
+    bot.sim.behaviour.update({"conflict_stores_method": True})
+    review, _, final = await bot.run_change(
+        ALEX, {"targetUserText": "diego.siciliani@contoso.example", "number": "+49 170 9876543"}
+    )
+    req = await _request(bot, review.card or {})
+    assert req.outcome["sms_sign_in_conflict"] is True  # type: ignore[attr-defined]
+    assert req.outcome["outcome"] in ("added", "updated")  # type: ignore[attr-defined]
+    from bot import texts
+
+    assert texts.t("en", "outcome.sms_conflict.title") in card_text(final.card)
+
+
+async def test_conflict_that_blocked_the_change_names_the_holder(bot: BotHarness) -> None:
+    bot.sim.behaviour.update({"conflict_stores_method": False})
+    review, _, final = await bot.run_change(
+        ALEX, {"targetUserText": "diego.siciliani@contoso.example", "number": "+49 170 9876543"}
+    )
+    req = await _request(bot, review.card or {})
+    assert req.outcome["outcome"] == "conflict_unresolved"  # type: ignore[attr-defined]
+    assert req.outcome["holder"]["id"] == GRADY_ID  # type: ignore[attr-defined]
+    text = card_text(final.card)
+    assert "Grady Archie" in text
+    assert req.state is RequestState.COMPLETED  # type: ignore[attr-defined]
+
+
+async def test_remove_with_a_different_number_is_a_mismatch_and_removes_nothing(bot: BotHarness) -> None:
+    review, _, final = await bot.run_change(
+        ALEX,
+        {"targetUserText": "lynne.robbins@contoso.example", "number": "+49 170 1111111", "action": "remove"},
+    )
+    req = await _request(bot, review.card or {})
+    assert req.outcome["outcome"] == "number_mismatch"  # type: ignore[attr-defined]
+    assert graph_writes(bot.sim) == []
+    assert bot.sim.tenant.user(LYNNE_ID).phones.get("mobile") is not None
+    from bot import texts
+
+    assert texts.t("en", "outcome.number_mismatch.title") in card_text(final.card)
+
+
+async def test_remove_of_the_right_number_is_done(bot: BotHarness) -> None:
+    review, _, final = await bot.run_change(
+        ALEX,
+        {"targetUserText": "lynne.robbins@contoso.example", "number": "+49 170 1234567", "action": "remove"},
+    )
+    req = await _request(bot, review.card or {})
+    assert req.outcome["outcome"] == "removed"  # type: ignore[attr-defined]
+    assert [c.method for c in graph_writes(bot.sim)] == ["DELETE"]
+
+
+async def test_graph_rule_alternate_mobile_blocks_removal_and_says_what_to_do(bot: BotHarness) -> None:
+    review, _, final = await bot.run_change(
+        ALEX,
+        {"targetUserText": "nestor.wilke@contoso.example", "number": "+49 170 2223333", "action": "remove"},
+    )
+    req = await _request(bot, review.card or {})
+    assert req.outcome["outcome"] == "blocked_by_graph_rule"  # type: ignore[attr-defined]
+    assert req.outcome["next_step"]  # type: ignore[attr-defined]
+    assert graph_writes(bot.sim) == []
+    assert bot.sim.tenant.user(NESTOR_ID).phones.get("mobile") is not None
+    from bot import texts
+
+    assert texts.t("en", "outcome.blocked_by_graph_rule.title") in card_text(final.card)
+
+
+async def test_user_deleted_after_confirm_is_user_not_found(bot: BotHarness) -> None:
+    form = await bot.open_form(ALEX)
+    review = await bot.review(
+        ALEX, form, {"targetUserText": "diego.siciliani@contoso.example", "number": "+49 170 5556666"}
+    )
+    deleted = asyncio.Event()
+
+    async def delete_on_progress(rec: Recorded) -> None:
+        if not deleted.is_set():
+            bot.sim.tenant.remove_user(DIEGO_ID)
+            deleted.set()
+
+    bot.connector.on_update = delete_on_progress
+    mark = bot.connector.mark()
+    confirm = await bot.confirm(ALEX, form.activity_id, review.card or {})
+    assert confirm.status == 200
+    final = await bot.final_update(form.activity_id or "", since=mark)
+    req = await _request(bot, review.card or {})
+    assert req.outcome["outcome"] == "user_not_found"  # type: ignore[attr-defined]
+    assert graph_writes(bot.sim) == []
+    from bot import texts
+
+    assert texts.t("en", "outcome.user_not_found.title") in card_text(final.card)
+
+
+async def test_permission_missing_names_the_permission(bot: BotHarness) -> None:
+    bot.sim.faults.inject("POST", r"/authentication/phoneMethods$", 403, times=5)
+    review, _, final = await bot.run_change(
+        ALEX, {"targetUserText": "diego.siciliani@contoso.example", "number": "+49 170 5556666"}
+    )
+    req = await _request(bot, review.card or {})
+    assert req.outcome["outcome"] == "permission_denied"  # type: ignore[attr-defined]
+    perm = req.outcome["missing_permission"]  # type: ignore[attr-defined]
+    assert perm and perm in card_text(final.card)
+
+
+async def test_graph_unavailable_gives_the_request_id_and_marks_the_request_failed(bot: BotHarness) -> None:
+    form = await bot.open_form(ALEX)
+    # The confirmation card reads the phones too: let that read through, then fail the workflow's reads.
+    review = await bot.review(
+        ALEX, form, {"targetUserText": "diego.siciliani@contoso.example", "number": "+49 170 5556666"}
+    )
+    bot.sim.faults.inject(
+        "GET", r"/users/[^/]+/authentication/phoneMethods$", 503, times=50, retry_after=0.01
+    )
+    mark = bot.connector.mark()
+    await bot.confirm(ALEX, form.activity_id, review.card or {})
+    final = await bot.final_update(form.activity_id or "", since=mark, timeout=60)
+    req = await _request(bot, review.card or {})
+    assert req.outcome["outcome"] == "graph_unavailable"  # type: ignore[attr-defined]
+    assert req.state is RequestState.FAILED  # type: ignore[attr-defined]
+    assert graph_writes(bot.sim) == []
+    ids = req.outcome["graph_request_ids"]  # type: ignore[attr-defined]
+    assert ids and ids[-1] in card_text(final.card)
+
+
+async def test_notification_sent_to_the_user(make_bot: MakeBot) -> None:
+    bot = await make_bot(MAIL_SENDER="servicedesk@contoso.example")
+    review, _, final = await bot.run_change(
+        ALEX,
+        {"targetUserText": "diego.siciliani@contoso.example", "number": "+49 170 5556666", "notify": "true"},
+    )
+    req = await _request(bot, review.card or {})
+    assert req.outcome["notification"] == "sent"  # type: ignore[attr-defined]
+    assert [m["to"] for m in bot.sim.outbox] in (
+        [["diego.siciliani@contoso.example"]],
+        ["diego.siciliani@contoso.example"],
+    )
+    assert "diego.siciliani@contoso.example" in card_text(final.card)
+
+
+async def test_notification_disabled_is_said(bot: BotHarness) -> None:
+    review, _, final = await bot.run_change(
+        ALEX,
+        {"targetUserText": "diego.siciliani@contoso.example", "number": "+49 170 5556666", "notify": "false"},
+    )
+    req = await _request(bot, review.card or {})
+    assert req.outcome["notification"] == "disabled"  # type: ignore[attr-defined]
+    assert bot.sim.outbox == []
+    from bot import texts
+
+    assert texts.t("en", "notification.disabled").split("{")[0][:12] in card_text(final.card)
+
+
+async def test_notification_for_a_user_without_mailbox_is_skipped(make_bot: MakeBot) -> None:
+    bot = await make_bot(MAIL_SENDER="servicedesk@contoso.example")
+    review, _, final = await bot.run_change(
+        ALEX, {"targetUserText": JOHANNA_ID, "number": "+43 664 1234567", "notify": "true"}
+    )
+    req = await _request(bot, review.card or {})
+    assert req.outcome["notification"] == "skipped_no_mail"  # type: ignore[attr-defined]
+    assert bot.sim.outbox == []
+
+
+async def test_notification_failure_is_reported_and_the_change_stays_done(make_bot: MakeBot) -> None:
+    bot = await make_bot(MAIL_SENDER="servicedesk@contoso.example")
+    bot.sim.faults.inject("POST", r"/sendMail$", 400, times=5)
+    review, _, final = await bot.run_change(
+        ALEX,
+        {"targetUserText": "diego.siciliani@contoso.example", "number": "+49 170 5556666", "notify": "true"},
+    )
+    req = await _request(bot, review.card or {})
+    assert req.outcome["outcome"] == "added"  # type: ignore[attr-defined]
+    assert req.outcome["notification"] == "failed"  # type: ignore[attr-defined]
+
+
+async def test_invoke_is_answered_fast_while_graph_is_slow_and_the_card_follows(bot: BotHarness) -> None:
+    form = await bot.open_form(ALEX)
+    review = await bot.review(
+        ALEX, form, {"targetUserText": "diego.siciliani@contoso.example", "number": "+49 170 5556666"}
+    )
+    bot.sim.behaviour.update({"latency_ms": 1200})
+    mark = bot.connector.mark()
+    started = time.monotonic()
+    confirm = await bot.confirm(ALEX, form.activity_id, review.card or {})
+    answered = time.monotonic() - started
+    assert confirm.status == 200
+    assert answered < 3.0, answered
+    from bot import texts
+
+    assert texts.t("en", "progress.title") in confirm.text
+    final = await bot.final_update(form.activity_id or "", since=mark, timeout=30)
+    assert time.monotonic() - started > 1.2  # the result came later, through an update of the same card
+    assert texts.t("en", "outcome.added.title") in card_text(final.card)
