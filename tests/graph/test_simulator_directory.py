@@ -1,0 +1,220 @@
+"""Users, organization, mail and membership endpoints of the simulator, over real HTTPS."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from graph.simulator import Simulator
+
+from .simulator_helpers import assert_graph_error, http, token_for, uid
+
+HELPDESK, APPROVERS, PRIVILEGED, TIER0, NESTED = (
+    f"11111111-1111-1111-1111-00000000000{i}" for i in range(1, 6)
+)
+GLOBAL_ADMIN = "62e90394-69f5-4237-9190-012177145e10"
+USER_ADMIN = "fe930be7-5e62-47db-91af-98c3a49a38b1"
+
+
+@pytest.fixture
+async def graph(sim: Simulator) -> AsyncIterator[httpx.AsyncClient]:
+    async with http(sim, await token_for(sim)) as client:
+        yield client
+
+
+async def test_user_by_id_or_upn_with_default_and_selected_properties(graph: httpx.AsyncClient) -> None:
+    by_id = (await graph.get(f"/users/{uid('c1')}")).json()
+    by_upn = (await graph.get("/users/LYNNE.ROBBINS@contoso.example")).json()
+    assert by_id["id"] == by_upn["id"] == uid("c1")
+    assert "usageLocation" not in by_id and by_id["mail"] == "lynne.robbins@contoso.example"
+    selected = (
+        await graph.get(f"/users/{uid('c1')}", params={"$select": "id,displayName,usageLocation,userType"})
+    ).json()
+    assert {k: v for k, v in selected.items() if not k.startswith("@")} == {
+        "id": uid("c1"),
+        "displayName": "Lynne Robbins",
+        "usageLocation": "DE",
+        "userType": "Member",
+    }
+    bad = await graph.get(f"/users/{uid('c1')}", params={"$select": "id,shoeSize"})
+    assert_graph_error(bad, 400, "Request_BadRequest")
+    assert_graph_error(await graph.get("/users/nobody@contoso.example"), 404, "Request_ResourceNotFound")
+
+
+@pytest.mark.parametrize(
+    ("filter_", "expected"),
+    [
+        ("mail eq 'adele@partner.example'", ["b2"]),
+        ("userPrincipalName eq 'Grady.Archie@contoso.example'", ["c5"]),
+        ("mobilePhone eq '+49 170 9876543'", ["c5"]),
+        ("businessPhones/any(p:p eq '+49 1708880002')", ["d3"]),
+        (
+            "mobilePhone eq '+49 1708880002' or mobilePhone eq '+491708880002' or businessPhones/any(p:p eq '+49 1708880002')",
+            ["d3"],
+        ),
+        (
+            "(mail eq 'lee.gu@contoso.example') or (userPrincipalName eq 'uma.us@contoso.example')",
+            ["c6", "d6"],
+        ),
+        ("startswith(displayName,'Nestor')", ["c3"]),
+        ("userType eq 'Guest' and accountEnabled eq true", ["b2"]),
+        ("mail eq 'o''brien@contoso.example'", []),
+    ],
+)
+async def test_user_filters_our_searches_send(
+    graph: httpx.AsyncClient, filter_: str, expected: list[str]
+) -> None:
+    r = await graph.get("/users", params={"$filter": filter_, "$select": "id"})
+    assert r.status_code == 200, r.text
+    assert [u["id"] for u in r.json()["value"]] == [uid(s) for s in expected]
+
+
+@pytest.mark.parametrize(
+    "filter_",
+    [
+        "mobilePhone gt '+49'",
+        "endswith(mail,'x')",
+        "shoeSize eq '42'",
+        "mail eq",
+        "mail eq 'a' or",
+        "otherMails/any(p:p ne 'x')",
+    ],
+)
+async def test_unsupported_user_filters_get_400(graph: httpx.AsyncClient, filter_: str) -> None:
+    assert_graph_error(
+        await graph.get("/users", params={"$filter": filter_}), 400, "Request_UnsupportedQuery"
+    )
+
+
+async def test_users_page_with_next_link(sim: Simulator, graph: httpx.AsyncClient) -> None:
+    seen: list[str] = []
+    url: str | None = "/users?$top=4&$select=id"
+    pages = 0
+    while url:
+        body = (await graph.get(url)).json()
+        assert len(body["value"]) <= 4
+        seen.extend(u["id"] for u in body["value"])
+        url = body.get("@odata.nextLink")
+        pages += 1
+    assert seen == sim.tenant.order and pages == -(-len(seen) // 4)
+    assert_graph_error(await graph.get("/users", params={"$top": "1000"}), 400, "Request_BadRequest")
+    assert_graph_error(
+        await graph.get("/users", params={"$skiptoken": "garbage!"}), 400, "Request_BadRequest"
+    )
+
+
+async def test_organization_display_name(graph: httpx.AsyncClient) -> None:
+    r = await graph.get("/organization", params={"$select": "displayName"})
+    assert r.status_code == 200
+    assert [{k: v for k, v in o.items() if not k.startswith("@")} for o in r.json()["value"]] == [
+        {"displayName": "Contoso Test"}
+    ]
+
+
+def mail(to: str, content_type: str = "HTML") -> dict:
+    return {
+        "message": {
+            "subject": "Your MFA phone number changed",
+            "body": {"contentType": content_type, "content": "<p>Hello &amp; bye</p>"},
+            "toRecipients": [{"emailAddress": {"address": to}}],
+        },
+        "saveToSentItems": False,
+    }
+
+
+async def test_send_mail_goes_to_the_outbox(sim: Simulator, graph: httpx.AsyncClient) -> None:
+    r = await graph.post(
+        "/users/servicedesk@contoso.example/sendMail", json=mail("lynne.robbins@contoso.example")
+    )
+    assert r.status_code == 202 and r.content == b""
+    external = await graph.post(
+        "/users/servicedesk@contoso.example/sendMail", json=mail("adele@partner.example", "Text")
+    )
+    assert external.status_code == 202
+    first, second = sim.outbox
+    assert first["sender"] == "servicedesk@contoso.example" and first["to"] == [
+        "lynne.robbins@contoso.example"
+    ]
+    assert first["subject"] == "Your MFA phone number changed" and first["html"] == "<p>Hello &amp; bye</p>"
+    assert first["text"] is None and first["contentType"] == "HTML" and first["saveToSentItems"] is False
+    assert second["text"] == "<p>Hello &amp; bye</p>" and second["html"] is None
+
+
+async def test_send_mail_without_mailboxes_is_refused(sim: Simulator, graph: httpx.AsyncClient) -> None:
+    no_sender = await graph.post(
+        "/users/ghost@contoso.example/sendMail", json=mail("lynne.robbins@contoso.example")
+    )
+    assert_graph_error(no_sender, 404, "ErrorInvalidUser")
+    sender_no_box = await graph.post(
+        f"/users/{uid('c4')}/sendMail", json=mail("lynne.robbins@contoso.example")
+    )
+    assert_graph_error(sender_no_box, 404, "MailboxNotEnabledForRESTAPI")
+    sim.tenant.users[uid("c1")].has_mailbox = False
+    recipient_no_box = await graph.post(
+        "/users/servicedesk@contoso.example/sendMail", json=mail("lynne.robbins@contoso.example")
+    )
+    assert_graph_error(recipient_no_box, 404, "MailboxNotEnabledForRESTAPI")
+    unknown_recipient = await graph.post(
+        "/users/servicedesk@contoso.example/sendMail", json=mail("ghost@contoso.example")
+    )
+    assert_graph_error(unknown_recipient, 404, "ErrorInvalidUser")
+    no_to = await graph.post(
+        "/users/servicedesk@contoso.example/sendMail", json={"message": {"subject": "x"}}
+    )
+    assert_graph_error(no_to, 400, "ErrorInvalidRecipients")
+    assert sim.outbox == []
+
+
+async def test_check_member_groups_is_transitive_and_capped_at_20(graph: httpx.AsyncClient) -> None:
+    r = await graph.post(
+        f"/users/{uid('a1')}/checkMemberGroups", json={"groupIds": [HELPDESK, APPROVERS, NESTED]}
+    )
+    assert r.status_code == 200 and r.json()["value"] == [HELPDESK, NESTED]
+    r = await graph.post(
+        f"/users/{uid('a3')}/checkMemberGroups", json={"groupIds": [HELPDESK, APPROVERS, PRIVILEGED]}
+    )
+    assert r.json()["value"] == [APPROVERS, PRIVILEGED]
+    too_many = await graph.post(f"/users/{uid('a1')}/checkMemberGroups", json={"groupIds": [HELPDESK] * 21})
+    assert_graph_error(too_many, 400, "Request_BadRequest")
+
+
+async def test_transitive_member_of_lists_groups_and_directory_roles(graph: httpx.AsyncClient) -> None:
+    miriam = (await graph.get(f"/users/{uid('c7')}/transitiveMemberOf")).json()["value"]
+    groups = [o for o in miriam if o["@odata.type"] == "#microsoft.graph.group"]
+    roles = [o for o in miriam if o["@odata.type"] == "#microsoft.graph.directoryRole"]
+    assert [(g["id"], g["isAssignableToRole"]) for g in groups] == [(TIER0, True)]
+    assert [r["roleTemplateId"] for r in roles] == [USER_ADMIN]
+    isaiah = (await graph.get(f"/users/{uid('b1')}/transitiveMemberOf")).json()["value"]
+    assert [o.get("roleTemplateId") for o in isaiah] == [GLOBAL_ADMIN]
+    alex = (await graph.get(f"/users/{uid('a1')}/transitiveMemberOf/microsoft.graph.group")).json()["value"]
+    assert {g["id"] for g in alex} == {HELPDESK, NESTED}
+
+
+async def test_owned_objects_role_assignments_and_manager(graph: httpx.AsyncClient) -> None:
+    owned = (await graph.get(f"/users/{uid('a2')}/ownedObjects")).json()["value"]
+    assert [g["id"] for g in owned] == [HELPDESK]
+    assigned = await graph.get(
+        "/roleManagement/directory/roleAssignments", params={"$filter": f"principalId eq '{uid('b1')}'"}
+    )
+    assert [a["roleDefinitionId"] for a in assigned.json()["value"]] == [GLOBAL_ADMIN]
+    by_group = await graph.get(
+        "/roleManagement/directory/roleAssignments",
+        params={"$filter": f"roleDefinitionId eq '{USER_ADMIN}'", "$expand": "roleDefinition"},
+    )
+    only = by_group.json()["value"][0]
+    assert only["principalId"] == TIER0 and only["roleDefinition"]["displayName"] == "User Administrator"
+    assert_graph_error(
+        await graph.get("/roleManagement/directory/roleAssignments"), 400, "Request_UnsupportedQuery"
+    )
+    manager = await graph.get(f"/users/{uid('c1')}/manager")
+    assert manager.status_code == 200 and manager.json()["id"] == uid("a2")
+    assert_graph_error(await graph.get(f"/users/{uid('c2')}/manager"), 404, "Request_ResourceNotFound")
+
+
+async def test_unknown_paths_and_me_are_refused(graph: httpx.AsyncClient) -> None:
+    assert_graph_error(await graph.get("/me"), 400, "BadRequest")
+    assert_graph_error(await graph.get("/groupz"), 400, "BadRequest")
+    r = await graph.delete("/users")
+    assert r.status_code == 405
