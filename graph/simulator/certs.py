@@ -122,15 +122,13 @@ def _ensure_server_cert(
     if cert_path.exists() and key_path.exists():
         cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
         if cert.issuer == ca_cert.subject and cert.not_valid_after_utc > _now() + dt.timedelta(days=7):
-            try:
-                ca_cert.public_key().verify(  # type: ignore[call-arg]
-                    cert.signature,
-                    cert.tbs_certificate_bytes,
-                    ec.ECDSA(hashes.SHA256()),  # type: ignore[arg-type]
-                )
-                return
-            except Exception:  # noqa: BLE001 - any verification failure means "reissue"
-                pass
+            ca_public = ca_cert.public_key()
+            if isinstance(ca_public, ec.EllipticCurvePublicKey):
+                try:
+                    ca_public.verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(hashes.SHA256()))
+                    return
+                except Exception:  # noqa: BLE001 - any verification failure means "reissue"
+                    pass
     key = ec.generate_private_key(ec.SECP256R1())
     now = _now()
     sans: list[x509.GeneralName] = []

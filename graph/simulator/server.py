@@ -347,7 +347,8 @@ class Simulator:
         server = site._server  # noqa: SLF001 - the only way to learn the bound port
         assert server is not None
         self.host = host
-        self.port = int(server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+        sockets = getattr(server, "sockets", None) or []
+        self.port = int(sockets[0].getsockname()[1])
         return self
 
     async def stop(self) -> None:
@@ -406,7 +407,7 @@ class Simulator:
     def _request_origin(self, request: web.Request) -> str:
         return f"https://{request.host}"
 
-    async def _token(self, request: web.Request) -> web.Response:
+    async def _token(self, request: web.Request) -> web.StreamResponse:
         segment = request.match_info["tenant"]
         form = await request.post()
         fields = {k: str(v) for k, v in form.items()}
@@ -1627,7 +1628,7 @@ class Simulator:
         tail = request.match_info["tail"].strip("/")
         method = request.method
         try:
-            payload = await request.json() if request.can_read_body else None
+            payload: Any = await request.json() if request.can_read_body else None
         except ValueError:
             return web.json_response({"error": "invalid JSON"}, status=400)
         try:
