@@ -85,7 +85,7 @@ class BotSettings:
     max_changes_per_requester_per_hour: int = 20  # 0 switches the limit off
     target_cooldown_minutes: float = 10.0  # 0 switches the cool-down off
     shutdown_timeout_seconds: float = 30.0
-    max_body_bytes: int = 256 * 1024
+    max_body_bytes: int = 1024 * 1024
     demo_mode: bool = False
     log_level: str = "INFO"
 
@@ -173,7 +173,7 @@ class BotSettings:
             ),
             target_cooldown_minutes=_float(get, "TARGET_COOLDOWN_MINUTES", 10.0, low=0.0, high=7 * 24 * 60.0),
             shutdown_timeout_seconds=_float(get, "SHUTDOWN_TIMEOUT_SECONDS", 30.0, low=0.0, high=600.0),
-            max_body_bytes=_int(get, "MAX_BODY_BYTES", 256 * 1024, low=4096, high=16 * 1024 * 1024),
+            max_body_bytes=_int(get, "MAX_BODY_BYTES", 1024 * 1024, low=4096, high=16 * 1024 * 1024),
             demo_mode=demo_mode,
             log_level=_log_level(get),
         )

@@ -296,6 +296,19 @@ class BotHarness:
     async def audit_events(self, request_id: str) -> list[str]:
         return [e.event for e in await self.store.request_audit(request_id)]
 
+    async def all_audit(self) -> list[dict[str, Any]]:
+        """Every audit row, oldest first (read straight from the table)."""
+        from sqlalchemy import select
+
+        from bot.store import AuditRow
+
+        async with self.store.engine.connect() as conn:
+            rows = (await conn.execute(select(AuditRow.__table__).order_by(AuditRow.id))).mappings().all()
+        return [dict(r) for r in rows]
+
+    async def refusals(self) -> list[dict[str, Any]]:
+        return [r for r in await self.all_audit() if r["event"] == "refused"]
+
 
 def _is_progress(card: dict[str, Any]) -> bool:
     titles = {texts.t(lang, "progress.title") for lang in texts.LANGUAGES}
