@@ -28,7 +28,7 @@ VERB_CANCEL = "mfa.cancel"
 VERBS = frozenset({VERB_APPROVE, VERB_REJECT, VERB_REFRESH, VERB_CANCEL})
 
 MAX_REFRESH_USER_IDS = 60  # Teams refreshes the card automatically for at most 60 user MRIs
-MAX_REASON_CHARS = 500
+MAX_REASON_CHARS = cards.MAX_REASON_CHARS
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 _DM_CONCURRENCY = 4
 
@@ -41,6 +41,75 @@ EVENT_EXPIRED = "expired"
 EVENT_REFUSED = "approval_refused"
 EVENT_UNAVAILABLE = "approval_unavailable"
 EVENT_UNDELIVERED = "approval_undelivered"
+
+
+# Words of this module that bot/texts.py does not carry (yet); bot/texts.py wins when it has the key.
+_FALLBACK: dict[str, dict[str, str]] = {
+    "en": {
+        "approval.no_approvers_channel": "No approvers' channel is set up, so nobody could approve this request. "
+        "It was not sent and nothing was changed. Ask an admin to add the bot to the approvers' channel or "
+        "group chat and type 'register approvals' there.",
+        "approval.undelivered": "The approval request could not be posted to the approvers' channel, so it was "
+        "cancelled. Nothing was changed. Please try again later or tell an admin.",
+        "approval.not_draft": "This request was already sent or decided. Type 'status' with its id to see where "
+        "it stands.",
+        "approval.not_found": "This request does not exist.",
+        "approval.cancel_not_requester": "Only the person who asked for this change can cancel it.",
+        "approval.not_submitted": "This request has not been sent for approval.",
+        "approval.already_cancelled": "This request was cancelled. Nothing was changed.",
+        "approval.already_approved": "{name} already approved this request on {time}.",
+        "approval.already_rejected": "{name} already rejected this request on {time}.",
+        "approval.reason_too_long": "The reason is too long (at most {limit} characters). Nothing was changed.",
+        "approval.requester.approved": "{name} approved your request for {target} ({upn}). The change is "
+        "running now; I will tell you the result.",
+        "approval.requester.rejected": "{name} rejected your request for {target} ({upn}). Nothing was changed.",
+        "approval.requester.rejected_reason": "{name} rejected your request for {target} ({upn}). Reason: "
+        "{reason}. Nothing was changed.",
+        "approval.requester.expired": "Your request for {target} ({upn}) expired on {time}: nobody decided in "
+        "time. Nothing was changed.",
+    },
+    "de": {
+        "approval.no_approvers_channel": "Es ist kein Kanal für Genehmigungen eingerichtet, deshalb könnte "
+        "niemand diese Anfrage genehmigen. Sie wurde nicht gesendet, es wurde nichts geändert. Bitten Sie einen "
+        "Admin, den Bot dem Genehmigungskanal oder Gruppenchat hinzuzufügen und dort 'register approvals' "
+        "einzugeben.",
+        "approval.undelivered": "Die Genehmigungsanfrage konnte nicht im Genehmigungskanal gepostet werden und "
+        "wurde deshalb abgebrochen. Es wurde nichts geändert. Bitte versuchen Sie es später erneut oder "
+        "informieren Sie einen Admin.",
+        "approval.not_draft": "Diese Anfrage wurde bereits gesendet oder entschieden. Geben Sie 'status' mit "
+        "ihrer ID ein, um den Stand zu sehen.",
+        "approval.not_found": "Diese Anfrage gibt es nicht.",
+        "approval.cancel_not_requester": "Nur die Person, die diese Änderung angefragt hat, kann sie abbrechen.",
+        "approval.not_submitted": "Diese Anfrage wurde nicht zur Genehmigung gesendet.",
+        "approval.already_cancelled": "Diese Anfrage wurde abgebrochen. Es wurde nichts geändert.",
+        "approval.already_approved": "{name} hat diese Anfrage bereits am {time} genehmigt.",
+        "approval.already_rejected": "{name} hat diese Anfrage bereits am {time} abgelehnt.",
+        "approval.reason_too_long": "Die Begründung ist zu lang (höchstens {limit} Zeichen). Es wurde nichts "
+        "geändert.",
+        "approval.requester.approved": "{name} hat Ihre Anfrage für {target} ({upn}) genehmigt. Die Änderung "
+        "läuft jetzt; ich melde Ihnen das Ergebnis.",
+        "approval.requester.rejected": "{name} hat Ihre Anfrage für {target} ({upn}) abgelehnt. Es wurde nichts "
+        "geändert.",
+        "approval.requester.rejected_reason": "{name} hat Ihre Anfrage für {target} ({upn}) abgelehnt. "
+        "Begründung: {reason}. Es wurde nichts geändert.",
+        "approval.requester.expired": "Ihre Anfrage für {target} ({upn}) ist am {time} abgelaufen: Niemand hat "
+        "rechtzeitig entschieden. Es wurde nichts geändert.",
+    },
+}
+
+
+def say(lang: str, key: str, **params: Any) -> str:
+    """bot/texts.py's text for `key`, or this module's own words when texts.py does not have the key."""
+    own = _FALLBACK.get(lang, _FALLBACK["en"])
+    if texts.has(lang, key) or key not in own:
+        if "group_key" in params and "group" not in params:
+            params["group"] = texts.t(lang, str(params["group_key"]))
+        return texts.t(lang, key, **params)
+    try:
+        return own[key].format(**params)
+    except (KeyError, IndexError, ValueError):
+        log.warning("bad parameters for text %r", key)
+        return own[key]
 
 
 def utcnow() -> datetime:
@@ -56,7 +125,7 @@ class ApprovalError(Exception):
         self.params = params
 
     def text(self, lang: str) -> str:
-        return texts.t(lang, self.key, **self.params)
+        return say(lang, self.key, **self.params)
 
 
 class NoApproversChannel(ApprovalError):
@@ -206,11 +275,11 @@ class ApprovalService:
 
     async def eligible_approvers(self, req: ChangeRequest) -> list[tuple[Person, dict[str, Any]]]:
         """The people who have talked to the bot (a stored "user:<aadObjectId>" reference) and may approve `req`."""
-        refs: dict[str, dict[str, Any]] = await self._store.conversation_references("user:")
+        refs = await self._user_references()
         found: list[tuple[Person, dict[str, Any]]] = []
         for key, ref in refs.items():
             aad = key.removeprefix("user:")
-            if aad in (req.requester.aad_object_id, req.target_id):
+            if aad.lower() in (req.requester.aad_object_id.lower(), req.target_id.lower()):
                 continue
             user = ref.get("user") or {}
             person = Person(aad_object_id=aad, name=str(user.get("name") or ""), teams_id=_user_mri(ref))
@@ -222,6 +291,24 @@ class ApprovalService:
             if decision.allowed:
                 found.append((person, ref))
         return found
+
+    async def _user_references(self) -> dict[str, dict[str, Any]]:
+        """Every stored "user:<aadObjectId>" conversation reference (people who have talked to the bot)."""
+        lister = getattr(self._store, "conversation_references", None)
+        if lister is not None:
+            return dict(await lister("user:"))
+        from sqlalchemy import select
+
+        from bot.store import CONVERSATION_REFS
+
+        table = CONVERSATION_REFS
+        async with self._store.engine.connect() as conn:
+            rows = await conn.execute(
+                select(table.c.key, table.c.reference)
+                .where(table.c.key.startswith("user:", autoescape=True))
+                .order_by(table.c.key)
+            )
+            return {row.key: dict(row.reference) for row in rows}
 
     # ------------------------------------------------------------------ clicks
 
@@ -237,12 +324,12 @@ class ApprovalService:
         except Exception:
             log.exception("approval action %s failed", verb if verb in VERBS else "?")
             return cards.refusal_card(
-                lang, texts.t(lang, "approval.refused.title"), texts.t(lang, "approval.error")
+                lang, texts.t(lang, "refusal.title"), texts.t(lang, "refusal.internal_error")
             )
 
     async def _on_action(self, verb: str, data: dict[str, Any], actor: Person, lang: str) -> dict[str, Any]:
         if verb not in VERBS:
-            raise _Refusal("approval.unknown_action", audit=False)
+            raise _Refusal("refusal.unknown_action", audit=False)
         request_id, rev = _parse_ids(data)
         req = await self._store.get_request(request_id)
         if req is None:
@@ -304,7 +391,7 @@ class ApprovalService:
         return cards.decision_card(lang, decided)
 
     async def _cancel(self, lang: str, req: ChangeRequest, rev: int, actor: Person) -> dict[str, Any]:
-        if actor.aad_object_id != req.requester.aad_object_id:
+        if actor.aad_object_id.lower() != req.requester.aad_object_id.lower():
             raise _Refusal("approval.cancel_not_requester")
         repeat = self._repeat_answer(lang, req, actor, RequestState.CANCELLED)
         if repeat is not None:
@@ -337,7 +424,7 @@ class ApprovalService:
     ) -> dict[str, Any] | None:
         """The same person's same decision again (a double click, a Teams retry, the other instance): the same
         answer as the first time, and nothing runs again."""
-        if req.decided_by is None or req.decided_by.aad_object_id != actor.aad_object_id:
+        if req.decided_by is None or req.decided_by.aad_object_id.lower() != actor.aad_object_id.lower():
             return None
         reached = {
             RequestState.APPROVED: {
@@ -357,34 +444,34 @@ class ApprovalService:
         if req.state is not RequestState.AWAITING_APPROVAL:
             raise self._not_waiting(req)
         if rev != req.revision:
-            raise _Refusal("approval.stale_card")
+            raise _Refusal("refusal.stale")
         if not allow_expired and req.expires_at is not None and self._clock() >= req.expires_at:
             # Due: expire it now rather than wait for the sweeper, and tell this clicker.
             self._spawn(self._expire_one(req))
-            raise _Refusal("approval.expired", when=_when(req.expires_at))
+            raise _Refusal("approval.expired", time=_when(req.expires_at))
 
     def _not_waiting(self, req: ChangeRequest) -> _Refusal:
         if req.state is RequestState.DRAFT:
             return _Refusal("approval.not_submitted")
         if req.state is RequestState.EXPIRED:
-            return _Refusal("approval.expired", when=_when(req.expires_at))
+            return _Refusal("approval.expired", time=_when(req.expires_at))
         if req.state is RequestState.CANCELLED:
             return _Refusal("approval.already_cancelled")
         who = req.decided_by.name if req.decided_by else "?"
         when = _when(req.decided_at)
         if req.state is RequestState.REJECTED:
-            return _Refusal("approval.already_rejected", name=who, when=when)
-        return _Refusal("approval.already_approved", name=who, when=when)
+            return _Refusal("approval.already_rejected", name=who, time=when)
+        return _Refusal("approval.already_approved", name=who, time=when)
 
     async def _check_approver(self, req: ChangeRequest, actor: Person) -> None:
         # Four eyes, checked here as well as in the policy: never the requester, never the target.
-        if actor.aad_object_id == req.requester.aad_object_id:
-            raise _Refusal("approval.self_requester")
-        if actor.aad_object_id == req.target_id:
-            raise _Refusal("approval.self_target")
+        if actor.aad_object_id.lower() == req.requester.aad_object_id.lower():
+            raise _Refusal("refusal.approver_is_requester")
+        if actor.aad_object_id.lower() == req.target_id.lower():
+            raise _Refusal("refusal.approver_is_target")
         decision = await self._policy.check_approver(actor, req)
         if not decision.allowed:
-            raise _Refusal(decision.reason_key or "approval.not_approver", **(decision.params or {}))
+            raise _Refusal(decision.reason_key or "refusal.not_approver", **(decision.params or {}))
 
     # ------------------------------------------------------------------ views
 
@@ -392,11 +479,11 @@ class ApprovalService:
         """mfa.refresh: the user-specific view. Approvers get the buttons, the requester Cancel, others read-only."""
         if req.state is RequestState.AWAITING_APPROVAL:
             ids = _ids(actor)
-            if actor.aad_object_id == req.requester.aad_object_id:
+            if actor.aad_object_id.lower() == req.requester.aad_object_id.lower():
                 return cards.awaiting_card(lang, req)
             expired = req.expires_at is not None and self._clock() >= req.expires_at
             allowed = False
-            if not expired and actor.aad_object_id != req.target_id:
+            if not expired and actor.aad_object_id.lower() != req.target_id.lower():
                 try:
                     allowed = bool((await self._policy.check_approver(actor, req)).allowed)
                 except Exception:
@@ -418,7 +505,7 @@ class ApprovalService:
 
     def _refusal(self, lang: str, refusal: _Refusal) -> dict[str, Any]:
         return cards.refusal_card(
-            lang, texts.t(lang, "approval.refused.title"), texts.t(lang, refusal.key, **refusal.params)
+            lang, texts.t(lang, "refusal.title"), say(lang, refusal.key, **refusal.params)
         )
 
     async def _audit_refusal(
@@ -489,14 +576,14 @@ class ApprovalService:
         who = req.decided_by.name if req.decided_by else ""
         await self._updater.send_text(
             ref,
-            texts.t(
+            say(
                 lang,
                 key,
                 target=req.target_display_name,
                 upn=req.target_upn,
                 name=who,
                 reason=req.decision_reason or "",
-                when=_when(req.decided_at or req.expires_at),
+                time=_when(req.decided_at or req.expires_at),
             ),
         )
 
@@ -534,15 +621,15 @@ class ApprovalService:
 
 def _parse_ids(data: Any) -> tuple[str, int]:
     if not isinstance(data, dict):
-        raise _Refusal("approval.bad_data", audit=False)
+        raise _Refusal("refusal.bad_input", audit=False)
     request_id = data.get("requestId")
     rev = data.get("rev")
     if not isinstance(request_id, str) or not _REQUEST_ID.match(request_id):
-        raise _Refusal("approval.bad_data", audit=False)
+        raise _Refusal("refusal.bad_input", audit=False)
     if isinstance(rev, str) and rev.isdigit() and len(rev) <= 9:
         rev = int(rev)
     if not isinstance(rev, int) or isinstance(rev, bool) or not 0 < rev < 1_000_000_000:
-        raise _Refusal("approval.bad_data", audit=False)
+        raise _Refusal("refusal.bad_input", audit=False)
     return request_id, rev
 
 
@@ -551,7 +638,7 @@ def _parse_reason(data: dict[str, Any]) -> str | None:
     if reason is None:
         return None
     if not isinstance(reason, str):
-        raise _Refusal("approval.bad_data", audit=False)
+        raise _Refusal("refusal.bad_input", audit=False)
     reason = " ".join(reason.split())
     if len(reason) > MAX_REASON_CHARS:
         raise _Refusal("approval.reason_too_long", audit=False, limit=MAX_REASON_CHARS)
