@@ -302,7 +302,20 @@ def _drop(deferred: list[Any]) -> None:
 
 def _is_auth_failure(exc: BaseException) -> bool:
     module = type(exc).__module__ or ""
-    return module.startswith("jwt") or "Unauthorized" in type(exc).__name__
+    if module.startswith("jwt") or "Unauthorized" in type(exc).__name__:
+        return True
+    # botbuilder 4.17.1's token validation fails with AttributeError (no or empty Authorization header) or
+    # IndexError (a key id the OpenID metadata does not publish, alg "none") instead of PermissionError: whatever
+    # escapes its authenticate_request is a refused token, not a failure of the bot.
+    tb = exc.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        if frame.f_code.co_name == "authenticate_request" and str(
+            frame.f_globals.get("__name__", "")
+        ).startswith("botframework.connector.auth"):
+            return True
+        tb = tb.tb_next
+    return False
 
 
 _OBJECT_FIELDS = ("from", "recipient", "conversation", "channelData")
