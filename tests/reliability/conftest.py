@@ -1,0 +1,115 @@
+"""Fixtures for the reliability families: the real bot (create_app over HTTP, CloudAdapter, store) with the Graph
+simulator behind it and the fake Bot Connector in front of it, plus knobs the bot tests do not need: a Graph stack
+with short timeouts (fault tests), inbound authentication with our own keys (see test_inbound_auth.py), and the
+figures each family reports to docs/RELIABILITY.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiohttp.test_utils import TestServer
+
+from app import create_app
+from bot.service import GraphServices
+from bot.settings import BotSettings
+from graph.client import RetryPolicy
+from tests.bot.conftest import (  # noqa: F401  (fixtures re-exported for this folder)
+    BotHarness,
+    bot_environ,
+    connector,
+)
+from tests.bot.db_fixtures import Database, database  # noqa: F401
+from tests.bot.fake_connector import FakeConnector
+
+ROOT = Path(__file__).resolve().parents[2]
+FIGURES_DIR = Path(os.environ.get("RELIABILITY_FIGURES_DIR", ROOT / "test-artifacts" / "reliability"))
+
+# Short enough that a held connection or a storm of 503s turns into an outcome within seconds, long enough
+# for the simulator on a busy 2-core machine.
+FAST_RETRY = RetryPolicy(max_attempts=4, base_delay=0.01, max_delay=0.1, deadline=6.0)
+FAST_TIMEOUT = httpx.Timeout(connect=2.0, read=2.0, write=2.0, pool=2.0)
+
+
+async def fast_graph(settings: BotSettings, *, retry: RetryPolicy = FAST_RETRY) -> GraphServices:
+    """The same Graph stack GraphServices.create builds, with short timeouts and a short retry deadline."""
+    from graph.auth import TokenProvider
+    from graph.client import create_graph_client
+    from graph.directory import Directory
+    from graph.notify import Notifier
+    from graph.workflow import PhoneMfaWorkflow, WorkflowSettings
+
+    gs = settings.graph
+    assert gs is not None
+    tokens = await TokenProvider.create(gs, http_timeout=2.0)
+    client, close = await create_graph_client(gs, tokens=tokens, http_timeout=FAST_TIMEOUT, retry=retry)
+    directory = Directory(client)
+    notifier = Notifier.from_settings(gs, client) if gs.mail_sender else None
+    workflow = PhoneMfaWorkflow(
+        client, directory, WorkflowSettings.from_graph_settings(gs), notifier=notifier
+    )
+    return GraphServices(client=client, directory=directory, workflow=workflow, tokens=tokens, _close=close)
+
+
+MakeRBot = Callable[..., Awaitable[BotHarness]]
+
+
+@pytest.fixture
+async def make_rbot(
+    sim: Any,
+    sim_env: dict[str, str],
+    connector: FakeConnector,  # noqa: F811
+    database: Database,  # noqa: F811
+    tmp_path: Path,
+) -> AsyncIterator[MakeRBot]:
+    """make_rbot(fast=False, store=None, **env): one bot instance on the test's database."""
+    harnesses: list[BotHarness] = []
+    servers: list[TestServer] = []
+    graphs: list[GraphServices] = []
+
+    async def start(*, fast: bool = False, store: Any | None = None, **overrides: str) -> BotHarness:
+        env = bot_environ(sim_env, str(tmp_path / f"data-{uuid.uuid4().hex[:6]}"), **overrides)
+        settings = BotSettings.from_env(env)
+        graph = None
+        if fast:
+            graph = await fast_graph(settings)
+            graphs.append(graph)
+        if store is None:
+            store = await database.open()
+        server = TestServer(create_app(settings, store=store, graph=graph), host="127.0.0.1")
+        await server.start_server()
+        servers.append(server)
+        harness = BotHarness(server, connector, settings, store, sim)
+        harnesses.append(harness)
+        return harness
+
+    try:
+        yield start
+    finally:
+        for harness in harnesses:
+            await harness.close()
+        for server in servers:
+            await server.close()
+        for graph in graphs:
+            await graph.close()
+
+
+@pytest.fixture
+async def rbot(make_rbot: MakeRBot) -> BotHarness:
+    return await make_rbot()
+
+
+def record_figures(family: str, figures: dict[str, Any]) -> None:
+    """Keep a family's figures of the last run (test-artifacts/reliability/<family>.json, not committed)."""
+    FIGURES_DIR.mkdir(parents=True, exist_ok=True)
+    (FIGURES_DIR / f"{family}.json").write_text(
+        json.dumps(figures, indent=2, sort_keys=True, default=str) + "\n"
+    )
+    print(f"\n[{family}] " + json.dumps(figures, sort_keys=True, default=str))
