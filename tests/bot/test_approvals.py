@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestServer
 
-from app import create_app
+from app import RUNTIME, create_app
 from bot import texts
 from bot.models import RequestState
 from bot.settings import BotSettings
@@ -605,7 +605,9 @@ async def test_sweeper_expires_a_request_nobody_decided_and_tells_everyone(bots:
     assert timedelta(hours=1.9) < req.expires_at - instance.clock() <= timedelta(hours=2)
 
     instance.clock.advance(hours=1, minutes=50)
-    await asyncio.sleep(0.2)  # several sweeper rounds: not due yet
+    sweeper = instance.server.app[RUNTIME].sweeper
+    rounds = sweeper.rounds
+    await eventually(lambda: _at_least(sweeper, rounds + 3), what="three more sweeper rounds")  # not due yet
     assert (await bot.store.get_request(sub.request_id)).state is RequestState.AWAITING_APPROVAL
 
     instance.clock.advance(minutes=11)
@@ -673,3 +675,49 @@ async def test_no_direct_messages_when_approver_dm_is_off(bots: Bots) -> None:
     assert posted_approval(bot.connector.records, sub.request_id, MEGAN.conversation_id) is None
     assert posted_approval(bot.connector.records, sub.request_id, PATTI.conversation_id) is None
     assert {r.role for r in await bot.store.card_refs(sub.request_id)} == {"requester", "approvers"}
+
+
+# ---------------------------------------------------------------------------------------------- the sweeper itself
+
+
+class _FlakyApprovals:
+    """An approvals service whose database fails on the first round (passed in; nothing is patched)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def expire_due(self) -> int:
+        self.calls += 1
+        if self.calls == 1:
+            raise ConnectionError("database restarting")
+        return 1
+
+
+async def test_sweeper_survives_a_failed_round_and_stops_promptly() -> None:
+    from bot.sweeper import Sweeper
+
+    approvals = _FlakyApprovals()
+    sweeper = Sweeper(approvals, interval_seconds=0.01)
+    sweeper.start()
+    try:
+        await eventually(lambda: _at_least(sweeper, 3), timeout=5.0, what="three sweeper rounds")
+    finally:
+        started = time.monotonic()
+        await sweeper.stop()
+    assert time.monotonic() - started < 1.0
+    assert not sweeper.running
+    assert sweeper.expired >= 2  # rounds after the failure expired what was due
+    calls = approvals.calls
+    await asyncio.sleep(0.05)
+    assert approvals.calls == calls  # stopped means stopped
+
+
+async def _at_least(sweeper: Any, rounds: int) -> bool:
+    return sweeper.rounds >= rounds
+
+
+def test_sweeper_refuses_a_non_positive_interval() -> None:
+    from bot.sweeper import Sweeper
+
+    with pytest.raises(ValueError):
+        Sweeper(_FlakyApprovals(), interval_seconds=0)
