@@ -113,3 +113,25 @@ def record_figures(family: str, figures: dict[str, Any]) -> None:
         json.dumps(figures, indent=2, sort_keys=True, default=str) + "\n"
     )
     print(f"\n[{family}] " + json.dumps(figures, sort_keys=True, default=str))
+
+
+async def audit_rows(store: Any, after_id: int = 0) -> list[dict[str, Any]]:
+    """Audit rows with id > after_id, oldest first, read straight from the table the store writes."""
+    from sqlalchemy import select
+
+    from bot.store import AUDIT
+
+    async with store._read() as conn:  # noqa: SLF001  (a test reads the table it checks)
+        rows = (
+            await conn.execute(select(AUDIT).where(AUDIT.c.id > after_id).order_by(AUDIT.c.id))
+        ).mappings()
+        return [dict(r) for r in rows]
+
+
+async def last_audit_id(store: Any) -> int:
+    from sqlalchemy import func, select
+
+    from bot.store import AUDIT
+
+    async with store._read() as conn:  # noqa: SLF001
+        return int(await conn.scalar(select(func.max(AUDIT.c.id))) or 0)
