@@ -157,8 +157,9 @@ class MfaBot(ActivityHandler):
             return await super().on_invoke_activity(turn_context)
         caller = self.caller(turn_context)
         await self._remember_user(caller)
-        value = activity.value if isinstance(activity.value, dict) else {}
-        action = value.get("action") if isinstance(value.get("action"), dict) else {}
+        value: dict[str, Any] = activity.value if isinstance(activity.value, dict) else {}
+        raw_action = value.get("action")
+        action: dict[str, Any] = raw_action if isinstance(raw_action, dict) else {}
         verb = action.get("verb")
         data = action.get("data", {})
         if data is None:

@@ -12,7 +12,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from bot import cards, texts
@@ -497,26 +497,15 @@ class MfaService:
         return found_pick or found_typed, None
 
     async def _check_limits(self, caller: Caller, target: TargetUser | ChangeRequest) -> None:
-        s = self.settings
-        now = self._clock()
-        if s.max_changes_per_requester_per_hour > 0:
-            count = await self.store.count_changes_by_requester(
-                caller.person.aad_object_id, now - timedelta(hours=1)
-            )
-            if count >= s.max_changes_per_requester_per_hour:
-                window = "1 h" if caller.lang == "en" else "1 Std."
-                raise Refused("refusal.rate_limit", limit=s.max_changes_per_requester_per_hour, window=window)
-        if s.target_cooldown_minutes > 0:
-            target_id = target.target_id if isinstance(target, ChangeRequest) else target.id
-            last = await self.store.last_change_for_target(target_id)
-            if last is not None and now - last < timedelta(minutes=s.target_cooldown_minutes):
-                until = last + timedelta(minutes=s.target_cooldown_minutes)
-                raise Refused(
-                    "refusal.target_cooldown",
-                    time=last.strftime("%H:%M UTC"),
-                    until=until.strftime("%H:%M UTC"),
-                    minutes=int(s.target_cooldown_minutes),
-                )
+        """The abuse limits (bot/limits.py): changes per requester per hour, cool-down per target."""
+        from bot.limits import check_limits
+
+        target_id = target.target_id if isinstance(target, ChangeRequest) else target.id
+        decision = await check_limits(
+            self.store, self.settings, caller.person, target_id, self._clock(), lang=caller.lang
+        )
+        if decision is not None:
+            raise Refused(decision.reason_key or "refusal.rate_limit", **decision.params)
 
     # ------------------------------------------------------------------------------------ confirm
     async def confirm(self, caller: Caller, data: dict[str, Any]) -> dict[str, Any]:

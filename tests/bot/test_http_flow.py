@@ -74,3 +74,20 @@ async def test_agent_sets_a_new_number_and_sees_it_done(bot: BotHarness) -> None
     events = await bot.audit_events(req.id)
     assert events[0] == "requested" and "confirmed" in events and events[-1] == "completed"
     _ = LYNNE_ID
+
+
+async def test_graceful_shutdown_lets_a_running_change_finish(bot: BotHarness) -> None:
+    form = await bot.open_form(ALEX)
+    review = await bot.review(
+        ALEX, form, {"targetUserText": "diego.siciliani@contoso.example", "number": "+49 170 5556666"}
+    )
+    bot.sim.behaviour.update({"latency_ms": 300})
+    confirm = await bot.confirm(ALEX, form.activity_id, review.card or {})
+    assert confirm.status == 200
+    data = action_data(review.card, "mfa.confirm")
+    assert data is not None
+    await bot.server.close()  # SIGTERM path: stop taking work, wait for running changes, then close clients
+    req = await bot.store.get_request(data["requestId"])
+    assert req is not None and req.state is RequestState.COMPLETED
+    assert req.outcome and req.outcome["outcome"] == "added"
+    assert len(graph_writes(bot.sim)) == 1
