@@ -135,3 +135,20 @@ async def last_audit_id(store: Any) -> int:
 
     async with store._read() as conn:  # noqa: SLF001
         return int(await conn.scalar(select(func.max(AUDIT.c.id))) or 0)
+
+
+async def wait_final(store: Any, request_id: str, timeout: float = 20.0) -> Any:
+    """Poll (bounded) until the request reaches a final state; returns it."""
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        req = await store.get_request(request_id)
+        if req is not None and req.state.is_final:
+            return req
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"request {request_id} did not finish within {timeout}s (state {req and req.state})"
+            )
+        await asyncio.sleep(0.02)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from bot.models import ChangeRequest, Person, RequestState
 from bot.store import new_request_id
