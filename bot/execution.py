@@ -107,7 +107,16 @@ class Executor:
             if now - last_progress[0] < PROGRESS_UPDATE_INTERVAL:
                 return
             last_progress[0] = now
-            text = texts.t(lang, "progress.search", scanned=getattr(p, "scanned", 0))
+            stage = getattr(p, "stage", "scan")
+            total = getattr(p, "total_hint", None)
+            if stage == "profile":
+                text = texts.t(lang, "progress.search_profile")
+            elif total:
+                text = texts.t(
+                    lang, "progress.search_scan_total", scanned=getattr(p, "scanned", 0), total=total
+                )
+            else:
+                text = texts.t(lang, "progress.search_scan", scanned=getattr(p, "scanned", 0))
             card = cards.progress_card(lang, req, text)
             await asyncio.gather(*(self._updater.update_card(ref, card) for ref in refs))
 
@@ -152,8 +161,10 @@ class Executor:
             if reference is not None and not any(r.role == "requester" for r in refs):
                 await self._updater.send_card(reference, card)
             elif reference is not None:
+                title = texts.t(lang, f"outcome.{outcome.kind.value}.title")
                 await self._updater.send_text(
-                    reference, texts.t(lang, "outcome.notice", target=req.target_display_name, id=req.id)
+                    reference,
+                    f"{texts.t(lang, 'common.request_id', id=req.id)}, {req.target_display_name}: {title}",
                 )
         return req
 

@@ -104,7 +104,7 @@ class MfaBot(ActivityHandler):
             return
         try:
             await self.service.store.save_conversation_reference(
-                f"user:{caller.person.aad_object_id.lower()}", caller.conversation_reference
+                f"user:{caller.person.aad_object_id}", caller.conversation_reference
             )
         except Exception:
             log.exception("saving the conversation reference failed")
