@@ -8,6 +8,7 @@ words from bot/texts.py.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable, Coroutine
@@ -396,7 +397,10 @@ class MfaService:
             return self.request_form(caller, values=values, errors=errors, draft=draft)
         assert target is not None
 
-        decision = await self.policy.check_target(caller.person, target)
+        # The rules and the current phones are independent reads: ask Graph for both at once.
+        decision, phones = await asyncio.gather(
+            self.policy.check_target(caller.person, target), self._phones_unless_self(caller, target)
+        )
         if not decision.allowed:
             await self._audit_refusal(
                 caller,
@@ -409,7 +413,6 @@ class MfaService:
             return self.refusal_card(lang, decision.reason_key or "refusal.bad_input", **decision.params)
         await self._check_limits(caller, target)
 
-        phones: PhoneState = await self.directory.phone_state(target.id)
         previous = _e164(phones.mobile.phone_number) if phones.mobile else None
         number = parsed.e164 if parsed else None
         if action == "remove" and number is None:
@@ -471,6 +474,12 @@ class MfaService:
         return cards.confirmation_card(
             lang, req, phones, rules=self.rule_texts(lang, decision), warnings=warnings
         )
+
+    async def _phones_unless_self(self, caller: Caller, target: TargetUser) -> PhoneState:
+        if target.id.lower() == caller.person.aad_object_id.lower():
+            return PhoneState()  # refused anyway; do not read the caller's own methods
+        result: PhoneState = await self.directory.phone_state(target.id)
+        return result
 
     def rule_texts(self, lang: str, decision: Decision) -> list[str]:
         roles = ", ".join(decision.privilege_reasons)

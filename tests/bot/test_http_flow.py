@@ -91,3 +91,11 @@ async def test_graceful_shutdown_lets_a_running_change_finish(bot: BotHarness) -
     assert req is not None and req.state is RequestState.COMPLETED
     assert req.outcome and req.outcome["outcome"] == "added"
     assert len(graph_writes(bot.sim)) == 1
+
+
+async def test_playground_style_connector_path_receives_the_answer(bot: BotHarness) -> None:
+    mark = bot.connector.mark()
+    reply = await bot.message(ALEX, "set phone", serviceUrl=bot.connector.playground_service_url)
+    assert reply.status in (200, 201)
+    rec = await bot.connector.wait_for(lambda rs: next((r for r in rs if r.card), None), since=mark)
+    assert "targetUserText" in input_ids(rec.card)
