@@ -717,6 +717,30 @@ class Store:
             )
             return [_row_to_request(r) for r in rows]
 
+    async def stuck_requests(
+        self, state: RequestState | str, older_than: datetime, *, limit: int = 100
+    ) -> list[ChangeRequest]:
+        """Requests still in `state` whose last move happened at or before `older_than`, oldest first.
+
+        The moment is executing_at for executing (when the run started) and updated_at for any other state (the
+        last transition, e.g. the decision for approved). Crash recovery reads this: an approved request nobody
+        started, a run that never finished.
+        """
+        wanted = RequestState(state)
+        since = (
+            func.coalesce(REQUESTS.c.executing_at, REQUESTS.c.updated_at)
+            if wanted is RequestState.EXECUTING
+            else REQUESTS.c.updated_at
+        )
+        async with self._read() as conn:
+            rows = await conn.execute(
+                select(REQUESTS)
+                .where(REQUESTS.c.state == wanted.value, since <= older_than)
+                .order_by(since, REQUESTS.c.id)
+                .limit(max(1, int(limit)))
+            )
+            return [_row_to_request(r) for r in rows]
+
     async def count_changes_by_requester(self, aad_object_id: str, since: datetime) -> int:
         """Requests of this requester that reached executing at or after `since` (the per-requester limit)."""
         async with self._read() as conn:
@@ -826,6 +850,18 @@ class Store:
                 select(CONVERSATION_REFS.c.reference).where(CONVERSATION_REFS.c.key == key)
             )
         return dict(value) if value is not None else None
+
+    async def conversation_references(self, prefix: str) -> dict[str, dict[str, Any]]:
+        """Every stored conversation reference whose key starts with `prefix` (taken literally: % and _ are not
+        wildcards), by key in key order; e.g. prefix "user:" gives everyone who has talked to the bot."""
+        async with self._read() as conn:
+            rows = await conn.execute(
+                select(CONVERSATION_REFS.c.key, CONVERSATION_REFS.c.reference)
+                .where(CONVERSATION_REFS.c.key.startswith(prefix, autoescape=True))
+                .order_by(CONVERSATION_REFS.c.key)
+            )
+            # LIKE ignores case on SQLite: keep the prefix exact on both databases.
+            return {row.key: dict(row.reference) for row in rows if row.key.startswith(prefix)}
 
     # -- botbuilder storage ---------------------------------------------------------------------------------
 

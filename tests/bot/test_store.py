@@ -17,6 +17,7 @@ from sqlalchemy import text
 
 from bot.models import TRANSITIONS, CardRef, ChangeRequest, Person, RequestState
 from bot.store import (
+    REQUESTS,
     Base,
     InvalidTransition,
     NotFound,
@@ -425,6 +426,77 @@ async def test_conversation_references_are_saved_replaced_and_read(store: Store)
         "locale": "de-DE",
     }
     assert await store.conversation_reference("user:agent-1") == {"conversation": {"id": "a:1"}}
+
+
+async def test_conversation_references_by_prefix_are_exact_literal_and_in_key_order(store: Store) -> None:
+    assert await store.conversation_references("user:") == {}
+    await store.save_conversation_reference("user:b", {"conversation": {"id": "a:b"}, "user": {"id": "29:b"}})
+    await store.save_conversation_reference("user:a", {"conversation": {"id": "a:a"}})
+    await store.save_conversation_reference("user:a", {"conversation": {"id": "a:a2"}, "locale": "de-DE"})
+    await store.save_conversation_reference("approvers", {"conversation": {"id": "19:chan"}})
+    await store.save_conversation_reference("USER:shouting", {"conversation": {"id": "a:s"}})
+    await store.save_conversation_reference("userx:c", {"conversation": {"id": "a:x"}})
+    await store.save_conversation_reference("us%r:d", {"conversation": {"id": "a:pct"}})
+    await store.save_conversation_reference("us_r:e", {"conversation": {"id": "a:under"}})
+
+    found = await store.conversation_references("user:")
+    assert list(found) == ["user:a", "user:b"]
+    assert found["user:a"] == {"conversation": {"id": "a:a2"}, "locale": "de-DE"}
+    assert found["user:b"] == {"conversation": {"id": "a:b"}, "user": {"id": "29:b"}}
+    # % and _ in the prefix are characters, not wildcards
+    assert list(await store.conversation_references("us%r:")) == ["us%r:d"]
+    assert list(await store.conversation_references("us_r:")) == ["us_r:e"]
+    assert list(await store.conversation_references("approvers")) == ["approvers"]
+    assert await store.conversation_references("nobody:") == {}
+    # the empty prefix is every reference
+    assert len(await store.conversation_references("")) == 7
+
+
+async def test_stuck_requests_are_those_left_in_a_state_since_before_the_bound(store: Store) -> None:
+    approved = await new_in_state(store, RequestState.APPROVED)
+    executing = await new_in_state(store, RequestState.EXECUTING)
+    await new_in_state(store, RequestState.AWAITING_APPROVAL)
+    await new_in_state(store, RequestState.COMPLETED)
+    await new_in_state(store, RequestState.FAILED)
+    later = datetime.now(UTC) + timedelta(seconds=1)
+    earlier = datetime.now(UTC) - timedelta(minutes=10)
+
+    assert [r.id for r in await store.stuck_requests(RequestState.APPROVED, later)] == [approved.id]
+    assert [r.id for r in await store.stuck_requests("executing", later)] == [executing.id]
+    assert await store.stuck_requests(RequestState.APPROVED, earlier) == []
+    assert await store.stuck_requests(RequestState.EXECUTING, earlier) == []
+    stuck = (await store.stuck_requests(RequestState.EXECUTING, later))[0]
+    assert stuck == await store.get_request(executing.id)
+
+    # once it moves on it is no longer stuck
+    await store.transition(approved.id, approved.revision, RequestState.EXECUTING, actor=None, event="go")
+    assert await store.stuck_requests(RequestState.APPROVED, later) == []
+    assert len(await store.stuck_requests(RequestState.EXECUTING, later)) == 2
+
+
+async def test_stuck_requests_are_oldest_first_and_bounded(store: Store) -> None:
+    ids = [(await new_in_state(store, RequestState.APPROVED)).id for _ in range(4)]
+    later = datetime.now(UTC) + timedelta(seconds=1)
+    assert [r.id for r in await store.stuck_requests(RequestState.APPROVED, later)] == ids
+    assert [r.id for r in await store.stuck_requests(RequestState.APPROVED, later, limit=2)] == ids[:2]
+    # the bound falls between the second and the third
+    between = (await store.get_request(ids[1])).updated_at  # type: ignore[union-attr]
+    assert between is not None
+    assert [r.id for r in await store.stuck_requests(RequestState.APPROVED, between)] == ids[:2]
+    with pytest.raises(ValueError):
+        await store.stuck_requests("sleeping", later)
+
+
+async def test_stuck_executing_is_measured_from_when_the_run_started(store: Store) -> None:
+    running = await new_in_state(store, RequestState.EXECUTING)
+    fresh = await new_in_state(store, RequestState.EXECUTING)
+    started = datetime.now(UTC) - timedelta(minutes=30)
+    # The run started half an hour ago; the row was touched since (updated_at now): executing_at decides.
+    async with store.engine.begin() as conn:
+        await conn.execute(REQUESTS.update().where(REQUESTS.c.id == running.id).values(executing_at=started))
+    bound = datetime.now(UTC) - timedelta(minutes=10)
+    assert [r.id for r in await store.stuck_requests(RequestState.EXECUTING, bound)] == [running.id]
+    assert fresh.id not in [r.id for r in await store.stuck_requests(RequestState.EXECUTING, bound)]
 
 
 # --- migrations ---------------------------------------------------------------------------------------------
