@@ -238,7 +238,8 @@ class OwnerSearch:
                     return
                 position, chunk = item
                 holder = await self._check_chunk(chunk, wanted, position)
-                await self._report("scan", found=holder is not None)
+                if holder is None:
+                    await self._report("scan", found=False)
                 if holder is not None and not found.done():
                     found.set_result(holder)
                     return

@@ -62,7 +62,7 @@ class WorkflowSettings:
     service_desk: Any = None  # graph.notify.ServiceDesk (passed through to the notifier)
     default_region: str | None = None
     conflict_poll_timeout: float = 3.0
-    search_concurrency: int = 4
+    search_concurrency: int = 8
     portal_base: str = "https://entra.microsoft.com"
     conflict_poll_first_delay: float = 0.05
     conflict_poll_max_delay: float = 0.4

@@ -27,7 +27,7 @@ def _args(argv: list[str]) -> argparse.Namespace:
         action="store_true",
         help="run the runbook's owner search to the end instead of measuring a sample and extrapolating (slow)",
     )
-    p.add_argument("--runbook-sample-pages", type=int, default=12)
+    p.add_argument("--runbook-sample-pages", type=int, default=15)
     p.add_argument("--runbook-sample-batches", type=int, default=60)
     return p.parse_args(argv)
 

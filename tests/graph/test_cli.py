@@ -224,3 +224,35 @@ def test_usage_error_exits_2(sim_thread: Any, env: dict[str, str]) -> None:
     proc = run_cli(env, "frobnicate", "--user", "x")
     assert proc.returncode == 2
     assert "usage:" in proc.stderr
+
+
+def test_notify_sends_the_mail_with_caller_and_ticket(sim_thread: Any, env: dict[str, str]) -> None:
+    user = new_user(sim_thread, usageLocation="CH")
+    with_sender = dict(env, MAIL_SENDER="servicedesk@contoso.example")
+    before = len(sim_thread.outbox)
+    data, proc = run_json(
+        with_sender,
+        "set",
+        "--user",
+        user.upn,
+        "--number",
+        "+41 79 123 45 67",
+        "--notify",
+        "--caller",
+        "Agent Kim",
+        "--ticket-url",
+        "https://tickets.contoso.example/T-42",
+    )
+    assert (data["outcome"], data["notification"], proc.returncode) == ("added", "sent", 0)
+    assert data["notification_language"] == "de"
+    mails = sim_thread.outbox[before:]
+    assert len(mails) == 1
+    assert "T-42" in str(mails[0]) and "Agent Kim" in str(mails[0])
+
+
+def test_notify_without_sender_is_refused_before_any_change(sim_thread: Any, env: dict[str, str]) -> None:
+    user = new_user(sim_thread)
+    before = len(sim_thread.calls)
+    data, proc = run_json(env, "set", "--user", user.upn, "--number", "+49 176 1234567", "--notify")
+    assert (data["outcome"], proc.returncode) == ("invalid_request", 2)
+    assert len(sim_thread.calls) == before

@@ -420,3 +420,34 @@ async def test_no_mail_when_nothing_changed(stack: Stack) -> None:
     assert out.kind is OutcomeKind.UNCHANGED
     assert out.notification.status is NotificationStatus.NOT_ATTEMPTED
     assert len(stack.sim.outbox) == before
+
+
+async def test_remove_without_a_number_is_refused_before_any_graph_call(stack: Stack) -> None:
+    user = add_user(stack.sim, mobile="+49 1761234567")
+    start = len(stack.sim.calls)
+    out = await stack.workflow.run(request("remove", user.upn, None))
+    assert out.kind is OutcomeKind.INVALID_NUMBER
+    assert graph_calls(stack.sim, start) == []
+    assert mobile_of(stack.sim, user) == "+49 1761234567"
+
+
+async def test_a_dropped_delete_that_was_applied_is_confirmed_as_removed(stack: Stack) -> None:
+    user = add_user(stack.sim, mobile="+49 1761234567")
+    stack.sim.faults.inject("DELETE", r"/phoneMethods/", "drop", times=1, after_apply=True)
+    start = len(stack.sim.calls)
+    out = await stack.workflow.run(request("remove", user.upn, "+49 176 1234567"))
+    assert out.kind is OutcomeKind.REMOVED
+    assert [m for m, _ in writes(stack.sim, start)] == ["DELETE"]
+    assert mobile_of(stack.sim, user) is None
+
+
+async def test_conflict_with_a_failed_owner_search_still_explains_the_conflict(stack: Stack) -> None:
+    add_user(stack.sim, name="Holder Four", mobile="+49 1765550004", mobile_sms="ready")
+    user = add_user(stack.sim, name="Target Four")
+    stack.sim.behaviour.update({"conflict_stores_method": False})
+    stack.sim.faults.inject("GET", r"userRegistrationDetails", 403, times=1)
+    wf = stack.with_settings(conflict_poll_timeout=0.2)
+    out = await wf.run(request("set", user.upn, "+49 176 5550004"))
+    assert out.kind is OutcomeKind.CONFLICT_UNRESOLVED
+    assert out.holder is None and out.holder_search == "failed"
+    assert "another user holds it" in out.message
