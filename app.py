@@ -151,6 +151,8 @@ async def _build_runtime(
         sweeper = None
         if approvals is not None and start_sweeper:
             sweeper = _start_sweeper(approvals, settings)
+        # Requests a crash left approved-but-not-started or executing: resume or close them (in the background).
+        executor.spawn(executor.recover())
     except BaseException:
         if owns_graph and graph is not None:
             await graph.close()

@@ -363,12 +363,12 @@ async def make_bot(
     harnesses: list[BotHarness] = []
     servers: list[TestServer] = []
 
-    async def start(*, store: Any | None = None, **overrides: str) -> BotHarness:
+    async def start(*, store: Any | None = None, clock: Any | None = None, **overrides: str) -> BotHarness:
         env = bot_environ(sim_env, str(tmp_path / f"data-{uuid.uuid4().hex[:6]}"), **overrides)
         settings = BotSettings.from_env(env)
         if store is None:
             store = await database.open()
-        app = create_app(settings, store=store)
+        app = create_app(settings, store=store, clock=clock)
         server = TestServer(app, host="127.0.0.1")
         await server.start_server()
         servers.append(server)

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+
 import aiohttp
 
-from bot.models import RequestState
+from bot.models import ChangeRequest, Person, RequestState
+from bot.store import new_request_id
 from tests.bot.conftest import (
     ALEX,
     DIEGO_ID,
     LYNNE_ID,
     BotHarness,
+    Database,
+    MakeBot,
     action_data,
     card_text,
     graph_writes,
@@ -99,3 +106,37 @@ async def test_playground_style_connector_path_receives_the_answer(bot: BotHarne
     assert reply.status in (200, 201)
     rec = await bot.connector.wait_for(lambda rs: next((r for r in rs if r.card), None), since=mark)
     assert "targetUserText" in input_ids(rec.card)
+
+
+async def test_after_a_restart_an_approved_request_nobody_started_is_run_once(
+    make_bot: MakeBot, database: Database
+) -> None:
+    store = await database.open()
+    req = await store.create_request(
+        ChangeRequest(
+            id=new_request_id(),
+            revision=1,
+            state=RequestState.DRAFT,
+            action="set",
+            requester=Person(ALEX.aad, ALEX.name),
+            target_id=DIEGO_ID,
+            target_upn="diego.siciliani@contoso.example",
+            target_display_name="Diego Siciliani",
+            number="+491705556666",
+        ),
+        actor=Person(ALEX.aad, ALEX.name),
+    )
+    req = await store.transition(
+        req.id, 1, RequestState.APPROVED, actor=Person(ALEX.aad, ALEX.name), event="confirmed"
+    )
+    later = datetime.now(UTC) + timedelta(hours=1)
+    bot = await make_bot(store=store, clock=lambda: later)  # the restarted bot finds it at start-up
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        current = await store.get_request(req.id)
+        if current is not None and current.state.is_final:
+            break
+        await asyncio.sleep(0.05)
+    assert current is not None and current.state is RequestState.COMPLETED
+    assert current.outcome and current.outcome["outcome"] == "added"
+    assert len(graph_writes(bot.sim)) == 1
