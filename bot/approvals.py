@@ -43,73 +43,11 @@ EVENT_UNAVAILABLE = "approval_unavailable"
 EVENT_UNDELIVERED = "approval_undelivered"
 
 
-# Words of this module that bot/texts.py does not carry (yet); bot/texts.py wins when it has the key.
-_FALLBACK: dict[str, dict[str, str]] = {
-    "en": {
-        "approval.no_approvers_channel": "No approvers' channel is set up, so nobody could approve this request. "
-        "It was not sent and nothing was changed. Ask an admin to add the bot to the approvers' channel or "
-        "group chat and type 'register approvals' there.",
-        "approval.undelivered": "The approval request could not be posted to the approvers' channel, so it was "
-        "cancelled. Nothing was changed. Please try again later or tell an admin.",
-        "approval.not_draft": "This request was already sent or decided. Type 'status' with its id to see where "
-        "it stands.",
-        "approval.not_found": "This request does not exist.",
-        "approval.cancel_not_requester": "Only the person who asked for this change can cancel it.",
-        "approval.not_submitted": "This request has not been sent for approval.",
-        "approval.already_cancelled": "This request was cancelled. Nothing was changed.",
-        "approval.already_approved": "{name} already approved this request on {time}.",
-        "approval.already_rejected": "{name} already rejected this request on {time}.",
-        "approval.reason_too_long": "The reason is too long (at most {limit} characters). Nothing was changed.",
-        "approval.requester.approved": "{name} approved your request for {target} ({upn}). The change is "
-        "running now; I will tell you the result.",
-        "approval.requester.rejected": "{name} rejected your request for {target} ({upn}). Nothing was changed.",
-        "approval.requester.rejected_reason": "{name} rejected your request for {target} ({upn}). Reason: "
-        "{reason}. Nothing was changed.",
-        "approval.requester.expired": "Your request for {target} ({upn}) expired on {time}: nobody decided in "
-        "time. Nothing was changed.",
-    },
-    "de": {
-        "approval.no_approvers_channel": "Es ist kein Kanal für Genehmigungen eingerichtet, deshalb könnte "
-        "niemand diese Anfrage genehmigen. Sie wurde nicht gesendet, es wurde nichts geändert. Bitten Sie einen "
-        "Admin, den Bot dem Genehmigungskanal oder Gruppenchat hinzuzufügen und dort 'register approvals' "
-        "einzugeben.",
-        "approval.undelivered": "Die Genehmigungsanfrage konnte nicht im Genehmigungskanal gepostet werden und "
-        "wurde deshalb abgebrochen. Es wurde nichts geändert. Bitte versuchen Sie es später erneut oder "
-        "informieren Sie einen Admin.",
-        "approval.not_draft": "Diese Anfrage wurde bereits gesendet oder entschieden. Geben Sie 'status' mit "
-        "ihrer ID ein, um den Stand zu sehen.",
-        "approval.not_found": "Diese Anfrage gibt es nicht.",
-        "approval.cancel_not_requester": "Nur die Person, die diese Änderung angefragt hat, kann sie abbrechen.",
-        "approval.not_submitted": "Diese Anfrage wurde nicht zur Genehmigung gesendet.",
-        "approval.already_cancelled": "Diese Anfrage wurde abgebrochen. Es wurde nichts geändert.",
-        "approval.already_approved": "{name} hat diese Anfrage bereits am {time} genehmigt.",
-        "approval.already_rejected": "{name} hat diese Anfrage bereits am {time} abgelehnt.",
-        "approval.reason_too_long": "Die Begründung ist zu lang (höchstens {limit} Zeichen). Es wurde nichts "
-        "geändert.",
-        "approval.requester.approved": "{name} hat Ihre Anfrage für {target} ({upn}) genehmigt. Die Änderung "
-        "läuft jetzt; ich melde Ihnen das Ergebnis.",
-        "approval.requester.rejected": "{name} hat Ihre Anfrage für {target} ({upn}) abgelehnt. Es wurde nichts "
-        "geändert.",
-        "approval.requester.rejected_reason": "{name} hat Ihre Anfrage für {target} ({upn}) abgelehnt. "
-        "Begründung: {reason}. Es wurde nichts geändert.",
-        "approval.requester.expired": "Ihre Anfrage für {target} ({upn}) ist am {time} abgelaufen: Niemand hat "
-        "rechtzeitig entschieden. Es wurde nichts geändert.",
-    },
-}
-
-
 def say(lang: str, key: str, **params: Any) -> str:
-    """bot/texts.py's text for `key`, or this module's own words when texts.py does not have the key."""
-    own = _FALLBACK.get(lang, _FALLBACK["en"])
-    if texts.has(lang, key) or key not in own:
-        if "group_key" in params and "group" not in params:
-            params["group"] = texts.t(lang, str(params["group_key"]))
-        return texts.t(lang, key, **params)
-    try:
-        return own[key].format(**params)
-    except (KeyError, IndexError, ValueError):
-        log.warning("bad parameters for text %r", key)
-        return own[key]
+    """bot/texts.py's text for `key`; a policy refusal's `group_key` parameter becomes the group's name."""
+    if "group_key" in params and "group" not in params:
+        params["group"] = texts.t(lang, str(params["group_key"]))
+    return texts.t(lang, key, **params)
 
 
 def utcnow() -> datetime:
@@ -294,21 +232,7 @@ class ApprovalService:
 
     async def _user_references(self) -> dict[str, dict[str, Any]]:
         """Every stored "user:<aadObjectId>" conversation reference (people who have talked to the bot)."""
-        lister = getattr(self._store, "conversation_references", None)
-        if lister is not None:
-            return dict(await lister("user:"))
-        from sqlalchemy import select
-
-        from bot.store import CONVERSATION_REFS
-
-        table = CONVERSATION_REFS
-        async with self._store.engine.connect() as conn:
-            rows = await conn.execute(
-                select(table.c.key, table.c.reference)
-                .where(table.c.key.startswith("user:", autoescape=True))
-                .order_by(table.c.key)
-            )
-            return {row.key: dict(row.reference) for row in rows}
+        return dict(await self._store.conversation_references("user:"))
 
     # ------------------------------------------------------------------ clicks
 

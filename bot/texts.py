@@ -305,6 +305,33 @@ EN: Final[dict[str, str]] = {
     "approval.expired": "Expired on {time}: nobody decided in time. Nothing was changed.",
     "approval.cancelled": "Cancelled by {name} on {time}. Nothing was changed.",
     "approval.cancelled_plain": "Cancelled. Nothing was changed.",
+    "approval.no_approvers_channel": "No approvers' channel is set up, so nobody could approve this request. "
+    "It was not sent and nothing was changed. Ask an administrator to add the bot to the approvers' channel or "
+    "group chat and to type \u201cregister approvals\u201d there.",
+    "approval.undelivered": "The approval request could not be posted to the approvers' channel, so it was "
+    "cancelled. Nothing was changed. Please try again later or tell an administrator.",
+    "approval.not_draft": "This request was already sent or decided. Type status with its ID to see where it "
+    "stands.",
+    "approval.not_found": "This request does not exist.",
+    "approval.cancel_not_requester": "Only the person who asked for this change can cancel it.",
+    "approval.not_submitted": "This request has not been sent for approval.",
+    "approval.already_cancelled": "This request was cancelled. Nothing was changed.",
+    "approval.already_approved": "{name} already approved this request on {time}.",
+    "approval.already_rejected": "{name} already rejected this request on {time}.",
+    "approval.reason_too_long": "The reason is too long (at most {limit} characters). Nothing was changed.",
+    "approval.requester.approved": "{name} approved your request for {target} ({upn}). The change is running "
+    "now; I will tell you the result.",
+    "approval.requester.rejected": "{name} rejected your request for {target} ({upn}). Nothing was changed.",
+    "approval.requester.rejected_reason": "{name} rejected your request for {target} ({upn}). Reason: {reason}. "
+    "Nothing was changed.",
+    "approval.requester.expired": "Your request for {target} ({upn}) expired on {time}: nobody decided in time. "
+    "Nothing was changed.",
+    "approval.requester.interrupted": "The change for {target} ({upn}) was interrupted while it was running, "
+    "so it may or may not have been applied. Check the user's current state (status {id}) before you try again.",
+    "execution.interrupted.body": "The run was interrupted: the bot stopped while the change was running. The "
+    "change may or may not have been applied in Microsoft Entra ID.",
+    "execution.interrupted.next": "Check the user's current state before you try again: type status {id} here "
+    "and look at the user's phone methods (show on the command line, or the Entra admin center).",
     "awaiting.title": "Sent for approval",
     "awaiting.body": "Your request is waiting for approval by the {group}. I will tell you the result here.",
     "awaiting.expires": "If nobody decides by {time}, the request expires.",
@@ -373,6 +400,11 @@ EN: Final[dict[str, str]] = {
     "event.executing": "started",
     "event.completed": "completed",
     "event.failed": "failed",
+    "event.execution_started": "started",
+    "event.execution_resumed": "resumed after an interruption",
+    "event.approval_refused": "refused",
+    "event.approval_unavailable": "not sent: no approvers' channel",
+    "event.approval_undelivered": "not delivered to the approvers",
     "event.refused": "refused",
     "event.history_viewed": "history viewed",
     "event.notification": "notification",
@@ -394,6 +426,7 @@ EN: Final[dict[str, str]] = {
     "outcome_name.invalid_request": "invalid request",
     "outcome_name.permission_denied": "permission missing",
     "outcome_name.graph_unavailable": "Microsoft Graph unavailable",
+    "outcome_name.interrupted": "interrupted: may or may not have been applied",
 }
 
 # ------------------------------------------------------------------------------------------------ German
@@ -635,6 +668,39 @@ DE: Final[dict[str, str]] = {
     "approval.expired": "Abgelaufen am {time}: Niemand hat rechtzeitig entschieden. Es wurde nichts geändert.",
     "approval.cancelled": "Abgebrochen von {name} am {time}. Es wurde nichts geändert.",
     "approval.cancelled_plain": "Abgebrochen. Es wurde nichts geändert.",
+    "approval.no_approvers_channel": "Es ist kein Genehmigungskanal eingerichtet, daher könnte niemand diese "
+    "Anfrage genehmigen. Sie wurde nicht gesendet, und es wurde nichts geändert. Bitten Sie eine Administratorin "
+    "oder einen Administrator, den Bot zum Genehmigungskanal oder -gruppenchat hinzuzufügen und dort "
+    "\u201eregister approvals\u201c einzugeben.",
+    "approval.undelivered": "Die Genehmigungsanfrage konnte nicht im Genehmigungskanal veröffentlicht werden und "
+    "wurde deshalb abgebrochen. Es wurde nichts geändert. Bitte versuchen Sie es später erneut oder wenden Sie "
+    "sich an eine Administratorin oder einen Administrator.",
+    "approval.not_draft": "Diese Anfrage wurde bereits gesendet oder entschieden. Geben Sie status mit ihrer ID "
+    "ein, um den aktuellen Stand zu sehen.",
+    "approval.not_found": "Diese Anfrage gibt es nicht.",
+    "approval.cancel_not_requester": "Nur die Person, die diese Änderung angefragt hat, kann sie abbrechen.",
+    "approval.not_submitted": "Diese Anfrage wurde nicht zur Genehmigung gesendet.",
+    "approval.already_cancelled": "Diese Anfrage wurde abgebrochen. Es wurde nichts geändert.",
+    "approval.already_approved": "{name} hat diese Anfrage bereits am {time} genehmigt.",
+    "approval.already_rejected": "{name} hat diese Anfrage bereits am {time} abgelehnt.",
+    "approval.reason_too_long": "Die Begründung ist zu lang (höchstens {limit} Zeichen). Es wurde nichts "
+    "geändert.",
+    "approval.requester.approved": "{name} hat Ihre Anfrage für {target} ({upn}) genehmigt. Die Änderung wird "
+    "jetzt ausgeführt; ich teile Ihnen das Ergebnis mit.",
+    "approval.requester.rejected": "{name} hat Ihre Anfrage für {target} ({upn}) abgelehnt. Es wurde nichts "
+    "geändert.",
+    "approval.requester.rejected_reason": "{name} hat Ihre Anfrage für {target} ({upn}) abgelehnt. "
+    "Begründung: {reason}. Es wurde nichts geändert.",
+    "approval.requester.expired": "Ihre Anfrage für {target} ({upn}) ist am {time} abgelaufen, da niemand "
+    "rechtzeitig entschieden hat. Es wurde nichts geändert.",
+    "approval.requester.interrupted": "Die Änderung für {target} ({upn}) wurde während der Ausführung "
+    "unterbrochen. Ob sie übernommen wurde, ist unklar. Prüfen Sie den aktuellen Stand (status {id}), bevor Sie "
+    "es erneut versuchen.",
+    "execution.interrupted.body": "Die Ausführung wurde unterbrochen: Der Bot wurde beendet, während die Änderung "
+    "lief. Die Änderung wurde in Microsoft Entra ID möglicherweise übernommen, möglicherweise auch nicht.",
+    "execution.interrupted.next": "Prüfen Sie den aktuellen Stand des Benutzers, bevor Sie es erneut versuchen: "
+    "Geben Sie hier status {id} ein und sehen Sie sich seine Telefonmethoden an (show in der Befehlszeile oder "
+    "im Entra Admin Center).",
     "awaiting.title": "Zur Genehmigung gesendet",
     "awaiting.body": "Ihre Anfrage wartet auf die Genehmigung durch die {group}. Ich melde Ihnen das Ergebnis "
     "hier.",
@@ -707,6 +773,11 @@ DE: Final[dict[str, str]] = {
     "event.executing": "gestartet",
     "event.completed": "abgeschlossen",
     "event.failed": "fehlgeschlagen",
+    "event.execution_started": "gestartet",
+    "event.execution_resumed": "nach einer Unterbrechung fortgesetzt",
+    "event.approval_refused": "abgewiesen",
+    "event.approval_unavailable": "nicht gesendet: kein Genehmigungskanal",
+    "event.approval_undelivered": "den genehmigenden Personen nicht zugestellt",
     "event.refused": "abgewiesen",
     "event.history_viewed": "Verlauf angesehen",
     "event.notification": "Benachrichtigung",
@@ -728,6 +799,7 @@ DE: Final[dict[str, str]] = {
     "outcome_name.invalid_request": "ungültige Anfrage",
     "outcome_name.permission_denied": "Berechtigung fehlt",
     "outcome_name.graph_unavailable": "Microsoft Graph nicht erreichbar",
+    "outcome_name.interrupted": "unterbrochen: möglicherweise übernommen, möglicherweise nicht",
 }
 
 TEXTS: Final[dict[str, dict[str, str]]] = {"en": EN, "de": DE}

@@ -10,16 +10,19 @@ is an `adaptiveCard/action` invoke posted to /api/messages.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestServer
 
+import bot.approvals
 from app import RUNTIME, create_app
 from bot import texts
 from bot.models import RequestState
@@ -721,3 +724,13 @@ def test_sweeper_refuses_a_non_positive_interval() -> None:
 
     with pytest.raises(ValueError):
         Sweeper(_FlakyApprovals(), interval_seconds=0)
+
+
+def test_every_text_the_approvals_use_exists_in_english_and_german() -> None:
+    """bot/texts.py is the one source of the approvals' words: each key they name is there in both languages."""
+    source = Path(bot.approvals.__file__).read_text(encoding="utf-8")
+    keys = set(re.findall(r'"((?:approval|refusal|execution|outcome_name)\.[a-z_.]+)"', source))
+    assert {"approval.no_approvers_channel", "approval.requester.expired", "refusal.title"} <= keys
+    for key in sorted(keys):
+        assert texts.has("en", key) and texts.has("de", key), key
+        assert texts.t("de", key) != texts.t("en", key), key
