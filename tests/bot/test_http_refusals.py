@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -229,3 +230,18 @@ async def test_bad_bodies_get_a_clear_4xx_json(
     assert reply.status == status
     assert isinstance(reply.body, dict) and reply.body["error"]["message"]
     assert graph_writes(bot.sim) == []
+
+
+async def test_a_retried_or_double_confirm_runs_the_change_once(bot: BotHarness) -> None:
+    form, review, data = await _draft(bot)
+    first, second = await asyncio.gather(
+        bot.invoke(ALEX, "mfa.confirm", data, reply_to_id=form.activity_id),
+        bot.invoke(ALEX, "mfa.confirm", data, reply_to_id=form.activity_id),
+    )
+    assert first.status == 200 and second.status == 200
+    await bot.final_update(form.activity_id or "")
+    again = await bot.invoke(ALEX, "mfa.confirm", data, reply_to_id=form.activity_id)  # Teams retrying later
+    assert again.status == 200 and again.card is not None
+    assert len(graph_writes(bot.sim)) == 1
+    events = await bot.audit_events(data["requestId"])
+    assert events.count("confirmed") == 1 and events.count("completed") == 1
