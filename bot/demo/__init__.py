@@ -252,7 +252,10 @@ class Playground:
         self.port = port
         self.bot_endpoint = bot_endpoint
         self.log_file = log_dir / f"playground-{persona.key}.log"
-        self.config_dir = config_dir or PLAYGROUND_DIR / persona.key
+        # Started from a folder of its own under log_dir holding a copy of the persona's config: the Playground
+        # writes its devTools log next to the config, and the source tree stays clean.
+        self.source_config = (config_dir or PLAYGROUND_DIR / persona.key) / PLAYGROUND_CONFIG
+        self.config_dir = log_dir / f"playground-{persona.key}"
         self._bin_dir = bin_dir
         self._executable = executable
         self._process: asyncio.subprocess.Process | None = None
@@ -271,8 +274,9 @@ class Playground:
                 f"the Agents Playground is not installed ({self._executable.relative_to(ROOT)} is missing); "
                 "run `npm ci` (or `make setup`)"
             )
-        if not (self.config_dir / PLAYGROUND_CONFIG).is_file():
-            raise DemoError(f"no {PLAYGROUND_CONFIG} in {self.config_dir}")
+        if not self.source_config.is_file():
+            raise DemoError(f"no Playground configuration {self.source_config}")
+        await asyncio.to_thread(self._copy_config)
         if not port_is_free("127.0.0.1", self.port):
             raise DemoError(f"port {self.port} for the Playground of {self.persona.name} is already in use")
         env = {
@@ -305,6 +309,10 @@ class Playground:
         finally:
             out.close()  # the child holds its own copy
         await self._wait_listening(wait_s)
+
+    def _copy_config(self) -> None:
+        self.config_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(self.source_config, self.config_dir / PLAYGROUND_CONFIG)
 
     async def _wait_listening(self, wait_s: float) -> None:
         assert self._process is not None
