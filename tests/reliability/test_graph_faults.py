@@ -1,0 +1,186 @@
+"""Family 5, Graph faults at each step of the workflow, through the whole bot (confirm → background execution →
+card update), with a Graph stack of short timeouts: 429 storms, 503 bursts, timeouts, connection resets and token
+endpoint failures.
+
+For every case: the request ends in a final state with an outcome, the card is updated with it, the audit trail
+has requested → confirmed → execution_started → exactly one of completed/failed, and the phone method was written
+at most once (an applied write whose answer was lost is read back, never repeated).
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import time
+from typing import Any
+
+import pytest
+
+from app import RUNTIME
+from graph.outcome import OutcomeKind
+from tests.bot.conftest import ALEX, DIEGO_ID, BotHarness, action_data
+from tests.reliability.conftest import MakeRBot, record_figures, wait_final
+
+USER = rf"/users/{DIEGO_ID}$"
+PHONES = rf"/users/{DIEGO_ID}/authentication/phoneMethods$"
+WRITE = rf"/users/{DIEGO_ID}/authentication/phoneMethods$"
+TOKEN = r"/oauth2/v2\.0/token$"
+
+# (step, method, path regex) × (fault name, action, times, retry_after)
+STEPS = [("user lookup", "GET", USER), ("phone read", "GET", PHONES), ("phone write", "POST", WRITE)]
+FAULTS: list[tuple[str, Any, int, float | None]] = [
+    ("429 x2 then ok", 429, 2, 0.01),
+    ("429 storm", 429, 50, 0.01),
+    ("503 x2 then ok", 503, 2, None),
+    ("503 storm", 503, 50, None),
+    ("timeout once", "timeout", 1, None),
+    ("connection reset once", "drop", 1, None),
+]
+WRITE_ONLY: list[tuple[str, Any, int, float | None]] = [
+    ("write applied, answer lost (reset)", "apply_then_drop", 1, None),
+    ("write applied, answer lost (timeout)", "apply_then_timeout", 1, None),
+]
+TOKEN_FAULTS: list[tuple[str, Any, int, float | None]] = [
+    ("token endpoint 503 x1", 503, 1, None),
+    ("token endpoint down", 503, 50, None),
+    ("token endpoint reset", "drop", 50, None),
+]
+
+
+def _applied_writes(calls: list[Any]) -> int:
+    n = 0
+    for c in calls:
+        if c.method in ("POST", "PATCH", "DELETE") and "/authentication/phoneMethods" in c.path:
+            applied = (c.status is not None and 200 <= c.status < 300) or str(c.fault or "").startswith(
+                "apply_then"
+            )
+            n += 1 if applied else 0
+    return n
+
+
+async def _one_case(bot: BotHarness, step: str, method: str, path: str, fault: tuple) -> dict[str, Any]:
+    name, action, times, retry_after = fault
+    bot.sim.faults.clear()
+    bot.sim.tenant.set_phone(DIEGO_ID, "mobile", None)
+    review = await bot.invoke(
+        ALEX,
+        "mfa.review",
+        {
+            "verb": "mfa.review",
+            "targetUserText": "diego.siciliani@contoso.example",
+            "number": "+49 170 5556666",
+        },
+        reply_to_id=f"card-{step}-{name}",
+    )
+    data = action_data(review.card, "mfa.confirm")
+    assert data, review.text
+    if step == "token":
+        await bot.server.app[RUNTIME].graph.tokens.invalidate()
+    if isinstance(action, str) and action.startswith("apply_then_") and action[11:].isdigit():
+        bot.sim.faults.inject(method, path, int(action[11:]), times=times, after_apply=True)
+    else:
+        bot.sim.faults.inject(method, path, action, times=times, retry_after=retry_after)
+    calls_before = len(bot.sim.calls)
+    mark = bot.connector.mark()
+    started = time.monotonic()
+    confirm = await bot.invoke(ALEX, "mfa.confirm", data, reply_to_id=f"card-{step}-{name}")
+    answered = time.monotonic() - started
+    assert confirm.status == 200 and confirm.card, (step, name)
+    req = await wait_final(bot.store, data["requestId"], timeout=40)
+    events = [e.event for e in await bot.store.request_audit(req.id)]
+    finals = [e for e in events if e in ("completed", "failed")]
+    assert events[:3] == ["requested", "confirmed", "execution_started"] and len(finals) == 1, (
+        step,
+        name,
+        events,
+    )
+    assert req.outcome and OutcomeKind(req.outcome["outcome"]), (step, name)
+    # the card shows the outcome (the last update of the requester's card is not progress)
+    await bot.final_update(f"card-{step}-{name}", since=mark, timeout=10)
+    writes = _applied_writes(bot.sim.calls[calls_before:])
+    phones = bot.sim.tenant.user(DIEGO_ID).phones
+    assert writes <= 1, (step, name, writes)
+    if req.outcome["outcome"] == "added":
+        assert phones.get("mobile") is not None and writes == 1, (step, name)
+    else:
+        assert writes == 0 or phones.get("mobile") is not None, (step, name)
+    bot.sim.faults.clear()
+    return {
+        "step": step,
+        "fault": name,
+        "outcome": req.outcome["outcome"],
+        "state": req.state.value,
+        "writes": writes,
+        "answer_s": round(answered, 3),
+    }
+
+
+async def test_graph_faults_at_every_step_give_one_clear_outcome_and_never_a_double_write(
+    make_rbot: MakeRBot,
+) -> None:
+    bot = await make_rbot(fast=True, MAX_CHANGES_PER_REQUESTER_PER_HOUR="0", TARGET_COOLDOWN_MINUTES="0")
+    bot.sim.behaviour.update({"hang_s": 3.0})
+    results = []
+    for step, method, path in STEPS:
+        for fault in FAULTS + (WRITE_ONLY if step == "phone write" else []):
+            results.append(await _one_case(bot, step, method, path, fault))
+    for fault in TOKEN_FAULTS:
+        # a fresh instance each: msal remembers a failed token answer for a while (its own throttling), which
+        # would carry one case's fault into the next
+        fresh = await make_rbot(
+            fast=True, MAX_CHANGES_PER_REQUESTER_PER_HOUR="0", TARGET_COOLDOWN_MINUTES="0"
+        )
+        results.append(await _one_case(fresh, "token", "POST", TOKEN, fault))
+
+    outcomes = collections.Counter(r["outcome"] for r in results)
+    by_case = {f"{r['step']} / {r['fault']}": r["outcome"] for r in results}
+    # recoverable faults recover: the change is done
+    for r in results:
+        recoverable = r["fault"].endswith("then ok") or r["fault"].startswith("write applied")
+        if r["fault"].endswith("once"):
+            # a read is retried; a write that may or may not have been sent is read back, never repeated
+            recoverable = r["step"] != "phone write"
+            if r["step"] == "phone write":
+                assert r["outcome"] == "graph_unavailable" and r["writes"] == 0, r
+        if recoverable:
+            assert r["outcome"] == "added", r
+    assert max(r["answer_s"] for r in results) < 3.0
+    record_figures(
+        "graph_faults",
+        {
+            "cases": len(results),
+            "outcomes": dict(outcomes),
+            "max_writes_per_request": max(r["writes"] for r in results),
+            "max_confirm_answer_s": max(r["answer_s"] for r in results),
+            "by_case": by_case,
+        },
+    )
+    print(json.dumps(results, indent=1))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known bug: a POST that Graph applied but answered 503 is retried by the client; the retry is refused "
+    "(the method exists) and the workflow reports invalid_number although the number is set",
+)
+async def test_a_write_applied_but_answered_503_is_reported_as_done(make_rbot: MakeRBot) -> None:
+    bot = await make_rbot(fast=True, MAX_CHANGES_PER_REQUESTER_PER_HOUR="0", TARGET_COOLDOWN_MINUTES="0")
+    result = await _one_case(
+        bot, "phone write", "POST", WRITE, ("write applied, answer 503", "apply_then_503", 1, None)
+    )
+    assert result["writes"] == 1
+    assert result["outcome"] == "added", result
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known bug: graph/workflow.py maps every TokenError to permission_denied, so a token endpoint that "
+    "answers 503 or drops the connection is shown as a missing permission instead of 'Graph unavailable, try again'",
+)
+async def test_an_unreachable_token_endpoint_is_graph_unavailable_not_a_missing_permission(
+    make_rbot: MakeRBot,
+) -> None:
+    bot = await make_rbot(fast=True, MAX_CHANGES_PER_REQUESTER_PER_HOUR="0", TARGET_COOLDOWN_MINUTES="0")
+    result = await _one_case(bot, "token", "POST", TOKEN, ("token endpoint down", 503, 50, None))
+    assert result["writes"] == 0
+    assert result["outcome"] == "graph_unavailable", result
