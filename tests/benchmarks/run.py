@@ -164,6 +164,8 @@ class SimProcess:
 
 async def start_simulator(tenant: Path, cert_dir: Path, latency_ms: int) -> SimProcess:
     port = _free_port()
+    log_path = cert_dir.parent / "simulator.log"
+    log_file = open(log_path, "wb")  # noqa: SIM115 - stays open for the simulator's lifetime
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -180,13 +182,13 @@ async def start_simulator(tenant: Path, cert_dir: Path, latency_ms: int) -> SimP
         ],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log_file,  # a file, not a pipe: a pipe nobody reads could fill and stall the simulator
     )
     sim = SimProcess(proc, port, str(cert_dir / "ca.pem"))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+            err = log_path.read_text(errors="replace")
             raise RuntimeError(f"simulator exited: {err[-2000:]}")
         if os.path.exists(sim.ca_file):
             try:
