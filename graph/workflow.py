@@ -564,7 +564,7 @@ class _Run:
             return None
         try:
             user: TargetUser | None = await self.directory.find_user(ref)
-        except NotFoundError:
+        except (NotFoundError, BadRequestError):  # Graph cannot even parse it as a user reference
             return None
         if user is not None:
             self.out.user = user

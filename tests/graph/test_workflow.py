@@ -451,3 +451,16 @@ async def test_conflict_with_a_failed_owner_search_still_explains_the_conflict(s
     assert out.kind is OutcomeKind.CONFLICT_UNRESOLVED
     assert out.holder is None and out.holder_search == "failed"
     assert "another user holds it" in out.message
+
+
+async def test_a_hostile_display_name_is_escaped_in_the_mail(stack: Stack) -> None:
+    user = add_user(stack.sim, name="<script>alert(1)</script> Eve", usage_location="US")
+    out = await stack.workflow.run(request("set", user.upn, "+49 176 1234567", notify=True))
+    assert out.notification.status is NotificationStatus.SENT and out.notification.language == "en"
+    html = stack.sim.outbox[-1]["html"]
+    assert "<script>" not in html and "&lt;script&gt;" in html
+
+
+async def test_a_reference_graph_cannot_parse_is_user_not_found(stack: Stack) -> None:
+    out = await stack.workflow.run(request("set", "<script>/x@contoso.example", "+49 176 1234567"))
+    assert out.kind is OutcomeKind.USER_NOT_FOUND

@@ -59,7 +59,7 @@ def add_user(
 ) -> Any:
     """A fresh user in the simulated tenant with the given phone methods."""
     uid = str(uuid.uuid4())
-    local = name.lower().replace(" ", ".") + "." + uid[:6]
+    local = "".join(ch for ch in name.lower().replace(" ", ".") if ch.isalnum() or ch == ".") + "." + uid[:6]
     upn = f"{local}@contoso.example"
     phones = []
     if mobile:
