@@ -178,6 +178,10 @@ class Chat:
     def card_with(self, text: str) -> Any:
         return self.cards.filter(has_text=text).last
 
+    def message(self, text: str) -> Any:
+        """A text message in the conversation (not a card)."""
+        return self.page.get_by_role("paragraph").filter(has_text=text).last
+
     def open(self, url: str) -> Chat:
         from playwright.sync_api import expect
 
@@ -256,9 +260,11 @@ def approvers(browser: Any, stack: StackThread) -> Iterator[dict[str, Chat]]:
     megan = chats[APPROVER]
     megan.open_chat("Helpdesk approvals")
     megan.say_to_bot("register approvals")
-    expect(megan.page.get_by_text("This conversation now receives the approval requests")).to_be_visible(
-        timeout=WAIT_MS
-    )
+    expect(
+        megan.page.get_by_role("paragraph").filter(
+            has_text="This conversation now receives the approval requests"
+        )
+    ).to_be_visible(timeout=WAIT_MS)
     patti = chats[PRIVILEGED_APPROVER]
     patti.say("help")
     expect(patti.cards.last).to_be_visible(timeout=WAIT_MS)
