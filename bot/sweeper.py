@@ -1,7 +1,9 @@
-"""The background sweeper that expires approval requests nobody decided in time.
+"""The background sweeper: expires approval requests nobody decided in time and recovers after a crash.
 
-It keeps no state of its own: every round asks the database (store.due_for_expiry), so after a restart, or on a
-second instance, it simply carries on. Two sweepers on one database are safe: expiring is a conditional update.
+It keeps no state of its own: every round asks the database (store.due_for_expiry, store.stuck_requests), so after
+a restart, or on a second instance, it simply carries on. Each round also picks up what a crash left behind
+(ApprovalService.recover_stuck): an approved request that never started is run, a run that never finished is
+recorded as interrupted. Two sweepers on one database are safe: every move is a conditional update.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ class Sweeper:
         self._task: asyncio.Task[None] | None = None
         self.rounds = 0  # completed rounds, for health checks and tests
         self.expired = 0  # requests expired by this sweeper since start
+        self.resumed = 0  # approved requests left unstarted by a crash that this sweeper started
+        self.interrupted = 0  # runs cut off by a crash that this sweeper recorded as failed
 
     @property
     def running(self) -> bool:
@@ -46,16 +50,30 @@ class Sweeper:
             await task
 
     async def sweep_once(self) -> int:
+        """One round: expire what is due, then recover what a crash left behind. Returns the number expired."""
         try:
             count = int(await self._approvals.expire_due())
         except Exception:
             # A database hiccup must not end the sweeper; the next round tries again.
             log.exception("approval sweep failed; retrying in %.0f s", self._interval)
             count = 0
+        try:
+            resumed, interrupted = await self._approvals.recover_stuck()
+        except Exception:
+            log.exception("crash recovery sweep failed; retrying in %.0f s", self._interval)
+            resumed = interrupted = 0
         self.rounds += 1
         self.expired += count
+        self.resumed += resumed
+        self.interrupted += interrupted
         if count:
             log.info("expired %d approval request(s)", count)
+        if resumed or interrupted:
+            log.warning(
+                "recovered after a crash: %d approved request(s) started, %d interrupted run(s) recorded as failed",
+                resumed,
+                interrupted,
+            )
         return count
 
     async def _run(self) -> None:

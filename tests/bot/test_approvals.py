@@ -695,6 +695,11 @@ class _FlakyApprovals:
             raise ConnectionError("database restarting")
         return 1
 
+    async def recover_stuck(self) -> tuple[int, int]:
+        if self.calls == 1:
+            raise ConnectionError("database restarting")
+        return 0, 0
+
 
 async def test_sweeper_survives_a_failed_round_and_stops_promptly() -> None:
     from bot.sweeper import Sweeper
