@@ -44,6 +44,13 @@ bench: setup-python
 demo: setup
 	$(BIN)/python app.py --demo
 
+# Reliability at full size (the suite runs short versions): 50 agents for 60 s; 20000 fuzz cases.
+load: setup-python
+	$(BIN)/python -m tests.reliability.load --agents 50 --seconds 60
+
+fuzz: setup-python
+	FUZZ_EXAMPLES=20000 $(BIN)/python -m pytest -q -p no:randomly tests/reliability/test_fuzz.py
+
 app-package: setup-python
 	$(BIN)/python -m appPackage.build
 
