@@ -509,6 +509,10 @@ class Store:
         busy_timeout: SQLite, seconds a statement waits for another writer before StoreUnavailable.
         """
         url = database_url(database_url_value, data_dir)
+        # aiosqlite logs every statement with its parameters (full phone numbers) at DEBUG: keep it above that,
+        # so LOG_LEVEL=DEBUG never writes a number to the logs.
+        if logging.getLogger("aiosqlite").getEffectiveLevel() < logging.INFO:
+            logging.getLogger("aiosqlite").setLevel(logging.INFO)
         if schema is not None and not _SCHEMA_RE.match(schema):
             raise ValueError(f"invalid schema name {schema!r}")
         engine = _create_engine(
