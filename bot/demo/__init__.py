@@ -144,7 +144,7 @@ def real_credentials_problem(environ: Mapping[str, str]) -> str | None:
     tenant = (environ.get("GRAPH_TENANT_ID") or "").strip()
     if tenant and tenant.lower() != DEMO_TENANT_ID:
         return (
-            f"demo mode refuses to start: GRAPH_TENANT_ID is set to another tenant ({tenant[:60]}). The demo only "
+            "demo mode refuses to start: GRAPH_TENANT_ID is set to another tenant than the demo's. The demo only "
             "talks to its simulated tenant; unset GRAPH_TENANT_ID (or run `python app.py` without --demo)."
         )
     return None

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shutil
 import threading
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
@@ -100,7 +101,14 @@ class StackThread:
         return self.stack.playground(persona).url
 
     def reset_tenant(self) -> None:
-        self.call(self.sim.reset)
+        """The seeded tenant again, with the simulator's default behaviour (reset() keeps the switches)."""
+        from graph.simulator import Behaviour
+
+        def reset() -> None:
+            self.sim.reset()
+            self.sim.behaviour.update(Behaviour().to_dict())
+
+        self.call(reset)
 
     def outbox(self) -> list[dict[str, Any]]:
         return self.call(lambda: [dict(m) for m in self.sim.outbox])
@@ -156,6 +164,7 @@ def _fresh_tenant(request: pytest.FixtureRequest) -> None:
 def browser(stack: StackThread) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)  # the screenshots of this run only
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
         try:
