@@ -103,12 +103,14 @@ async def _build_runtime(
 ) -> Runtime:
     from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFrameworkAuthentication
 
+    from bot.approvals import ApprovalService
     from bot.execution import Executor
     from bot.handler import MfaBot
     from bot.policy import Policy
     from bot.proactive import CardUpdater
-    from bot.service import GraphServices, MfaService, load_approvals
+    from bot.service import GraphServices, MfaService
     from bot.store import Store
+    from bot.sweeper import Sweeper
 
     owns_store = store is None
     if store is None:
@@ -133,7 +135,7 @@ async def _build_runtime(
         executor = Executor(
             store=store, workflow=graph.workflow, updater=updater, settings=settings, **kwargs
         )
-        approvals = load_approvals(
+        approvals = ApprovalService(
             store=store, policy=policy, executor=executor, updater=updater, settings=settings, **kwargs
         )
         service = MfaService(
@@ -149,10 +151,11 @@ async def _build_runtime(
         bot = MfaBot(service=service, store=store, settings=settings)
         adapter.on_turn_error = bot.on_turn_error
         sweeper = None
-        if approvals is not None and start_sweeper:
-            sweeper = _start_sweeper(approvals, settings)
-        # Requests a crash left approved-but-not-started or executing: resume or close them (in the background).
-        executor.spawn(executor.recover())
+        if start_sweeper:
+            # Its first round runs at once: it expires overdue approvals and resumes or closes requests a crash
+            # left approved-but-not-started or executing.
+            sweeper = Sweeper(approvals, settings.sweep_interval_seconds)
+            sweeper.start()
     except BaseException:
         if owns_graph and graph is not None:
             await graph.close()
@@ -170,16 +173,6 @@ async def _build_runtime(
         owns_store=owns_store,
         owns_graph=owns_graph,
     )
-
-
-def _start_sweeper(approvals: Any, settings: BotSettings) -> Any | None:
-    try:
-        from bot.sweeper import Sweeper
-    except ImportError:
-        return None
-    sweeper = Sweeper(approvals, settings.sweep_interval_seconds)
-    sweeper.start()
-    return sweeper
 
 
 def _credentials_factory(settings: BotSettings) -> Any | None:

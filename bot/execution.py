@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from bot import cards, texts
@@ -83,47 +83,6 @@ class Executor:
             task.cancel()
         if pending:
             await asyncio.wait(pending, timeout=5.0)
-
-    # -------------------------------------------------------------------------------------- recovery
-    async def recover(
-        self,
-        *,
-        approved_after: timedelta = timedelta(minutes=1),
-        executing_after: timedelta = timedelta(minutes=30),
-    ) -> int:
-        """After a restart: run approved requests nobody started, and close runs that never finished.
-
-        An approved request left for `approved_after` is executed now (the conditional APPROVED→EXECUTING keeps
-        it to one instance). A run still `executing` after `executing_after` was interrupted: whether Graph applied
-        the change is unknown, so it becomes FAILED with an outcome that says so, and its cards show it.
-        Returns the number of requests handled."""
-        now = self._clock()
-        handled = 0
-        for req in await self._store.stuck_requests(RequestState.APPROVED, now - approved_after):
-            actor = req.decided_by or req.requester
-            log.info("resuming approved request %s after a restart", req.id)
-            if await self.execute(req, actor=actor) is not None:
-                handled += 1
-        for req in await self._store.stuck_requests(RequestState.EXECUTING, now - executing_after):
-            outcome = _interrupted(req)
-            try:
-                req = await self._store.transition(
-                    req.id,
-                    req.revision,
-                    RequestState.FAILED,
-                    actor=None,
-                    event="failed",
-                    details={"outcome": outcome.kind.value, "reason": "interrupted"},
-                    outcome=outcome.to_json(),
-                )
-            except Exception:  # noqa: BLE001  (another instance closed it first)
-                continue
-            handled += 1
-            lang = texts.lang_from_locale(req.locale)
-            card = cards.outcome_card(lang, req, outcome)
-            for ref in await self._store.card_refs(req.id):
-                await self._updater.update_card(ref, card)
-        return handled
 
     # -------------------------------------------------------------------------------------- execution
     async def execute(self, req: ChangeRequest, *, actor: Person) -> ChangeRequest | None:
@@ -242,19 +201,3 @@ class Executor:
                 message=f"The change could not be finished ({type(exc).__name__}).",
                 next_step="Check the user's methods in Entra and try again.",
             )
-
-
-def _interrupted(req: ChangeRequest) -> Outcome:
-    return Outcome(
-        kind=OutcomeKind.GRAPH_UNAVAILABLE,
-        action=req.action,
-        user=TargetUser(
-            id=req.target_id, user_principal_name=req.target_upn, display_name=req.target_display_name
-        ),
-        number=req.number,
-        notification=Notification(
-            NotificationStatus.NOT_ATTEMPTED if req.notify else NotificationStatus.DISABLED
-        ),
-        message="The run was interrupted (the bot restarted); whether the change was applied is unknown.",
-        next_step="Check the user's phone methods in Entra, then start a new request if needed.",
-    )

@@ -14,13 +14,16 @@ import re
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot import cards, texts
 from bot.models import CardRef, ChangeRequest, Person, RequestState
 from bot.policy import Decision, Policy
 from graph.numbers import InvalidNumber, parse_number
 from graph.outcome import PhoneState, TargetUser
+
+if TYPE_CHECKING:
+    from bot.approvals import ApprovalService
 
 log = logging.getLogger(__name__)
 
@@ -38,27 +41,9 @@ VERB_CANCEL = "mfa.cancel"
 APPROVAL_VERBS = frozenset({"mfa.approve", "mfa.reject", "mfa.refresh"})
 VERBS = frozenset({VERB_REVIEW, VERB_CONFIRM, VERB_EDIT, VERB_CANCEL}) | APPROVAL_VERBS
 
-# Words the texts table does not carry (yet); used only when bot/texts.py has no such key.
-_FALLBACK: dict[str, dict[str, str]] = {
-    "en": {
-        "approvers.registered": "This conversation now receives the approval requests.",
-        "approvers.not_allowed": "Only members of the approver group can register this conversation for approvals.",
-        "approvals.unavailable": "Approvals are not available, so this change cannot be submitted.",
-    },
-    "de": {
-        "approvers.registered": "Diese Unterhaltung erhält jetzt die Genehmigungsanfragen.",
-        "approvers.not_allowed": "Nur Mitglieder der Genehmigungsgruppe können diese Unterhaltung für "
-        "Genehmigungen eintragen.",
-        "approvals.unavailable": "Genehmigungen sind nicht verfügbar, deshalb kann diese Änderung nicht "
-        "eingereicht werden.",
-    },
-}
-
 
 def say(lang: str, key: str, **params: Any) -> str:
-    if texts.has(lang, key) or key not in _FALLBACK.get(lang, _FALLBACK["en"]):
-        return texts.t(lang, key, **params)
-    return _FALLBACK.get(lang, _FALLBACK["en"])[key].format(**params)
+    return texts.t(lang, key, **params)
 
 
 def utcnow() -> datetime:
@@ -98,15 +83,6 @@ class GraphServices:
     async def close(self) -> None:
         if self._close is not None:
             await self._close()
-
-
-def load_approvals(**kwargs: Any) -> Any | None:
-    """The approval service when bot/approvals.py is part of this build, else None (approvals unavailable)."""
-    try:
-        from bot.approvals import ApprovalService
-    except ImportError:
-        return None
-    return ApprovalService(**kwargs)
 
 
 # ---------------------------------------------------------------------------------------------- context
@@ -152,7 +128,7 @@ class MfaService:
         executor: Any,
         updater: Any,
         settings: Any,
-        approvals: Any | None = None,
+        approvals: ApprovalService,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.store = store
@@ -257,8 +233,6 @@ class MfaService:
             tenant = self.policy.check_tenant(caller.tenant_id)
             if not tenant.allowed:
                 return await self.refuse(caller, tenant.reason_key or "refusal.other_tenant", verb=verb)
-            if self.approvals is None:
-                return await self.refuse(caller, "approvals.unavailable", verb=verb)
             return await self.approvals.on_action(verb, data, caller.person, activity)
         refusal = await self.check_requester(caller, verb=verb)
         if refusal is not None:
@@ -549,8 +523,6 @@ class MfaService:
             "approver_group": decision.approver_group,
         }
         if decision.approval_required:
-            if self.approvals is None:
-                raise Refused("approvals.unavailable", request=req)
             from bot.store import InvalidTransition, StaleRevision
 
             try:
@@ -618,7 +590,7 @@ class MfaService:
     async def _cancel(self, caller: Caller, req: ChangeRequest, rev: int) -> dict[str, Any]:
         from bot.store import InvalidTransition, StaleRevision
 
-        if req.state is RequestState.AWAITING_APPROVAL and self.approvals is not None:
+        if req.state is RequestState.AWAITING_APPROVAL:
             return await self.approvals.on_action(
                 VERB_CANCEL, {"requestId": req.id, "rev": rev}, caller.person, _Locale(caller.locale)
             )

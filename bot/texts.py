@@ -305,6 +305,8 @@ EN: Final[dict[str, str]] = {
     "approval.expired": "Expired on {time}: nobody decided in time. Nothing was changed.",
     "approval.cancelled": "Cancelled by {name} on {time}. Nothing was changed.",
     "approval.cancelled_plain": "Cancelled. Nothing was changed.",
+    "approvers.registered": "This conversation now receives the approval requests.",
+    "approvers.not_allowed": "Only members of the approver group can register this conversation for approvals.",
     "approval.no_approvers_channel": "No approvers' channel is set up, so nobody could approve this request. "
     "It was not sent and nothing was changed. Ask an administrator to add the bot to the approvers' channel or "
     "group chat and to type \u201cregister approvals\u201d there.",
@@ -668,6 +670,9 @@ DE: Final[dict[str, str]] = {
     "approval.expired": "Abgelaufen am {time}: Niemand hat rechtzeitig entschieden. Es wurde nichts geändert.",
     "approval.cancelled": "Abgebrochen von {name} am {time}. Es wurde nichts geändert.",
     "approval.cancelled_plain": "Abgebrochen. Es wurde nichts geändert.",
+    "approvers.registered": "Diese Unterhaltung erhält jetzt die Genehmigungsanfragen.",
+    "approvers.not_allowed": "Nur Mitglieder der Genehmigungsgruppe können diese Unterhaltung für "
+    "Genehmigungen eintragen.",
     "approval.no_approvers_channel": "Es ist kein Genehmigungskanal eingerichtet, daher könnte niemand diese "
     "Anfrage genehmigen. Sie wurde nicht gesendet, und es wurde nichts geändert. Bitten Sie eine Administratorin "
     "oder einen Administrator, den Bot zum Genehmigungskanal oder -gruppenchat hinzuzufügen und dort "

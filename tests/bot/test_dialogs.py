@@ -12,6 +12,7 @@ from botbuilder.core import AutoSaveStateMiddleware, ConversationState, Middlewa
 from botbuilder.testing import DialogTestClient
 
 from bot import texts
+from bot.approvals import ApprovalService
 from bot.execution import Executor
 from bot.models import Person
 from bot.policy import Policy
@@ -105,8 +106,17 @@ async def env(sim: Any, sim_env: dict[str, str], tmp_path: Path) -> AsyncIterato
     store = await Store.open(None, data_dir=tmp_path)
     policy = Policy(graph.directory, settings)
     executor = Executor(store=store, workflow=graph.workflow, updater=None, settings=settings)
+    approvals = ApprovalService(
+        store=store, policy=policy, executor=executor, updater=None, settings=settings
+    )
     service = MfaService(
-        store=store, graph=graph, policy=policy, executor=executor, updater=None, settings=settings
+        store=store,
+        graph=graph,
+        policy=policy,
+        executor=executor,
+        updater=None,
+        settings=settings,
+        approvals=approvals,
     )
     e = _Env(service, tmp_path)
     try:
