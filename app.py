@@ -340,6 +340,10 @@ def _activity_problem(body: Mapping[str, Any]) -> str | None:
         return "The activity field 'attachments' must be a list."
     if "entities" in body and body["entities"] is not None and not isinstance(body["entities"], list):
         return "The activity field 'entities' must be a list."
+    for name in ("attachments", "entities", "membersAdded", "membersRemoved"):
+        items = body.get(name)
+        if isinstance(items, list) and any(not isinstance(item, dict) for item in items):
+            return f"The activity field '{name}' must be a list of objects."
     if body["type"] in ("message", "invoke") and not isinstance(body.get("serviceUrl"), str):
         return "The activity has no serviceUrl."
     if body["type"] in ("message", "invoke", "conversationUpdate", "installationUpdate"):
