@@ -41,7 +41,8 @@ lint: setup-python
 bench: setup-python
 	$(BIN)/python -m tests.benchmarks
 
-demo: setup
+# The demo needs the venv and the Playground (node_modules), not the browser: open the printed addresses yourself.
+demo: setup-python setup-node
 	$(BIN)/python app.py --demo
 
 # Reliability at full size (the suite runs short versions): 50 agents for 60 s; 20000 fuzz cases.

@@ -18,3 +18,14 @@ def test_agent_typing_set_phone_gets_the_request_form(open_chat) -> None:
     expect(form.get_by_label("User: UPN, e-mail or object ID", exact=True)).to_be_editable()
     expect(form.get_by_label("Mobile number", exact=True)).to_be_editable()
     expect(form.get_by_role("button", name="Review")).to_be_visible()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the bot does not yet put bot.cards.with_demo_banner on its cards when DEMO_MODE is set",
+)
+def test_demo_mode_says_it_is_a_simulation_in_chat(open_chat) -> None:
+    alex = open_chat(AGENT)
+    alex.say("set phone")
+    form = alex.card_with("Change a mobile phone MFA method")
+    expect(form).to_contain_text("Simulation", timeout=WAIT_MS)
