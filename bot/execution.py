@@ -23,6 +23,11 @@ from graph.outcome import Notification, NotificationStatus, Outcome, OutcomeKind
 log = logging.getLogger(__name__)
 
 PROGRESS_UPDATE_INTERVAL = 1.0  # seconds between owner-search progress updates of the card
+# A state change the database could not take right now ("database is locked", connection lost) is tried again
+# with a growing pause, for at most this long: the start of a run, and above all its result, must not be lost.
+STORE_RETRY_SECONDS = 60.0
+STORE_RETRY_FIRST_DELAY = 0.05
+STORE_RETRY_MAX_DELAY = 2.0
 
 
 def utcnow() -> datetime:
@@ -88,9 +93,18 @@ class Executor:
     async def execute(self, req: ChangeRequest, *, actor: Person) -> ChangeRequest | None:
         from bot.store import StaleRevision  # the store's race signal
 
+        approved = req
         try:
-            req = await self._store.transition(
-                req.id, req.revision, RequestState.EXECUTING, actor=actor, event="execution_started"
+            req = await self._retrying(
+                "starting",
+                req.id,
+                lambda: self._store.transition(
+                    approved.id,
+                    approved.revision,
+                    RequestState.EXECUTING,
+                    actor=actor,
+                    event="execution_started",
+                ),
             )
         except StaleRevision:
             log.info("request %s is already being handled elsewhere", req.id)
@@ -132,20 +146,31 @@ class Executor:
             "notification": outcome.notification.status.value,
             "sms_sign_in_conflict": outcome.sms_sign_in_conflict,
         }
+        executing = req
         try:
-            req = await self._store.transition(
+            req = await self._retrying(
+                "recording the outcome of",
                 req.id,
-                req.revision,
-                final,
-                actor=actor,
-                event="completed" if final is RequestState.COMPLETED else "failed",
-                details=details,
-                outcome=outcome.to_json(),
+                lambda: self._store.transition(
+                    executing.id,
+                    executing.revision,
+                    final,
+                    actor=actor,
+                    event="completed" if final is RequestState.COMPLETED else "failed",
+                    details=details,
+                    outcome=outcome.to_json(),
+                ),
             )
         except Exception:
-            # The change ran; the state could not be written. Keep the outcome visible on the card regardless.
-            log.exception("recording the outcome of request %s failed", req.id)
-            req = replace(req, state=final, outcome=outcome.to_json())
+            # A retry may have met its own earlier attempt (committed, but the answer was lost): read it back.
+            stored = await self._read_back(req.id)
+            if stored is not None and stored.state.is_final and stored.outcome is not None:
+                req = stored
+            else:
+                # The change ran; the state could not be written (crash recovery closes it as interrupted).
+                # Keep the outcome visible on the card regardless.
+                log.exception("recording the outcome of request %s failed", req.id)
+                req = replace(req, state=final, outcome=outcome.to_json())
         log.info(
             "request %s %s: %s (target %s, number %s)",
             req.id,
@@ -167,6 +192,39 @@ class Executor:
                     f"{texts.t(lang, 'common.request_id', id=req.id)}, {req.target_display_name}: {title}",
                 )
         return req
+
+    async def _retrying(
+        self, what: str, request_id: str, operation: Callable[[], Awaitable[ChangeRequest]]
+    ) -> ChangeRequest:
+        """operation(), tried again on StoreUnavailable with a growing pause for at most STORE_RETRY_SECONDS."""
+        from bot.store import StoreUnavailable
+
+        deadline = time.monotonic() + STORE_RETRY_SECONDS
+        delay = STORE_RETRY_FIRST_DELAY
+        attempt = 1
+        while True:
+            try:
+                return await operation()
+            except StoreUnavailable:
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.warning(
+                    "%s request %s: the database is unavailable (attempt %d); trying again in %.2fs",
+                    what,
+                    request_id,
+                    attempt,
+                    delay,
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, STORE_RETRY_MAX_DELAY)
+            attempt += 1
+
+    async def _read_back(self, request_id: str) -> ChangeRequest | None:
+        try:
+            stored: ChangeRequest | None = await self._store.get_request(request_id)
+        except Exception:  # noqa: BLE001  (still unavailable: the caller keeps what it has)
+            return None
+        return stored
 
     async def _run_workflow(self, req: ChangeRequest, progress: Callable[[Any], Awaitable[None]]) -> Outcome:
         from graph.workflow import WorkflowRequest

@@ -9,6 +9,7 @@ answer; the pool pings PostgreSQL connections before use, so the store recovers 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import functools
 import json
@@ -478,10 +479,15 @@ def _short_reason(error: BaseException) -> str:
 class Store:
     """Open with `await Store.open(...)`; one per process; safe to share between tasks."""
 
-    def __init__(self, engine: AsyncEngine, *, schema: str | None) -> None:
+    def __init__(self, engine: AsyncEngine, *, schema: str | None, busy_timeout: float = 5.0) -> None:
         self._engine = engine
         self._schema = schema
         self._storage: Storage | None = None
+        self._busy_timeout = busy_timeout
+        # SQLite has one writer at a time. Writers of this process queue here (in order, without polling)
+        # instead of meeting in SQLite's busy handler, whose sleeps grow under contention and end in "database
+        # is locked"; busy_timeout then only covers writers of other processes. PostgreSQL needs no lock.
+        self._write_lock: asyncio.Lock | None = asyncio.Lock() if self.dialect == "sqlite" else None
 
     @property
     def engine(self) -> AsyncEngine:
@@ -523,7 +529,7 @@ class Store:
             pool_size=pool_size,
             application_name=application_name,
         )
-        store = cls(engine, schema=schema)
+        store = cls(engine, schema=schema, busy_timeout=busy_timeout)
         try:
             async with _unavailable_on_transient():
                 await store._migrate()
@@ -562,8 +568,21 @@ class Store:
 
     @asynccontextmanager
     async def _tx(self) -> AsyncIterator[AsyncConnection]:
-        async with _unavailable_on_transient(), self._engine.begin() as conn:
-            yield conn
+        if self._write_lock is None:
+            async with _unavailable_on_transient(), self._engine.begin() as conn:
+                yield conn
+            return
+        try:
+            async with asyncio.timeout(self._busy_timeout):
+                await self._write_lock.acquire()
+        except TimeoutError:
+            log.warning("database unavailable: no write turn within %.1fs", self._busy_timeout)
+            raise StoreUnavailable("the database is not available right now (busy)") from None
+        try:
+            async with _unavailable_on_transient(), self._engine.begin() as conn:
+                yield conn
+        finally:
+            self._write_lock.release()
 
     @asynccontextmanager
     async def _read(self) -> AsyncIterator[AsyncConnection]:
@@ -573,8 +592,15 @@ class Store:
     # -- requests -------------------------------------------------------------------------------------------
 
     async def create_request(
-        self, req: ChangeRequest, *, actor: Person, details: dict[str, Any] | None = None
+        self,
+        req: ChangeRequest,
+        *,
+        actor: Person,
+        details: dict[str, Any] | None = None,
+        card_ref: CardRef | None = None,
     ) -> ChangeRequest:
+        """Store a new draft (revision 1) with its "requested" audit row and, when given, the reference of the
+        card that shows it, in one transaction."""
         now = _now()
         stored = dataclasses.replace(
             req,
@@ -612,6 +638,8 @@ class Store:
                     )
                 )
             )
+            if card_ref is not None:
+                await conn.execute(insert(CARD_REFS).values(**_card_ref_values(stored.id, card_ref, now)))
         return stored
 
     async def get_request(self, request_id: str) -> ChangeRequest | None:
@@ -813,15 +841,7 @@ class Store:
 
     async def add_card_ref(self, request_id: str, ref: CardRef) -> None:
         async with self._tx() as conn:
-            await conn.execute(
-                insert(CARD_REFS).values(
-                    request_id=request_id,
-                    role=ref.role,
-                    conversation_reference=dict(ref.conversation_reference),
-                    activity_id=ref.activity_id,
-                    created_at=_now(),
-                )
-            )
+            await conn.execute(insert(CARD_REFS).values(**_card_ref_values(request_id, ref, _now())))
 
     async def card_refs(self, request_id: str) -> list[CardRef]:
         async with self._read() as conn:
@@ -890,6 +910,16 @@ class Store:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _card_ref_values(request_id: str, ref: CardRef, at: datetime) -> dict[str, Any]:
+    return {
+        "request_id": request_id,
+        "role": ref.role,
+        "conversation_reference": dict(ref.conversation_reference),
+        "activity_id": ref.activity_id,
+        "created_at": at,
+    }
 
 
 def _audit_values(
