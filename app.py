@@ -112,6 +112,7 @@ async def _build_runtime(
     from bot.store import Store
     from bot.sweeper import Sweeper
 
+    _speed_up_connector_clients()
     owns_store = store is None
     if store is None:
         store = await Store.open(settings.database_url, data_dir=settings.data_dir)
@@ -173,6 +174,17 @@ async def _build_runtime(
         owns_store=owns_store,
         owns_graph=owns_graph,
     )
+
+
+def _speed_up_connector_clients() -> None:
+    """botbuilder builds a new msrest ConnectorClient (and a UserTokenClient) for every turn and every card update.
+    Each builds msrest's ClientRetryPolicy, which computes its retry status codes as `i not in safe_codes` for 999
+    codes against a 500-item list: about 3 ms of CPU each time, a fifth of the bot's CPU under load. The same
+    codes as a frozenset give the same list in microseconds. Only membership is ever asked of safe_codes."""
+    from msrest.universal_http.requests import ClientRetryPolicy
+
+    if not isinstance(ClientRetryPolicy.safe_codes, frozenset):
+        ClientRetryPolicy.safe_codes = frozenset(ClientRetryPolicy.safe_codes)  # type: ignore[assignment]
 
 
 def _credentials_factory(settings: BotSettings) -> Any | None:

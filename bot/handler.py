@@ -8,7 +8,9 @@ updating the clicked card in place. Graph work runs after the answer (bot/execut
 
 from __future__ import annotations
 
+import json
 import logging
+from collections import OrderedDict
 from collections.abc import Coroutine
 from contextvars import ContextVar
 from typing import Any
@@ -35,6 +37,7 @@ log = logging.getLogger(__name__)
 
 ADAPTIVE_CARD_TYPE = "application/vnd.microsoft.card.adaptive"
 ERROR_TYPE = "application/vnd.microsoft.error"
+REMEMBERED_USERS = 10_000  # conversation references this process knows to be stored already
 
 # Work to start once the HTTP answer has gone out (set by app.py around adapter.process). Without it (unit tests
 # on botbuilder's TestAdapter) the work starts at once.
@@ -53,6 +56,9 @@ class MfaBot(ActivityHandler):
         self.dialog_state = self.conversation_state.create_property("DialogState")
         self.dialogs = DialogSet(self.dialog_state)
         self.dialogs.add(MainDialog(service, self.open_request, self.seen))
+        # key -> the reference last stored by this process (without the activity id, which changes every turn):
+        # the row is written again only when the reference changed, not on every turn
+        self._remembered: OrderedDict[str, str] = OrderedDict()
 
     # ------------------------------------------------------------------------------------ turn
     async def on_turn(self, turn_context: TurnContext) -> None:
@@ -102,12 +108,21 @@ class MfaBot(ActivityHandler):
             return
         if not self.service.policy.check_tenant(caller.tenant_id).allowed:
             return
+        key = f"user:{caller.person.aad_object_id}"
+        stable = {k: v for k, v in caller.conversation_reference.items() if k != "activityId"}
+        fingerprint = json.dumps(stable, sort_keys=True, default=str)
+        if self._remembered.get(key) == fingerprint:
+            self._remembered.move_to_end(key)
+            return
         try:
-            await self.service.store.save_conversation_reference(
-                f"user:{caller.person.aad_object_id}", caller.conversation_reference
-            )
+            await self.service.store.save_conversation_reference(key, caller.conversation_reference)
         except Exception:
             log.exception("saving the conversation reference failed")
+            return
+        self._remembered[key] = fingerprint
+        self._remembered.move_to_end(key)
+        while len(self._remembered) > REMEMBERED_USERS:
+            self._remembered.popitem(last=False)
 
     # ------------------------------------------------------------------------------------ messages
     async def on_message_activity(self, turn_context: TurnContext) -> None:

@@ -428,23 +428,22 @@ class MfaService:
                 requester=caller.person,
                 **fields,  # type: ignore[arg-type]
             )
+            # the draft, its audit row and the card that shows it: one transaction
             req = await self.store.create_request(
                 req,
                 actor=caller.person,
                 details={"new_number": req.number, "old_number": previous, "action": action},
-            )
-            await self.store.add_card_ref(
-                req.id,
-                CardRef(
+                card_ref=CardRef(
                     role="requester",
                     conversation_reference=caller.conversation_reference,
                     activity_id=caller.reply_to_id,
                 ),
             )
         caller.open_request = req.id
-        warnings = [texts.t(lang, "warning.not_mobile")] if parsed and parsed.is_mobile is False else []
+        # text keys; the card puts them into words (a sentence given here would first be looked up as a key)
+        warnings = ["warning.not_mobile"] if parsed and parsed.is_mobile is False else []
         if action == "set" and phones.mobile and (phones.mobile.sms_sign_in_state or "").lower() == "ready":
-            warnings.append(texts.t(lang, "warning.sms_sign_in_lost"))
+            warnings.append("warning.sms_sign_in_lost")
         return cards.confirmation_card(
             lang, req, phones, rules=self.rule_texts(lang, decision), warnings=warnings
         )
