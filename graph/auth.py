@@ -168,10 +168,18 @@ class TokenProvider:
     async def token(self) -> str:
         try:
             result = await asyncio.to_thread(self._app.acquire_token_for_client, scopes=self._scopes)
-        except Exception as exc:  # requests errors, TLS failures
+        except Exception as exc:  # requests errors, TLS failures, a 5xx page that is not JSON
+            # msal replays a failed answer (5xx/429) from memory for its Retry-After, 5 s by default, so a call
+            # right after this one fails the same way without asking the endpoint (graph-behaviour.md §10).
+            untrusted = isinstance(exc, requests.exceptions.SSLError)
             raise TokenError(
-                _redact(f"token endpoint unreachable: {_describe(exc)}", self._secret),
-                code="token_endpoint_unreachable",
+                _redact(
+                    f"the token endpoint's certificate is not trusted: {_describe(exc)}"
+                    if untrusted
+                    else f"token endpoint unreachable: {_describe(exc)}",
+                    self._secret,
+                ),
+                code="tls_untrusted" if untrusted else "token_endpoint_unreachable",
             ) from None
         if not isinstance(result, dict):
             raise TokenError("token endpoint gave no answer", code="no_response")

@@ -1,11 +1,15 @@
 """The Graph client: one shared httpx.AsyncClient, retries, paging, $batch and error mapping.
 
 Retry rules (graph-behaviour.md §5, §6):
-- 429 and 503 answers are retried for every method: Graph did not apply the request. Retry-After is honoured
-  (fractional seconds and HTTP-dates too); without it, exponential backoff with jitter.
-- 502/504 answers and connection errors/timeouts are retried for reads only. A write (POST/PATCH/DELETE)
-  that may have reached Graph is never repeated blindly: `TransportError(write_outcome_unknown=True)` tells
-  the caller to read the state back.
+- 429 answers are retried for every method: "throttled" means Graph did not process the request. Retry-After is
+  honoured (fractional seconds and HTTP-dates too); without it, exponential backoff with jitter.
+- 502/503/504 answers and connection errors/timeouts are retried for reads only. Graph documents 503 as
+  "service unavailable", which does not promise that a write was not applied (a POST that Graph carried out can
+  still be answered 503; repeating it is then refused with a 400 because the method exists). So a write
+  (POST/PATCH/PUT/DELETE) that got a 502/503/504, or lost its connection after sending, is never repeated here:
+  `TransportError(status=..., write_outcome_unknown=True)` tells the caller to read the state back and decide
+  (graph/workflow.py does, and re-sends the write itself only when the state shows it was not applied).
+- A write whose connection failed before anything was sent (connect error, pool timeout) is retried.
 - A 401 refreshes the token once and tries again.
 - Attempts are bounded (`RetryPolicy.max_attempts`) and so is the total time (`RetryPolicy.deadline`).
 
@@ -43,8 +47,8 @@ log = logging.getLogger("graph.client")
 
 MAX_BATCH = 20
 _WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
-_RETRY_ANY_METHOD = frozenset({429, 503})  # Graph refused before applying anything
-_RETRY_READS_ONLY = frozenset({502, 504})  # a gateway may have passed the request on
+_RETRY_ANY_METHOD = frozenset({429})  # throttled: Graph did not process the request
+_RETRY_READS_ONLY = frozenset({502, 503, 504})  # a write may have been applied all the same
 # httpx errors raised before a single byte of the request left this process.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
@@ -272,13 +276,32 @@ class GraphClient:
                 await self._wait_or_raise(state, error.retry_after, error)
                 continue
             if status in _RETRY_READS_ONLY and not safe:
-                # A gateway error on a write: Graph may or may not have applied it.
+                # 502/503/504 on a write: Graph may or may not have applied it; the caller reads back.
+                log.info(
+                    "graph %s %s -> %s %s: the write may or may not have been applied (request-id %s)",
+                    method,
+                    path,
+                    status,
+                    error.code,
+                    error.request_id,
+                    extra={
+                        "method": method,
+                        "path": path,
+                        "status": status,
+                        "code": error.code,
+                        "request_id": error.request_id,
+                        "client_request_id": client_request_id,
+                        "write_outcome_unknown": True,
+                    },
+                )
                 raise TransportError(
-                    f"{method} {path}: {status} from a gateway; the write may or may not have been applied",
+                    f"{method} {path}: Graph answered {status} ({error.message}); the write may or may not "
+                    "have been applied",
                     status=status,
                     code=error.code,
                     request_id=error.request_id,
                     client_request_id=client_request_id,
+                    retry_after=error.retry_after,
                     method=method,
                     url=path,
                     write_outcome_unknown=True,

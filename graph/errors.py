@@ -84,10 +84,11 @@ class GraphUnavailableError(GraphError):
 
 
 class TransportError(GraphError):
-    """No HTTP answer at all: connection refused or dropped, timeout.
+    """No usable HTTP answer: connection refused or dropped, timeout; or a 502/503/504 answer to a write.
 
-    `write_outcome_unknown` is True when a write (POST/PATCH/DELETE) may have reached Graph: its result is
-    unknown, it was not repeated, and the caller must read the state back before doing anything else.
+    `status` is None when nothing came back, else the 5xx that answered a write. `write_outcome_unknown` is True
+    when a write (POST/PATCH/DELETE) may have reached Graph: its result is unknown, it was not repeated, and the
+    caller must read the state back before doing anything else.
     """
 
     def __init__(self, message: str, *, write_outcome_unknown: bool = False, **kwargs: Any) -> None:
@@ -112,6 +113,67 @@ class TokenError(GraphError):
             text = f"{text} [{self.aadsts}]"
         return text
 
+    @property
+    def transient(self) -> bool:
+        """True when the sign-in service did not answer properly (down, busy, unreachable): try again later.
+
+        False when Entra answered with a refusal (credentials, consent, tenant, scope): trying again will not help.
+        """
+        if self.code in _TRANSIENT_TOKEN_CODES or self.aadsts in _TRANSIENT_AADSTS:
+            return True
+        return self.status is not None and (self.status == 429 or self.status >= 500)
+
+    @property
+    def problem(self) -> str:
+        """What is wrong, in words an administrator can act on (for a refusal that is not transient)."""
+        if self.aadsts in _AADSTS_PROBLEMS:
+            return _AADSTS_PROBLEMS[self.aadsts]
+        return _TOKEN_CODE_PROBLEMS.get(
+            self.code, "Microsoft Entra refused to issue a token for the application"
+        )
+
+
+# OAuth/Entra answers that mean "the sign-in service could not serve the request now" (RFC 6749 §5.2 allows
+# temporarily_unavailable and server_error; AADSTS90033 is Entra's "a transient error has occurred"), and our own
+# codes for "no answer at all" (graph/auth.py).
+_TRANSIENT_TOKEN_CODES = frozenset(
+    {
+        "temporarily_unavailable",
+        "server_error",
+        "token_endpoint_unreachable",
+        "no_response",
+        "authority_unreachable",
+    }
+)
+_TRANSIENT_AADSTS = frozenset({"AADSTS90033"})
+
+_AADSTS_PROBLEMS: dict[str, str] = {
+    "AADSTS7000215": "the client secret is wrong (GRAPH_CLIENT_SECRET does not match a secret of the application)",
+    "AADSTS7000222": "the client secret has expired; create a new secret for the application and set "
+    "GRAPH_CLIENT_SECRET",
+    "AADSTS700016": "no application with GRAPH_CLIENT_ID exists in the tenant GRAPH_TENANT_ID, or it was never "
+    "consented to there",
+    "AADSTS700027": "the certificate is not registered for the application (GRAPH_CLIENT_CERTIFICATE), or the "
+    "signed assertion is not valid",
+    "AADSTS700024": "the signed client assertion is outside its valid time range; check the server's clock",
+    "AADSTS90002": "the tenant GRAPH_TENANT_ID does not exist in this cloud (GRAPH_AUTHORITY_HOST)",
+    "AADSTS900023": "GRAPH_TENANT_ID is not a valid tenant id or domain",
+    "AADSTS70011": "the scope GRAPH_SCOPE is not valid for a client-credentials token",
+    "AADSTS1002012": "the scope GRAPH_SCOPE is not valid for a client-credentials token (it must end in /.default)",
+    "AADSTS500011": "the resource of GRAPH_SCOPE is not known in the tenant; check GRAPH_SCOPE and GRAPH_BASE_URL",
+    "AADSTS65001": "an administrator has not consented to the application's permissions",
+    "AADSTS7000112": "the application is disabled in the tenant",
+}
+_TOKEN_CODE_PROBLEMS: dict[str, str] = {
+    "invalid_client": "Microsoft Entra refused the application's credentials (GRAPH_CLIENT_ID and the client "
+    "secret or certificate)",
+    "unauthorized_client": "the application GRAPH_CLIENT_ID is not known in the tenant or not allowed to sign in "
+    "there (admin consent)",
+    "invalid_scope": "the scope GRAPH_SCOPE is not valid for the application",
+    "invalid_resource": "the resource of GRAPH_SCOPE is not known in the tenant",
+    "invalid_certificate": "the certificate file (GRAPH_CLIENT_CERTIFICATE) cannot be used",
+    "tls_untrusted": "the sign-in service's TLS certificate is not trusted (SSL_CERT_FILE / REQUESTS_CA_BUNDLE)",
+}
 
 _BY_STATUS: dict[int, type[GraphError]] = {
     400: BadRequestError,

@@ -2,17 +2,24 @@
 
 The workflow takes plain values, talks to Graph through the GraphClient/Directory, and returns an ``Outcome``.
 It never prints and never raises for a Graph refusal: every refusal becomes an outcome with what to do next.
+
+A failed write is never judged by its error alone: Graph can apply a write and still answer 503 (or lose the
+answer), and a refusal of a repeated write says nothing about the first one. After any failed write the phone
+methods are read back, and the state decides (see `_Run._after_failed_write` and docs/ARCHITECTURE.md).
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import quote
 
+from graph.client import RetryPolicy
 from graph.errors import (
     AuthenticationError,
     BadRequestError,
@@ -66,6 +73,9 @@ class WorkflowSettings:
     portal_base: str = "https://entra.microsoft.com"
     conflict_poll_first_delay: float = 0.05
     conflict_poll_max_delay: float = 0.4
+    # A write Graph answered with 502/503/504 is sent again only after reading the state back shows it was not
+    # applied; at most this many sends in all, waiting Retry-After (or the client's backoff) in between.
+    write_attempts: int = 3
 
     @classmethod
     def from_graph_settings(cls, settings: Any, **overrides: Any) -> WorkflowSettings:
@@ -308,34 +318,30 @@ class _Run:
         kind = OutcomeKind.UPDATED if mobile is not None else OutcomeKind.ADDED
         base = self._methods_path(user.id)
         body = {"phoneNumber": parsed.graph, "phoneType": "mobile"}
-        try:
-            if mobile is not None:
-                await self.client.request("PATCH", f"{base}/{mobile.id}", json=body)
-                new = PhoneMethod(mobile.id, "mobile", parsed.graph, None)
-            else:
-                resp = await self.client.request("POST", base, json=body)
-                created = resp.json if isinstance(resp.json, dict) else {}
-                new = PhoneMethod(
-                    str(created.get("id") or MOBILE_METHOD_ID),
-                    "mobile",
-                    str(created.get("phoneNumber") or parsed.graph),
-                    created.get("smsSignInState"),
-                )
-        except ConflictError as err:
-            return await self._after_conflict(user, parsed, kind, err, progress, req)
-        except TransportError as err:
-            if not err.write_outcome_unknown:
-                return self._from_error(err)
-            return await self._after_unknown_write(user, parsed, kind, err)
-        except BadRequestError as err:
-            return self._from_error(
-                err,
-                kind=OutcomeKind.INVALID_NUMBER,
-                message=f"Graph refused the number {parsed.e164}: {err.message}",
-                next_step="Check the number and try again.",
-            )
-        except GraphError as err:
-            return self._from_error(err)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                if mobile is not None:
+                    await self.client.request("PATCH", f"{base}/{mobile.id}", json=body)
+                    new = PhoneMethod(mobile.id, "mobile", parsed.graph, None)
+                else:
+                    resp = await self.client.request("POST", base, json=body)
+                    created = resp.json if isinstance(resp.json, dict) else {}
+                    new = PhoneMethod(
+                        str(created.get("id") or MOBILE_METHOD_ID),
+                        "mobile",
+                        str(created.get("phoneNumber") or parsed.graph),
+                        created.get("smsSignInState"),
+                    )
+            except ConflictError as err:  # read back with polling: stored despite the 409, or not
+                return await self._after_conflict(user, parsed, kind, err, progress, req)
+            except GraphError as err:
+                decided = await self._after_failed_write(user, state, parsed, kind, err, attempt)
+                if decided is None:
+                    continue  # not applied, and Graph's 5xx allows sending it again
+                return decided
+            break
         self._apply(state, new)
         verb = "updated to" if kind is OutcomeKind.UPDATED else "set to"
         return self.finish(
@@ -363,22 +369,19 @@ class _Run:
                 "mobile number while an alternate mobile number exists; nothing was removed.",
                 next_step=ALTERNATE_FIRST[0].upper() + ALTERNATE_FIRST[1:] + ".",
             )
-        try:
-            await self.client.request("DELETE", f"{self._methods_path(user.id)}/{mobile.id}")
-        except BadRequestError as err:
-            self._keep_error(err)
-            return self.finish(
-                OutcomeKind.BLOCKED_BY_GRAPH_RULE,
-                f"Graph refused to remove the mobile number of {user.display_name}, because it is the default "
-                f"sign-in method: {err.message}",
-                next_step=DEFAULT_METHOD_FIRST[0].upper() + DEFAULT_METHOD_FIRST[1:] + ".",
-            )
-        except TransportError as err:
-            if not err.write_outcome_unknown:
-                return self._from_error(err)
-            return await self._after_unknown_write(user, parsed, OutcomeKind.REMOVED, err)
-        except GraphError as err:
-            return self._from_error(err)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                await self.client.request("DELETE", f"{self._methods_path(user.id)}/{mobile.id}")
+            except GraphError as err:
+                decided = await self._after_failed_write(
+                    user, state, parsed, OutcomeKind.REMOVED, err, attempt
+                )
+                if decided is None:
+                    continue
+                return decided
+            break
         self._apply(state, None)
         return self.finish(
             OutcomeKind.REMOVED,
@@ -441,19 +444,37 @@ class _Run:
     def _search_text(self) -> str:
         return self.search_result.message if self.search_result else ""
 
-    async def _after_unknown_write(
-        self, user: TargetUser, parsed: ParsedNumber, kind: OutcomeKind, err: TransportError
-    ) -> Outcome:
-        """The write may or may not have happened: read the state back and decide; never repeat it blindly."""
+    async def _after_failed_write(
+        self,
+        user: TargetUser,
+        before: PhoneState,
+        parsed: ParsedNumber,
+        kind: OutcomeKind,
+        err: GraphError,
+        attempt: int,
+    ) -> Outcome | None:
+        """A write failed: read the state back and decide from it, never from the error alone.
+
+        Graph's answer to a write is not always the truth about it (a POST it applied can be answered 503, and a
+        lost connection says nothing). Returns the outcome, or None when the state shows the write was not applied
+        and Graph's 502/503/504 allows sending it once more (the caller does, at most `write_attempts` times).
+        """
         self._keep_error(err)
         want = digits(parsed.e164)
+        if isinstance(err, TokenError) or (isinstance(err, TransportError) and not err.write_outcome_unknown):
+            # Nothing reached Graph (no token, no connection): there is nothing to read back.
+            return self._from_error(err)
         try:
             state = await self._phone_state(user.id)
-        except GraphError:
-            return self.finish(
+        except GraphError as read_err:
+            self._keep_error(read_err)
+            if isinstance(err, PermissionDeniedError):
+                return self._from_error(err)
+            return self._error_finish(
+                err,
                 OutcomeKind.GRAPH_UNAVAILABLE,
-                "Graph did not answer the change, and the state could not be read back: whether the change was "
-                "made is unknown.",
+                f"Graph {self._answer(err)} to the change, and the state could not be read back "
+                f"({read_err.code or read_err.status}): whether the change was made is unknown",
                 next_step="Run `show` for the user in a few minutes before trying again.",
             )
         self._describe_state(state, keep_previous=True)
@@ -463,21 +484,94 @@ class _Run:
         else:
             applied = mobile is not None and digits(mobile.phone_number) == want
         if applied:
-            done = {
-                OutcomeKind.REMOVED: "removed",
-                OutcomeKind.UPDATED: "updated",
-                OutcomeKind.ADDED: "set",
-            }[kind]
+            done = {OutcomeKind.REMOVED: "removed", OutcomeKind.UPDATED: "updated", OutcomeKind.ADDED: "set"}[
+                kind
+            ]
+            rid = f", Graph request-id {err.request_id}" if err.request_id else ""
+            self.out.warnings.append(
+                f"Graph {self._answer(err)} to the change ({err.code or err.status}{rid}), but reading the "
+                "state back shows the change is in place."
+            )
             return self.finish(
                 kind,
                 f"The mobile phone MFA method {parsed.e164} of {user.display_name} was {done} "
-                "(confirmed by reading it back after the connection to Graph failed).",
+                f"(confirmed by reading it back after Graph {self._answer(err)}).",
             )
-        return self.finish(
-            OutcomeKind.GRAPH_UNAVAILABLE,
-            f"Graph did not answer the change ({err.message}); reading the state back shows that nothing changed.",
-            next_step="Try again in a few minutes.",
+        before_mobile = before.mobile
+        unchanged = (mobile is None and before_mobile is None) or (
+            mobile is not None
+            and before_mobile is not None
+            and digits(mobile.phone_number) == digits(before_mobile.phone_number)
         )
+        retryable = isinstance(err, TransportError) and err.status in (502, 503, 504)
+        if retryable and unchanged and attempt < max(1, self.wf._settings.write_attempts):
+            await self.wf._sleep(self._write_retry_delay(err, attempt))
+            return None
+        if isinstance(err, TransportError):
+            said = (
+                "did not answer the change" if err.status is None else f"answered {err.status} to the change"
+            )
+            return self._error_finish(
+                err,
+                OutcomeKind.GRAPH_UNAVAILABLE,
+                f"Graph {said} ({err.code or err.status}: {err.message}); reading the state back shows that "
+                f"{'nothing changed' if unchanged else 'the change is not in place'}",
+                next_step="Try again in a few minutes; quote the request-id if it persists.",
+            )
+        if isinstance(err, BadRequestError):
+            return self._refused_write(user, parsed, kind, err, unchanged)
+        return self._from_error(err)
+
+    def _refused_write(
+        self, user: TargetUser, parsed: ParsedNumber, kind: OutcomeKind, err: BadRequestError, unchanged: bool
+    ) -> Outcome:
+        """A 400 to a write that the read-back confirms was not applied."""
+        if kind is OutcomeKind.REMOVED:
+            if "default" in (err.message or "").lower():
+                return self._error_finish(
+                    err,
+                    OutcomeKind.BLOCKED_BY_GRAPH_RULE,
+                    f"Graph refused to remove the mobile number of {user.display_name}, because it is the default "
+                    f"sign-in method: {err.message}",
+                    next_step=DEFAULT_METHOD_FIRST[0].upper() + DEFAULT_METHOD_FIRST[1:] + ".",
+                )
+        elif unchanged and _says_number_invalid(err.message):
+            return self._error_finish(
+                err,
+                OutcomeKind.INVALID_NUMBER,
+                f"Graph refused the number {parsed.e164}: {err.message}",
+                next_step="Check the number and try again.",
+            )
+        return self._error_finish(
+            err,
+            OutcomeKind.BLOCKED_BY_GRAPH_RULE,
+            f"Graph refused the change for {user.display_name} ({err.code}: {err.message}); reading the state back "
+            f"shows that {'nothing changed' if unchanged else 'the change is not in place'}",
+            next_step="Check the user's phone methods with `show`, then try again; quote the request-id if it "
+            "persists.",
+        )
+
+    def _error_finish(
+        self, err: GraphError, kind: OutcomeKind, message: str, *, next_step: str | None = None
+    ) -> Outcome:
+        self.out.graph_error_code = err.code or None
+        self.out.graph_message = err.message or None
+        rid = f" (Graph request-id {err.request_id})" if err.request_id else ""
+        return self.finish(kind, f"{message}{rid}.", next_step=next_step)
+
+    @staticmethod
+    def _answer(err: GraphError) -> str:
+        if isinstance(err, TransportError) and err.status is None:
+            return "gave no answer"
+        return f"answered {err.status}" if err.status else "answered with an error"
+
+    def _write_retry_delay(self, err: GraphError, attempt: int) -> float:
+        if err.retry_after is not None:
+            return err.retry_after
+        policy = getattr(self.wf._client, "retry", None)
+        if isinstance(policy, RetryPolicy):
+            return policy.backoff(attempt, random.random())
+        return min(2.0, 0.2 * 2 ** (attempt - 1))
 
     async def _poll_for(
         self, user_id: str, want: str, *, until_present: bool
@@ -633,10 +727,27 @@ class _Run:
                 f"permission {perm}{rid}.",
                 next_step=f"Grant the application permission {perm} (admin consent), then try again.",
             )
-        if isinstance(err, TokenError | AuthenticationError):
+        if isinstance(err, TokenError) and err.transient:
+            # msal replays a failed token answer from memory for its Retry-After (5 s by default), so the very
+            # next attempt may fail the same way without asking again.
+            return self.finish(
+                OutcomeKind.GRAPH_UNAVAILABLE,
+                f"Microsoft sign-in did not answer ({err.code}: {err.message}){rid}; nothing was changed.",
+                next_step="Try again in a few seconds; if it keeps failing, in a few minutes.",
+            )
+        if isinstance(err, TokenError):
+            self.out.missing_permission = None
             return self.finish(
                 OutcomeKind.PERMISSION_DENIED,
-                f"Microsoft Entra refused the application's credentials ({err.code}: {err.message}){rid}.",
+                f"Microsoft Entra refused to give the application a token: {err.problem} "
+                f"({err.aadsts or err.code}: {err.message}){rid}; nothing was changed.",
+                next_step="Fix the application's configuration (GRAPH_TENANT_ID, GRAPH_CLIENT_ID, the client "
+                "secret or certificate, admin consent), then try again; trying again as it is will not help.",
+            )
+        if isinstance(err, AuthenticationError):
+            return self.finish(
+                OutcomeKind.PERMISSION_DENIED,
+                f"Microsoft Graph refused the application's token ({err.code}: {err.message}){rid}.",
                 next_step="Check GRAPH_TENANT_ID, GRAPH_CLIENT_ID and the client secret or certificate.",
             )
         if isinstance(err, GraphUnavailableError | TransportError | ThrottledError):
@@ -656,6 +767,18 @@ class _Run:
             f"Graph refused the request ({err.status} {err.code}: {err.message}){rid}; nothing was changed.",
             next_step="Try again; quote the request-id if it persists.",
         )
+
+
+_INVALID_NUMBER = re.compile(
+    r"\b(invalid|not (a )?valid|malformed)\W+(\w+\W+){0,3}?(phone ?number|number)\b"
+    r"|\b(phone ?number|number)\W+(\w+\W+){0,4}?(invalid|not (a )?valid|malformed)\b",
+    re.IGNORECASE,
+)
+
+
+def _says_number_invalid(message: str | None) -> bool:
+    """True when Graph's message says the number itself is what it refuses (not, e.g., that a method exists)."""
+    return bool(message) and _INVALID_NUMBER.search(message or "") is not None
 
 
 def _path_of(url: str | None) -> str:

@@ -199,12 +199,25 @@ async def test_write_that_never_connected_is_retried() -> None:
     assert len(seen) == 2
 
 
-@pytest.mark.parametrize("status", [429, 503])
-async def test_write_refused_with_429_or_503_is_retried(status: int) -> None:
-    client, _, _, seen = make(scripted(graph_error(status, "busy", "r", "0.5"), httpx.Response(204)))
+async def test_write_throttled_with_429_is_retried() -> None:
+    client, t, _, seen = make(scripted(graph_error(429, "TooManyRequests", "r", "0.5"), httpx.Response(204)))
     assert (await client.patch("/x", json={"a": 1})).status == 204
-    assert len(seen) == 2
+    assert len(seen) == 2 and t.sleeps == [0.5]
     assert json.loads(seen[1].content) == {"a": 1}
+
+
+@pytest.mark.parametrize("method", ["POST", "PATCH", "DELETE"])
+async def test_write_answered_503_is_unknown_and_not_repeated(method: str) -> None:
+    # 503 "service unavailable" does not promise the write was not applied: the caller must read back.
+    client, t, _, seen = make(
+        scripted(graph_error(503, "serviceNotAvailable", "rid-503", "0.5"), httpx.Response(204))
+    )
+    with pytest.raises(TransportError) as info:
+        await client.request(method, "/users/u/authentication/phoneMethods", json={"phoneNumber": "+1 1"})
+    assert info.value.write_outcome_unknown is True
+    assert info.value.status == 503 and info.value.request_id == "rid-503"
+    assert info.value.retry_after == 0.5  # kept for the caller that decides to send it again
+    assert len(seen) == 1 and t.sleeps == []
 
 
 @pytest.mark.parametrize("status", [502, 504])
@@ -213,7 +226,23 @@ async def test_write_through_a_failing_gateway_is_unknown_not_repeated(status: i
     with pytest.raises(TransportError) as info:
         await client.delete("/x")
     assert info.value.write_outcome_unknown and info.value.request_id == "rid-gw"
+    assert info.value.status == status
     assert len(seen) == 1
+
+
+@pytest.mark.parametrize("status", [502, 503, 504])
+async def test_read_answered_with_a_5xx_is_still_retried(status: int) -> None:
+    client, _, _, seen = make(scripted(graph_error(status, "busy", "r"), httpx.Response(200, json={"ok": 1})))
+    assert (await client.get("/x")).json == {"ok": 1}
+    assert len(seen) == 2
+
+
+async def test_read_only_post_answered_503_is_retried() -> None:
+    client, _, _, seen = make(
+        scripted(graph_error(503, "busy", "r"), httpx.Response(200, json={"value": ["g1"]}))
+    )
+    response = await client.post("/users/u/checkMemberGroups", json={"groupIds": ["g1"]}, idempotent=True)
+    assert response.json == {"value": ["g1"]} and len(seen) == 2
 
 
 async def test_read_only_post_may_be_marked_idempotent() -> None:

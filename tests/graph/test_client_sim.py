@@ -161,16 +161,33 @@ async def test_dropped_connection_on_patch_is_not_repeated(env: Env) -> None:
     assert [m["phoneNumber"] for m in state.json["value"] if m["phoneType"] == "mobile"] == ["+49 1709999999"]
 
 
-async def test_patch_answered_with_503_is_retried_and_applied_once(env: Env) -> None:
+async def test_patch_answered_with_429_is_retried_and_applied_once(env: Env) -> None:
     env.sim.behaviour.fractional_retry_after = True
     user = new_user(env.sim, mobile="+49 1701234567")
-    env.sim.faults.inject("PATCH", "/phoneMethods/", 503, times=1, retry_after=0.05)
+    env.sim.faults.inject("PATCH", "/phoneMethods/", 429, times=1, retry_after=0.05)
     response = await env.client.patch(
         f"/users/{user.id}/authentication/phoneMethods/{MOBILE}",
         json={"phoneNumber": "+49 1705555555", "phoneType": "mobile"},
     )
     assert response.status == 204
-    assert [c.status for c in calls(env.sim, "PATCH", "/phoneMethods/")] == [503, 204]
+    assert [c.status for c in calls(env.sim, "PATCH", "/phoneMethods/")] == [429, 204]
+    assert env.sim.tenant.users[user.id].phones["mobile"].number == "+49 1705555555"
+
+
+async def test_post_applied_but_answered_503_is_not_repeated(env: Env) -> None:
+    user = new_user(env.sim)
+    env.sim.faults.inject("POST", "/phoneMethods$", 503, times=1, after_apply=True)
+    with pytest.raises(TransportError) as info:
+        await env.client.post(
+            f"/users/{user.id}/authentication/phoneMethods",
+            json={"phoneNumber": "+49 1705555555", "phoneType": "mobile"},
+        )
+    assert info.value.write_outcome_unknown is True and info.value.status == 503
+    posts = calls(env.sim, "POST", "/phoneMethods")
+    assert len(posts) == 1 and info.value.request_id == posts[0].request_id
+    # Graph did apply it: a repeat would have been refused (the mobile method exists); reading back tells.
+    state = await env.client.get(f"/users/{user.id}/authentication/phoneMethods")
+    assert [m["phoneNumber"] for m in state.json["value"] if m["phoneType"] == "mobile"] == ["+49 1705555555"]
 
 
 async def test_paging_fetches_one_page_at_a_time(env: Env) -> None:
