@@ -9,14 +9,15 @@ at most once (an applied write whose answer was lost is read back, never repeate
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import contextlib
 import json
 import time
 from typing import Any
 
-import pytest
-
 from app import RUNTIME
+from graph.errors import TokenError
 from graph.outcome import OutcomeKind
 from tests.bot.conftest import ALEX, DIEGO_ID, BotHarness, action_data
 from tests.reliability.conftest import MakeRBot, record_figures, wait_final
@@ -39,6 +40,8 @@ FAULTS: list[tuple[str, Any, int, float | None]] = [
 WRITE_ONLY: list[tuple[str, Any, int, float | None]] = [
     ("write applied, answer lost (reset)", "apply_then_drop", 1, None),
     ("write applied, answer lost (timeout)", "apply_then_timeout", 1, None),
+    ("write applied, answered 503", "apply_then_503", 1, None),
+    ("write applied, answered 504", "apply_then_504", 1, None),
 ]
 TOKEN_FAULTS: list[tuple[str, Any, int, float | None]] = [
     ("token endpoint 503 x1", 503, 1, None),
@@ -112,6 +115,8 @@ async def _one_case(bot: BotHarness, step: str, method: str, path: str, fault: t
         "state": req.state.value,
         "writes": writes,
         "answer_s": round(answered, 3),
+        "message": req.outcome.get("message"),
+        "next_step": req.outcome.get("next_step"),
     }
 
 
@@ -158,11 +163,6 @@ async def test_graph_faults_at_every_step_give_one_clear_outcome_and_never_a_dou
     print(json.dumps(results, indent=1))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: a POST that Graph applied but answered 503 is retried by the client; the retry is refused "
-    "(the method exists) and the workflow reports invalid_number although the number is set",
-)
 async def test_a_write_applied_but_answered_503_is_reported_as_done(make_rbot: MakeRBot) -> None:
     bot = await make_rbot(fast=True, MAX_CHANGES_PER_REQUESTER_PER_HOUR="0", TARGET_COOLDOWN_MINUTES="0")
     result = await _one_case(
@@ -172,11 +172,6 @@ async def test_a_write_applied_but_answered_503_is_reported_as_done(make_rbot: M
     assert result["outcome"] == "added", result
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: graph/workflow.py maps every TokenError to permission_denied, so a token endpoint that "
-    "answers 503 or drops the connection is shown as a missing permission instead of 'Graph unavailable, try again'",
-)
 async def test_an_unreachable_token_endpoint_is_graph_unavailable_not_a_missing_permission(
     make_rbot: MakeRBot,
 ) -> None:
@@ -184,3 +179,33 @@ async def test_an_unreachable_token_endpoint_is_graph_unavailable_not_a_missing_
     result = await _one_case(bot, "token", "POST", TOKEN, ("token endpoint down", 503, 50, None))
     assert result["writes"] == 0
     assert result["outcome"] == "graph_unavailable", result
+
+
+async def test_an_unreachable_token_endpoint_says_try_again_and_the_next_request_after_msals_window_goes_through(
+    make_rbot: MakeRBot,
+) -> None:
+    bot = await make_rbot(fast=True, MAX_CHANGES_PER_REQUESTER_PER_HOUR="0", TARGET_COOLDOWN_MINUTES="0")
+    failed = await _one_case(bot, "token", "POST", TOKEN, ("token endpoint 503 once", 503, 1, 3.0))
+    assert failed["outcome"] == "graph_unavailable" and failed["writes"] == 0, failed
+    assert "sign-in did not answer" in failed["message"]
+    assert "try again in a few seconds" in (failed["next_step"] or "").lower()
+    # The endpoint answers again at once, but msal replays its 503 from memory for the Retry-After (3 s here)
+    # without asking the endpoint; once that window has passed, the bot gets a token and the next request goes
+    # through.
+    tokens = bot.server.app[RUNTIME].graph.tokens
+    asked = len(bot.sim.token_requests)
+    with contextlib.suppress(TokenError):
+        await tokens.token()
+    replayed = len(bot.sim.token_requests) == asked
+    deadline = time.monotonic() + 15.0
+    while True:
+        try:
+            await tokens.token()
+            break
+        except TokenError as err:
+            assert err.transient, err
+            assert time.monotonic() < deadline, "msal kept replaying the failure"
+            await asyncio.sleep(0.2)
+    assert replayed, "the token call right after the failure asked the endpoint instead of replaying"
+    result = await _one_case(bot, "token", "POST", TOKEN, ("endpoint recovered", 503, 0, None))
+    assert result["outcome"] == "added" and result["writes"] == 1, result
