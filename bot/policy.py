@@ -102,10 +102,20 @@ class Policy:
         cached = self._privilege_cache.get(key)
         if cached and cached[0] > self._monotonic():
             return cached[1]
-        privilege = await self._directory.privilege(user_id)
-        if self._settings.role_cache_seconds > 0:
-            self._privilege_cache[key] = (self._monotonic() + self._settings.role_cache_seconds, privilege)
-        return privilege
+        # one lookup per target at a time: concurrent reviews of the same user wait for it instead of each
+        # asking Graph (memberOf and role assignments, several pages) on their own
+        lock = self._locks.setdefault(f"privilege:{key}", asyncio.Lock())
+        async with lock:
+            cached = self._privilege_cache.get(key)
+            if cached and cached[0] > self._monotonic():
+                return cached[1]
+            privilege = await self._directory.privilege(user_id)
+            if self._settings.role_cache_seconds > 0:
+                self._privilege_cache[key] = (
+                    self._monotonic() + self._settings.role_cache_seconds,
+                    privilege,
+                )
+            return privilege
 
     def forget(self, aad_object_id: str | None = None) -> None:
         if aad_object_id is None:
