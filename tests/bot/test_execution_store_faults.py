@@ -1,0 +1,75 @@
+"""A run whose result meets a database that cannot take it right now (SQLite locked by another writer) records the
+result once the database is back: the request never stays in "executing" and the card shows the outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from typing import Any
+
+import pytest
+
+from bot.models import RequestState
+from tests.bot.conftest import (
+    ALEX,
+    DIEGO_ID,
+    MakeBot,
+    _is_progress,
+    action_data,
+    card_text,
+    graph_writes,
+)
+from tests.bot.db_fixtures import Database
+from tests.bot.fake_connector import Recorded
+
+LOCK_SECONDS = 1.5  # longer than the store's busy timeout below: the first attempt to record the result fails
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+async def test_a_result_the_locked_database_refused_is_recorded_once_it_is_free(
+    make_bot: MakeBot, database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = await database.open(busy_timeout=0.3)
+    bot = await make_bot(store=store)
+    locker = sqlite3.connect(database.sqlite_path, timeout=0.1, isolation_level=None)
+    locked: list[float] = []
+    loop = asyncio.get_running_loop()
+
+    def release() -> None:
+        locker.execute("ROLLBACK")
+
+    async def lock_when_the_run_starts(rec: Recorded) -> None:
+        # the progress card comes after execution_started was written and before the workflow's result
+        if not locked and rec.card and _is_progress(rec.card):
+            locker.execute("BEGIN EXCLUSIVE")
+            locked.append(loop.time())
+            loop.call_later(LOCK_SECONDS, release)
+
+    bot.connector.on_update = lock_when_the_run_starts
+    caplog.set_level(logging.WARNING, logger="bot.execution")
+    try:
+        review, confirm, final = await bot.run_change(
+            ALEX, {"targetUserText": DIEGO_ID, "number": "+49 170 5557777", "action": "set"}
+        )
+    finally:
+        bot.connector.on_update = None
+        locker.close()
+    assert locked, "the database was locked while the change ran"
+    assert any("trying again" in r.getMessage() for r in caplog.records), "the first attempt met the lock"
+    assert confirm.status == 200
+    request_id = _request_id(review.card or {})
+    req = await bot.store.get_request(request_id)
+    assert req is not None and req.state is RequestState.COMPLETED
+    assert req.outcome and req.outcome["outcome"] in ("added", "updated")
+    events = await bot.audit_events(request_id)
+    assert events.count("execution_started") == 1 and events.count("completed") == 1
+    assert "failed" not in events
+    assert len(graph_writes(bot.sim)) == 1
+    assert "Diego" in card_text(final.card)
+
+
+def _request_id(card: dict[str, Any]) -> str:
+    data = action_data(card, "mfa.confirm")
+    assert data is not None
+    return str(data["requestId"])
