@@ -181,11 +181,20 @@ def _setup_failure(action: str, exc: BaseException) -> Outcome:
     """A failure outside the workflow (credentials, TLS, DNS): an outcome, not a stack trace."""
     from graph.errors import GraphError, TokenError
 
+    if isinstance(exc, TokenError) and exc.transient:
+        return Outcome(
+            kind=OutcomeKind.GRAPH_UNAVAILABLE,
+            action=action,  # type: ignore[arg-type]
+            message=f"Microsoft sign-in did not answer ({exc.code}: {exc.message}); nothing was changed.",
+            next_step="Try again in a few seconds; if it keeps failing, in a few minutes.",
+            graph_error_code=exc.code,
+        )
     if isinstance(exc, TokenError):
         return Outcome(
             kind=OutcomeKind.PERMISSION_DENIED,
             action=action,  # type: ignore[arg-type]
-            message=f"Microsoft Entra refused the application's credentials ({exc.code}: {exc.message}).",
+            message=f"Microsoft Entra refused the application's credentials: {exc.problem} "
+            f"({exc.aadsts or exc.code}: {exc.message}).",
             next_step="Check GRAPH_TENANT_ID, GRAPH_CLIENT_ID and the client secret or certificate.",
             graph_error_code=exc.code,
         )

@@ -374,6 +374,8 @@ class Notifier:
                 f"the application may not send as {sender}: grant it the Mail.Send application permission "
                 "(admin consent) and, if an Exchange application access policy is set, include this mailbox in it"
             )
+        elif isinstance(err, TransportError) and err.status:
+            why = f"Graph answered {err.status} (unavailable); the mail may or may not have been sent"
         elif isinstance(err, TransportError):
             why = "Graph could not be reached to send the mail" + (
                 "; it may or may not have been sent" if err.write_outcome_unknown else ""

@@ -602,15 +602,26 @@ async def test_without_organization_access_the_mail_says_your_organization(
     assert "on behalf of your organization" in sim.outbox[0]["html"]
 
 
-async def test_graph_unavailable_after_retries_is_a_failed_notification(
+async def test_a_503_on_sendmail_is_a_failed_notification_sent_once_that_says_it_may_have_gone(
     sim: Any, sim_env: dict[str, str]
 ) -> None:
+    # A 503 does not promise that Graph did not take the mail, so it is not re-sent blindly.
     sim.faults.inject("POST", r"/sendMail$", 503, times=10)
     async with graph(sim_env) as client:
         note = await notifier(client).send(ALEX, "added", "+49 1701234567", None, None, None)
     assert note.status is NotificationStatus.FAILED
-    assert note.detail is not None and "busy or unavailable" in note.detail
+    assert note.detail is not None and "answered 503" in note.detail
+    assert "may or may not have been sent" in note.detail
+    assert len(mail_calls(sim)) == 1
     assert sim.outbox == []
+
+
+async def test_a_throttled_sendmail_is_retried_and_sent(sim: Any, sim_env: dict[str, str]) -> None:
+    sim.faults.inject("POST", r"/sendMail$", 429, times=1, retry_after=0.1)
+    async with graph(sim_env) as client:
+        note = await notifier(client).send(ALEX, "added", "+49 1701234567", None, None, None)
+    assert note.status is NotificationStatus.SENT
+    assert len(sim.outbox) == 1
 
 
 async def test_a_dropped_connection_is_not_resent_and_says_the_mail_may_have_gone(
