@@ -120,9 +120,14 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
+        return _as_utc(value)
+
+
+def _as_utc(value: datetime) -> datetime:
+    """A stored timestamp as aware UTC (SQLite gives it back naive, already in UTC)."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
 def _json_default(value: Any) -> Any:
@@ -323,27 +328,25 @@ def _field_values(fields: Mapping[str, Any]) -> dict[str, Any]:
     return values
 
 
+def _row_person(m: Mapping[str, Any], prefix: str) -> Person:
+    """The Person stored in the `prefix`_* columns (the inverse of _person_values)."""
+    return Person(
+        aad_object_id=m[f"{prefix}_aad_id"],
+        name=m[f"{prefix}_name"] or "",
+        teams_id=m[f"{prefix}_teams_id"],
+        upn=m[f"{prefix}_upn"],
+    )
+
+
 def _row_to_request(row: Any) -> ChangeRequest:
     m = row._mapping
-    decided_by = None
-    if m["decided_by_aad_id"] is not None:
-        decided_by = Person(
-            aad_object_id=m["decided_by_aad_id"],
-            name=m["decided_by_name"] or "",
-            teams_id=m["decided_by_teams_id"],
-            upn=m["decided_by_upn"],
-        )
+    decided_by = _row_person(m, "decided_by") if m["decided_by_aad_id"] is not None else None
     return ChangeRequest(
         id=m["id"],
         revision=m["revision"],
         state=RequestState(m["state"]),
         action=m["action"],
-        requester=Person(
-            aad_object_id=m["requester_aad_id"],
-            name=m["requester_name"],
-            teams_id=m["requester_teams_id"],
-            upn=m["requester_upn"],
-        ),
+        requester=_row_person(m, "requester"),  # requester_name is NOT NULL: `or ""` never applies
         target_id=m["target_id"],
         target_upn=m["target_upn"],
         target_display_name=m["target_display_name"],
@@ -445,25 +448,21 @@ async def _unavailable_on_transient() -> AsyncIterator[None]:
         raise
     except sa_exc.StatementError as error:
         if _is_transient(error):
-            log.warning(
-                "database unavailable: %s", type(error).__name__, exc_info=log.isEnabledFor(logging.DEBUG)
-            )
-            raise StoreUnavailable(
-                f"the database is not available right now ({_short_reason(error)})"
-            ) from error
+            raise _unavailable(error) from error
         if not isinstance(error, sa_exc.DBAPIError) and isinstance(error.orig, TypeError | ValueError):
             # a value the database cannot take (e.g. audit details that are not JSON): the caller's mistake
             raise error.orig from error
         raise
     except Exception as error:
         if _is_transient(error):
-            log.warning(
-                "database unavailable: %s", type(error).__name__, exc_info=log.isEnabledFor(logging.DEBUG)
-            )
-            raise StoreUnavailable(
-                f"the database is not available right now ({_short_reason(error)})"
-            ) from error
+            raise _unavailable(error) from error
         raise
+
+
+def _unavailable(error: BaseException) -> StoreUnavailable:
+    """Log a transient database failure (its type only; details at DEBUG) and the error to raise for it."""
+    log.warning("database unavailable: %s", type(error).__name__, exc_info=log.isEnabledFor(logging.DEBUG))
+    return StoreUnavailable(f"the database is not available right now ({_short_reason(error)})")
 
 
 def _short_reason(error: BaseException) -> str:
@@ -568,9 +567,14 @@ class Store:
 
     @asynccontextmanager
     async def _tx(self) -> AsyncIterator[AsyncConnection]:
+        async with self._write_turn(), _unavailable_on_transient(), self._engine.begin() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def _write_turn(self) -> AsyncIterator[None]:
+        """SQLite: wait (at most busy_timeout) for this process's write lock and hold it; PostgreSQL: nothing."""
         if self._write_lock is None:
-            async with _unavailable_on_transient(), self._engine.begin() as conn:
-                yield conn
+            yield
             return
         try:
             async with asyncio.timeout(self._busy_timeout):
@@ -579,8 +583,7 @@ class Store:
             log.warning("database unavailable: no write turn within %.1fs", self._busy_timeout)
             raise StoreUnavailable("the database is not available right now (busy)") from None
         try:
-            async with _unavailable_on_transient(), self._engine.begin() as conn:
-                yield conn
+            yield
         finally:
             self._write_lock.release()
 
@@ -632,10 +635,8 @@ class Store:
         async with self._tx() as conn:
             await conn.execute(insert(REQUESTS).values(**row))
             await conn.execute(
-                insert(AUDIT).values(
-                    **_audit_values(
-                        "requested", actor, stored.id, stored.target_id, stored.target_upn, audit_details, now
-                    )
+                _insert_audit(
+                    "requested", actor, stored.id, stored.target_id, stored.target_upn, audit_details, now
                 )
             )
             if card_ref is not None:
@@ -732,10 +733,8 @@ class Store:
             stored = _row_to_request(row)
             audit_details = {"state": to_state.value, "revision": stored.revision, **details}
             await conn.execute(
-                insert(AUDIT).values(
-                    **_audit_values(
-                        event, actor, request_id, stored.target_id, stored.target_upn, audit_details, now
-                    )
+                _insert_audit(
+                    event, actor, request_id, stored.target_id, stored.target_upn, audit_details, now
                 )
             )
         return stored
@@ -799,7 +798,7 @@ class Store:
         # func.max loses the column type on SQLite: convert as the column would.
         if isinstance(value, str):
             value = datetime.fromisoformat(value)
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return _as_utc(value)
 
     # -- audit ----------------------------------------------------------------------------------------------
 
@@ -815,9 +814,7 @@ class Store:
     ) -> None:
         async with self._tx() as conn:
             await conn.execute(
-                insert(AUDIT).values(
-                    **_audit_values(event, actor, request_id, target_id, target_upn, details or {}, _now())
-                )
+                _insert_audit(event, actor, request_id, target_id, target_upn, details or {}, _now())
             )
 
     async def history(self, target_id: str, limit: int = 20) -> list[AuditEntry]:
@@ -922,7 +919,7 @@ def _card_ref_values(request_id: str, ref: CardRef, at: datetime) -> dict[str, A
     }
 
 
-def _audit_values(
+def _insert_audit(
     event: str,
     actor: Person | None,
     request_id: str | None,
@@ -930,17 +927,18 @@ def _audit_values(
     target_upn: str | None,
     details: dict[str, Any],
     at: datetime,
-) -> dict[str, Any]:
-    return {
-        "at": at,
-        "event": event,
-        "request_id": request_id,
-        "actor_aad_id": actor.aad_object_id if actor else None,
-        "actor_name": actor.name if actor else None,
-        "target_id": target_id,
-        "target_upn": target_upn,
-        "details": details,
-    }
+) -> Any:
+    """The INSERT of one audit row (every audit row is written through this)."""
+    return insert(AUDIT).values(
+        at=at,
+        event=event,
+        request_id=request_id,
+        actor_aad_id=actor.aad_object_id if actor else None,
+        actor_name=actor.name if actor else None,
+        target_id=target_id,
+        target_upn=target_upn,
+        details=details,
+    )
 
 
 async def _explain_no_match(
@@ -956,9 +954,14 @@ async def _explain_no_match(
     raise InvalidTransition(request_id, current.state, to_state.value)
 
 
+def _dialect_insert(dialect: str, table: Table, values: dict[str, Any]) -> Any:
+    """INSERT with the dialect's ON CONFLICT support (PostgreSQL or SQLite)."""
+    return (pg_insert if dialect == "postgresql" else sqlite_insert)(table).values(**values)
+
+
 def _upsert(dialect: str, table: Table, keys: Iterable[str], values: dict[str, Any]) -> Any:
     keys = list(keys)
-    ins = (pg_insert if dialect == "postgresql" else sqlite_insert)(table).values(**values)
+    ins = _dialect_insert(dialect, table, values)
     return ins.on_conflict_do_update(
         index_elements=[table.c[k] for k in keys],
         set_={k: ins.excluded[k] for k in values if k not in keys},
@@ -966,7 +969,7 @@ def _upsert(dialect: str, table: Table, keys: Iterable[str], values: dict[str, A
 
 
 def _insert_if_absent(dialect: str, table: Table, keys: Iterable[str], values: dict[str, Any]) -> Any:
-    ins = (pg_insert if dialect == "postgresql" else sqlite_insert)(table).values(**values)
+    ins = _dialect_insert(dialect, table, values)
     return ins.on_conflict_do_nothing(index_elements=[table.c[k] for k in keys])
 
 
