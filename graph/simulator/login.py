@@ -137,14 +137,9 @@ def verify_assertion(app: Application, assertion: str, audiences: list[str]) -> 
         )
     sha1, sha256 = _thumbprints(certificate)
     try:
-        if "x5t" in header and _b64url_hex(header["x5t"]) != sha1:
-            raise LoginError(
-                401,
-                "invalid_client",
-                700027,
-                "Client assertion failed signature validation. [Reason - The key was not found.]",
-            )
-        if "x5t#S256" in header and _b64url_hex(header["x5t#S256"]) != sha256:
+        if ("x5t" in header and _b64url_hex(header["x5t"]) != sha1) or (
+            "x5t#S256" in header and _b64url_hex(header["x5t#S256"]) != sha256
+        ):
             raise LoginError(
                 401,
                 "invalid_client",

@@ -164,6 +164,19 @@ def bad_request(message: str, code: str = "Request_BadRequest") -> GraphFailure:
     return GraphFailure(400, code, message)
 
 
+def _with_mailbox(user: User | None, address: str) -> User:
+    """The sender or in-tenant recipient of sendMail; Graph's answer when it is unknown or has no mailbox."""
+    if user is None:
+        raise GraphFailure(404, "ErrorInvalidUser", f"The requested user '{address}' is invalid.")
+    if not user.has_mailbox:
+        raise GraphFailure(
+            404,
+            "MailboxNotEnabledForRESTAPI",
+            "The mailbox is either inactive, soft-deleted, or is hosted on-premise.",
+        )
+    return user
+
+
 @dataclass(frozen=True)
 class Identity:
     app_id: str
@@ -1334,15 +1347,7 @@ class Simulator:
 
     def _send_mail(self, req: GraphRequest, match: re.Match[str]) -> GraphResponse:
         ref = match.group(1)
-        sender = self.tenant.user(ref) or self.tenant.user_by_address(ref)
-        if sender is None:
-            raise GraphFailure(404, "ErrorInvalidUser", f"The requested user '{ref}' is invalid.")
-        if not sender.has_mailbox:
-            raise GraphFailure(
-                404,
-                "MailboxNotEnabledForRESTAPI",
-                "The mailbox is either inactive, soft-deleted, or is hosted on-premise.",
-            )
+        sender = _with_mailbox(self.tenant.user(ref) or self.tenant.user_by_address(ref), ref)
         body = req.body
         message = body.get("message") if isinstance(body, dict) else None
         if not isinstance(message, dict):
@@ -1368,15 +1373,7 @@ class Simulator:
             # Only mailboxes of this tenant are checked; external addresses (guests' home mail) are accepted.
             if not address.lower().endswith("@" + self.tenant.default_domain.lower()):
                 continue
-            recipient = self.tenant.user_by_address(address)
-            if recipient is None:
-                raise GraphFailure(404, "ErrorInvalidUser", f"The requested user '{address}' is invalid.")
-            if not recipient.has_mailbox:
-                raise GraphFailure(
-                    404,
-                    "MailboxNotEnabledForRESTAPI",
-                    "The mailbox is either inactive, soft-deleted, or is hosted on-premise.",
-                )
+            _with_mailbox(self.tenant.user_by_address(address), address)
         content = message.get("body") or {}
         content_type = str(content.get("contentType") or "Text")
         text = content.get("content")

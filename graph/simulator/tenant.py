@@ -35,6 +35,13 @@ class Phone:
         }
 
 
+def default_sms_state(phone_type: str, sms_policy: bool) -> str:
+    """smsSignInState of a phone method the tenant data (or a test) gives without one."""
+    if phone_type != "mobile":
+        return "notSupported"
+    return "ready" if sms_policy else "notAllowedByPolicy"
+
+
 class User:
     __slots__ = (
         "id",
@@ -83,12 +90,7 @@ class User:
             ptype = item["phoneType"]
             if ptype not in PHONE_TYPES:
                 raise ValueError(f"user {self.id}: unknown phoneType {ptype!r}")
-            default_sms = (
-                "notSupported"
-                if ptype != "mobile"
-                else ("ready" if self.sms_policy else "notAllowedByPolicy")
-            )
-            sms = sys.intern(str(item.get("smsSignInState") or default_sms))
+            sms = sys.intern(str(item.get("smsSignInState") or default_sms_state(ptype, self.sms_policy)))
             phones[ptype] = Phone(sys.intern(ptype), item["phoneNumber"], sms)
         self.phones: dict[str, Phone] = phones or _EMPTY
         self.visible: dict[str, Phone] = self.phones
@@ -104,7 +106,8 @@ class User:
                 self.pending = None
         return self.visible
 
-    def graph_properties(self) -> dict[str, Any]:
+    def _profile(self) -> dict[str, Any]:
+        """The user's profile properties: the start of both the Graph view and the saved form."""
         return {
             "id": self.id,
             "userPrincipalName": self.upn,
@@ -118,24 +121,14 @@ class User:
             "mobilePhone": self.mobile_phone,
             "businessPhones": list(self.business_phones),
             "jobTitle": self.job_title,
-            "officeLocation": None,
-            "preferredLanguage": None,
         }
+
+    def graph_properties(self) -> dict[str, Any]:
+        return {**self._profile(), "officeLocation": None, "preferredLanguage": None}
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "id": self.id,
-            "userPrincipalName": self.upn,
-            "displayName": self.display_name,
-            "givenName": self.given_name,
-            "surname": self.surname,
-            "mail": self.mail,
-            "userType": self.user_type,
-            "usageLocation": self.usage_location,
-            "accountEnabled": self.account_enabled,
-            "mobilePhone": self.mobile_phone,
-            "businessPhones": list(self.business_phones),
-            "jobTitle": self.job_title,
+            **self._profile(),
             "managerId": self.manager_id,
             "smsSignInEnabledByPolicy": self.sms_policy,
             "defaultMethod": self.default_method,
@@ -346,11 +339,7 @@ class Tenant:
             phones.pop(phone_type, None)
         else:
             if sms is None:
-                sms = (
-                    "notSupported"
-                    if phone_type != "mobile"
-                    else ("ready" if user.sms_policy else "notAllowedByPolicy")
-                )
+                sms = default_sms_state(phone_type, user.sms_policy)
             phones[phone_type] = Phone(phone_type, number, sms)
         self.commit_phones(user, phones)
 
