@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from graph.settings import GraphSettings, SettingsError
+from graph.settings import GUID, Getter, GraphSettings, SettingsError, env_getter
 
 __all__ = ["BotSettings", "BotFrameworkConfig", "SettingsError"]
 
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 _APP_TYPES = {
@@ -99,13 +98,7 @@ class BotSettings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> BotSettings:
-        def get(name: str) -> str | None:
-            value = environ.get(name)
-            if value is None:
-                return None
-            value = value.strip()
-            return value or None
-
+        get = env_getter(environ)
         demo_mode = _bool(get, "DEMO_MODE", False)
         graph: GraphSettings | None
         if demo_mode and get("GRAPH_TENANT_ID") is None:
@@ -179,9 +172,9 @@ class BotSettings:
         )
 
 
-def _bot_framework(get: _Getter, graph: GraphSettings | None) -> BotFrameworkConfig:
+def _bot_framework(get: Getter, graph: GraphSettings | None) -> BotFrameworkConfig:
     app_id = get("MicrosoftAppId")
-    if app_id is not None and not _GUID.match(app_id):
+    if app_id is not None and not GUID.match(app_id):
         raise SettingsError("MicrosoftAppId", "must be the bot's Microsoft App ID, a GUID")
     raw_type = get("MicrosoftAppType") or "SingleTenant"
     app_type = _APP_TYPES.get(raw_type.lower())
@@ -194,7 +187,7 @@ def _bot_framework(get: _Getter, graph: GraphSettings | None) -> BotFrameworkCon
     thumbprint = get("MicrosoftAppCertificateThumbprint")
     key_file = get("MicrosoftAppCertificatePrivateKey")
     tenant = get("MicrosoftAppTenantId")
-    if tenant is not None and not _GUID.match(tenant) and "." not in tenant:
+    if tenant is not None and not GUID.match(tenant) and "." not in tenant:
         raise SettingsError("MicrosoftAppTenantId", "must be the tenant's GUID or domain name")
     if tenant is None and graph is not None:
         tenant = graph.tenant_id
@@ -262,18 +255,18 @@ def _bot_framework(get: _Getter, graph: GraphSettings | None) -> BotFrameworkCon
     )
 
 
-def _guid(get: _Getter, name: str, *, required: bool) -> str | None:
+def _guid(get: Getter, name: str, *, required: bool) -> str | None:
     value = get(name)
     if value is None:
         if required:
             raise SettingsError(name, "missing: the Entra group's object id")
         return None
-    if not _GUID.match(value):
+    if not GUID.match(value):
         raise SettingsError(name, f"must be an Entra group object id (GUID), got '{value[:60]}'")
     return value.lower()
 
 
-def _bool(get: _Getter, name: str, default: bool) -> bool:
+def _bool(get: Getter, name: str, default: bool) -> bool:
     value = get(name)
     if value is None:
         return default
@@ -285,7 +278,7 @@ def _bool(get: _Getter, name: str, default: bool) -> bool:
     raise SettingsError(name, f"must be true or false (got '{value[:30]}')")
 
 
-def _int(get: _Getter, name: str, default: int, *, low: int, high: int) -> int:
+def _int(get: Getter, name: str, default: int, *, low: int, high: int) -> int:
     value = get(name)
     if value is None:
         return default
@@ -298,7 +291,7 @@ def _int(get: _Getter, name: str, default: int, *, low: int, high: int) -> int:
     return number
 
 
-def _float(get: _Getter, name: str, default: float, *, low: float, high: float) -> float:
+def _float(get: Getter, name: str, default: float, *, low: float, high: float) -> float:
     value = get(name)
     if value is None:
         return default
@@ -311,20 +304,15 @@ def _float(get: _Getter, name: str, default: float, *, low: float, high: float) 
     return number
 
 
-def _text(get: _Getter, name: str, limit: int) -> str | None:
+def _text(get: Getter, name: str, limit: int) -> str | None:
     value = get(name)
     if value is not None and len(value) > limit:
         raise SettingsError(name, f"is longer than {limit} characters")
     return value
 
 
-def _log_level(get: _Getter) -> str:
+def _log_level(get: Getter) -> str:
     value = (get("LOG_LEVEL") or "INFO").upper()
     if value not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise SettingsError("LOG_LEVEL", f"must be DEBUG, INFO, WARNING or ERROR (got '{value[:20]}')")
     return value
-
-
-from collections.abc import Callable  # noqa: E402
-
-_Getter = Callable[[str], "str | None"]

@@ -15,17 +15,30 @@ from urllib.parse import urlsplit
 
 import phonenumbers
 
-_Getter = Callable[[str], "str | None"]
+Getter = Callable[[str], "str | None"]
 
 DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
 DEFAULT_BASE_URL = "https://graph.microsoft.com/v1.0"
 
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 # A tenant may be named by its GUID or by one of its verified domain names (contoso.onmicrosoft.com).
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$")
 # Deliberately plain: one @, no spaces or angle brackets, a dotted domain. Not RFC 5322, but what a mailbox
 # address in Entra looks like.
 _MAIL = re.compile(r"^[^@\s<>()\[\],;:\"]+@([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$")
+
+
+def env_getter(environ: Mapping[str, str]) -> Getter:
+    """Read a variable from `environ`: surrounding white space removed, unset or blank as None."""
+
+    def get(name: str) -> str | None:
+        value = environ.get(name)
+        if value is None:
+            return None
+        value = value.strip()
+        return value or None
+
+    return get
 
 
 class SettingsError(ValueError):
@@ -71,18 +84,12 @@ class GraphSettings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> GraphSettings:
-        def get(name: str) -> str | None:
-            value = environ.get(name)
-            if value is None:
-                return None
-            value = value.strip()
-            return value or None
-
+        get = env_getter(environ)
         tenant_id = _required(get, "GRAPH_TENANT_ID")
-        if not (_GUID.match(tenant_id) or _DOMAIN.match(tenant_id)):
+        if not (GUID.match(tenant_id) or _DOMAIN.match(tenant_id)):
             raise SettingsError("GRAPH_TENANT_ID", "must be the tenant's GUID or a domain name of the tenant")
         client_id = _required(get, "GRAPH_CLIENT_ID")
-        if not _GUID.match(client_id):
+        if not GUID.match(client_id):
             raise SettingsError("GRAPH_CLIENT_ID", "must be the application (client) id, a GUID")
 
         secret = get("GRAPH_CLIENT_SECRET")
@@ -146,21 +153,21 @@ class GraphSettings:
         )
 
 
-def _required(get: _Getter, name: str) -> str:
+def _required(get: Getter, name: str) -> str:
     value = get(name)
     if value is None:
         raise SettingsError(name, "missing")
     return value
 
 
-def _https_url(get: _Getter, name: str, default: str, *, allow_path: bool, keep_query: bool = False) -> str:
+def _https_url(get: Getter, name: str, default: str, *, allow_path: bool, keep_query: bool = False) -> str:
     value = get(name)
     if value is None:
         return default
     return _check_https(name, value, allow_path=allow_path, keep_query=keep_query)
 
 
-def _optional_https_url(get: _Getter, name: str) -> str | None:
+def _optional_https_url(get: Getter, name: str) -> str | None:
     value = get(name)
     if value is None:
         return None
@@ -180,40 +187,39 @@ def _check_https(name: str, value: str, *, allow_path: bool, keep_query: bool) -
     return value.rstrip("/")
 
 
-def _mail(get: _Getter, name: str) -> str | None:
+def _mail(get: Getter, name: str) -> str | None:
     value = get(name)
     if value is not None and not _MAIL.match(value):
         raise SettingsError(name, f"'{_short(value)}' does not look like a mail address")
     return value
 
 
-def _check_certificate(path: str) -> None:
-    name = "GRAPH_CLIENT_CERTIFICATE"
+def _read_pem_file(name: str, path: str) -> bytes:
+    """The first megabyte of the PEM file that variable `name` points at; SettingsError if it cannot be read."""
     if not os.path.isfile(path):
         raise SettingsError(name, f"no such file: {path}")
     try:
         with open(path, "rb") as fh:
-            text = fh.read(1_000_000)
+            return fh.read(1_000_000)
     except OSError as exc:
         raise SettingsError(name, f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _check_certificate(path: str) -> None:
+    name = "GRAPH_CLIENT_CERTIFICATE"
+    text = _read_pem_file(name, path)
     if b"PRIVATE KEY-----" not in text:
         raise SettingsError(name, f"{path} holds no PEM private key")
     if b"-----BEGIN CERTIFICATE-----" not in text:
         raise SettingsError(name, f"{path} holds no PEM certificate")
 
 
-def _ca_file(get: _Getter) -> str | None:
+def _ca_file(get: Getter) -> str | None:
     for name in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"):
         value = get(name)
         if value is None:
             continue
-        if not os.path.isfile(value):
-            raise SettingsError(name, f"no such file: {value}")
-        try:
-            with open(value, "rb") as fh:
-                head = fh.read(1_000_000)
-        except OSError as exc:
-            raise SettingsError(name, f"cannot read {value}: {exc.strerror or exc}") from None
+        head = _read_pem_file(name, value)
         if b"-----BEGIN CERTIFICATE-----" not in head:
             raise SettingsError(name, f"{value} holds no PEM certificate")
         return value
