@@ -106,7 +106,7 @@ async def _build_runtime(
 
     from bot.approvals import ApprovalService
     from bot.execution import Executor
-    from bot.handler import MfaBot
+    from bot.handler import DemoBanner, MfaBot
     from bot.policy import Policy
     from bot.proactive import CardUpdater
     from bot.service import GraphServices, MfaService
@@ -153,6 +153,9 @@ async def _build_runtime(
         )
         bot = MfaBot(service=service, store=store, settings=settings)
         adapter.on_turn_error = bot.on_turn_error
+        if settings.demo_mode:
+            # every card and text leaving the bot (turns and proactive updates alike) says it is a simulation
+            adapter.use(DemoBanner())
         sweeper = None
         if start_sweeper:
             # Its first round runs at once: it expires overdue approvals and resumes or closes requests a crash

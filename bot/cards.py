@@ -248,15 +248,34 @@ def _text_or_key(lang: str, value: str, prefix: str = "") -> str:
 # ------------------------------------------------------------------------------------------------ banner
 
 
+DEMO_BANNER_ID: Final = "demoBanner"
+NOTICE_ID: Final = "notice"
+
+
 def with_demo_banner(card: Card, lang: str) -> Card:
     """The card with the demo-mode banner on top (demo mode sends every card through this)."""
     banner = {
         "type": "Container",
+        "id": DEMO_BANNER_ID,
         "style": "warning",
         "bleed": True,
         "items": [_text(t(lang, "demo.banner"), weight="Bolder", size="Small")],
     }
     return {**card, "body": [banner, *card.get("body", [])]}
+
+
+def has_demo_banner(card: Card) -> bool:
+    body = card.get("body")
+    return isinstance(body, list) and any(
+        isinstance(el, dict) and el.get("id") == DEMO_BANNER_ID for el in body[:1]
+    )
+
+
+def with_notice(card: Card, text: str, *, color: str = "Attention") -> Card:
+    """The card with `text` (a sentence already in the card's language) on top in `color`: a refused click or a
+    Graph failure said above the card it happened on, whose facts and buttons stay as they are."""
+    notice = _text(text, id=NOTICE_ID, color=color, weight="Bolder")
+    return {**card, "body": [notice, *card.get("body", [])]}
 
 
 # ------------------------------------------------------------------------------------------------ request form
@@ -298,9 +317,9 @@ def request_card(
         _title(t(lang, "form.title")),
         _text(t(lang, "form.intro"), spacing="Small"),
     ]
-    if errors:
+    body += [{**block, "weight": "Bolder"} for block in err(FORM_ERROR)]
+    if any(field != FORM_ERROR and error for field, error in errors.items()):
         body.append(_text(t(lang, "form.has_errors"), color="Attention", weight="Bolder"))
-    body += err(FORM_ERROR)
     if people_picker:
         picker: dict[str, Any] = {
             "type": "Input.ChoiceSet",
@@ -411,10 +430,16 @@ def confirmation_rules(lang: str, req: ChangeRequest) -> list[str]:
 
 
 def confirmation_card(
-    lang: str, req: ChangeRequest, phones: PhoneState, *, rules: Sequence[str], warnings: Sequence[str]
+    lang: str,
+    req: ChangeRequest,
+    phones: PhoneState | None,
+    *,
+    rules: Sequence[str],
+    warnings: Sequence[str],
 ) -> Card:
     """Shown before any change. The rules derived from `req` (confirmation_rules) come first, then `rules`
-    (further lines already in `lang`); `warnings` are text keys (e.g. "warning.not_mobile") or sentences."""
+    (further lines already in `lang`); `warnings` are text keys (e.g. "warning.not_mobile") or sentences.
+    `phones` None: the current phone methods could not be read (the facts are left out, not guessed)."""
     body: list[dict[str, Any]] = [
         _title(t(lang, "confirm.title")),
         _text(

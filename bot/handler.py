@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import OrderedDict
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import ContextVar
 from typing import Any
 
@@ -21,13 +21,14 @@ from botbuilder.core import (
     ConversationState,
     InvokeResponse,
     MessageFactory,
+    Middleware,
     TurnContext,
     UserState,
 )
 from botbuilder.dialogs import DialogSet, DialogTurnStatus
 from botbuilder.schema import Activity, AdaptiveCardInvokeResponse, ChannelAccount
 
-from bot import texts
+from bot import cards, texts
 from bot.models import Person
 from bot.policy import activity_tenant_id
 from bot.service import Caller, MfaService
@@ -215,3 +216,66 @@ class MfaBot(ActivityHandler):
                 details={"conversation_id": conversation_id[:200], "by": "install"},
             )
             log.info("approvers' conversation registered on installation")
+
+
+class DemoBanner(Middleware):
+    """Demo mode: everything the bot puts in front of a person says it is a simulation.
+
+    Registered once on the adapter (app.py), so it sees every way a card leaves the bot: the answer to an
+    `adaptiveCard/action` invoke, messages sent in a turn, cards updated in place, and the proactive sends and
+    updates (continue_conversation runs the same middleware). Every Adaptive Card gets the banner of
+    `bot.cards.with_demo_banner` on top (once); a plain text message starts with the words of "demo.text".
+    """
+
+    async def on_turn(self, context: TurnContext, logic: Callable[[], Awaitable[Any]]) -> None:
+        context.on_send_activities(self._on_send)
+        context.on_update_activity(self._on_update)
+        await logic()
+
+    async def _on_send(
+        self, context: TurnContext, activities: list[Activity], next_send: Callable[[], Awaitable[Any]]
+    ) -> Any:
+        lang = _turn_lang(context)
+        for activity in activities:
+            mark_simulation(activity, lang)
+        return await next_send()
+
+    async def _on_update(
+        self, context: TurnContext, activity: Activity, next_update: Callable[[], Awaitable[Any]]
+    ) -> Any:
+        mark_simulation(activity, _turn_lang(context))
+        return await next_update()
+
+
+def _turn_lang(context: TurnContext) -> str:
+    activity = context.activity
+    locale = getattr(activity, "locale", None)
+    if not isinstance(locale, str) or not locale:
+        # a proactive turn (continue_conversation): the stored reference's locale
+        locale = getattr(getattr(activity, "relates_to", None), "locale", None)
+    return texts.lang_from_locale(locale if isinstance(locale, str) else None)
+
+
+def mark_simulation(activity: Activity, lang: str) -> None:
+    """Put the demo banner on every Adaptive Card of `activity` and the simulation prefix on its text (in place:
+    TurnContext.update_activity has already bound this object to the connector call)."""
+    if activity.type == "invokeResponse":
+        body = getattr(activity.value, "body", None)
+        if isinstance(body, AdaptiveCardInvokeResponse) and isinstance(body.value, dict):
+            body.value = _bannered(body.value, lang)
+        return
+    if activity.type != "message":
+        return
+    for attachment in activity.attachments or []:
+        if attachment.content_type == ADAPTIVE_CARD_TYPE and isinstance(attachment.content, dict):
+            attachment.content = _bannered(attachment.content, lang)
+    if isinstance(activity.text, str) and activity.text.strip():
+        prefix = texts.t(lang, "demo.text", text="")
+        if not activity.text.startswith(prefix):
+            activity.text = texts.t(lang, "demo.text", text=activity.text)
+
+
+def _bannered(card: dict[str, Any], lang: str) -> dict[str, Any]:
+    if cards.has_demo_banner(card):
+        return card
+    return cards.with_demo_banner(card, lang)

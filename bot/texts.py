@@ -76,6 +76,7 @@ EN: Final[dict[str, str]] = {
     # general
     "app.name": "MFA phone helpdesk",
     "demo.banner": "Simulation: changes go to a simulated tenant, not Microsoft Entra ID.",
+    "demo.text": "[Simulation] {text}",
     "common.none": "none",
     "common.yes": "yes",
     "common.no": "no",
@@ -158,6 +159,26 @@ EN: Final[dict[str, str]] = {
     "arrive.",
     "warning.sms_sign_in_lost": "SMS sign-in is active for the current number and will be set up again for "
     "the new one if the tenant allows it.",
+    # graph.workflow.ALTERNATE_FIRST, the advice of the outcome Graph's rule leads to
+    "warning.remove_alternate_first": "Graph will refuse this removal: the user also has an alternate mobile "
+    "number ({alternate}). Graph rule: remove the alternate mobile number first, or set a new mobile number "
+    "instead.",
+    # Microsoft sign-in or Graph failed while the bot read the directory (nothing was changed)
+    "graph.unavailable.title": "Microsoft sign-in/Graph did not answer",
+    "graph.unavailable": "Microsoft sign-in/Graph did not answer; nothing was changed. Try again in a few "
+    "seconds.",
+    "graph.unavailable.request_id": "Microsoft sign-in/Graph did not answer (request ID {id}); nothing was "
+    "changed. Try again in a few seconds.",
+    "graph.config.title": "The bot's access to Microsoft Graph is not set up correctly",
+    "graph.sign_in_refused": "Microsoft Entra refused to give the bot a token ({code}): {problem}. Nothing "
+    "was changed. Trying again will not help: an administrator must fix the bot's app registration "
+    "(tenant, client ID, secret or certificate, admin consent).",
+    "graph.permission_denied": "Microsoft Graph refused the bot access: the app lacks the permission "
+    "{permission}. Nothing was changed. An administrator must grant it (with admin consent).",
+    "graph.token_rejected": "Microsoft Graph did not accept the bot's token ({code}). Nothing was changed. An "
+    "administrator must check the bot's app registration (tenant, client ID, secret or certificate).",
+    "graph.refused": "Microsoft Graph refused the request ({status} {code}); nothing was changed. Try again; "
+    "if it keeps failing, give request ID {id} to your administrator.",
     # confirmation card
     "confirm.title": "Check the change",
     "confirm.intro": "Nothing has changed yet. Confirm to go ahead.",
@@ -358,6 +379,7 @@ EN: Final[dict[str, str]] = {
     "state.cancelled": "cancelled",
     # refusals
     "refusal.title": "Not possible",
+    "notice.refused": "Not possible: {reason}",
     "refusal.not_helpdesk": "Only members of the helpdesk group can change MFA phone numbers. Ask your "
     "administrator to add you if you need this.",
     "refusal.target_privileged": "This user holds {roles}. Only members of the privileged group can change "
@@ -436,6 +458,7 @@ EN: Final[dict[str, str]] = {
 DE: Final[dict[str, str]] = {
     "app.name": "MFA-Telefon-Helpdesk",
     "demo.banner": "Simulation: Änderungen gehen an einen simulierten Mandanten, nicht an Microsoft Entra ID.",
+    "demo.text": "[Simulation] {text}",
     "common.none": "keine",
     "common.yes": "ja",
     "common.no": "nein",
@@ -523,6 +546,28 @@ DE: Final[dict[str, str]] = {
     "womöglich nicht an.",
     "warning.sms_sign_in_lost": "Für die aktuelle Nummer ist die SMS-Anmeldung aktiv; sie wird für die neue "
     "Nummer wieder eingerichtet, sofern der Mandant es zulässt.",
+    "warning.remove_alternate_first": "Graph wird das Entfernen ablehnen: Der Benutzer hat auch eine "
+    "alternative Mobilnummer ({alternate}). Graph-Regel: Entfernen Sie zuerst die alternative Mobilnummer, "
+    "oder legen Sie stattdessen eine neue Mobilnummer fest.",
+    "graph.unavailable.title": "Microsoft-Anmeldung/Graph hat nicht geantwortet",
+    "graph.unavailable": "Microsoft-Anmeldung/Graph hat nicht geantwortet; es wurde nichts geändert. "
+    "Versuchen Sie es in ein paar Sekunden erneut.",
+    "graph.unavailable.request_id": "Microsoft-Anmeldung/Graph hat nicht geantwortet (Request-ID {id}); es "
+    "wurde nichts geändert. Versuchen Sie es in ein paar Sekunden erneut.",
+    "graph.config.title": "Der Zugriff des Bots auf Microsoft Graph ist nicht richtig eingerichtet",
+    "graph.sign_in_refused": "Microsoft Entra hat dem Bot kein Token ausgestellt ({code}): {problem}. Es "
+    "wurde nichts geändert. Erneut versuchen hilft nicht: Eine Administratorin oder ein Administrator muss "
+    "die App-Registrierung des Bots korrigieren (Mandant, Client-ID, Geheimnis oder Zertifikat, "
+    "Administratorzustimmung).",
+    "graph.permission_denied": "Microsoft Graph hat dem Bot den Zugriff verweigert: Der App fehlt die "
+    "Berechtigung {permission}. Es wurde nichts geändert. Eine Administratorin oder ein Administrator muss "
+    "sie erteilen (mit Administratorzustimmung).",
+    "graph.token_rejected": "Microsoft Graph hat das Token des Bots nicht angenommen ({code}). Es wurde nichts "
+    "geändert. Eine Administratorin oder ein Administrator muss die App-Registrierung des Bots prüfen "
+    "(Mandant, Client-ID, Geheimnis oder Zertifikat).",
+    "graph.refused": "Microsoft Graph hat die Anfrage abgelehnt ({status} {code}); es wurde nichts geändert. "
+    "Versuchen Sie es erneut; wenn es weiter fehlschlägt, geben Sie die Request-ID {id} an Ihre "
+    "Administration weiter.",
     "confirm.title": "Änderung prüfen",
     "confirm.intro": "Noch ist nichts geändert. Bestätigen Sie, um fortzufahren.",
     "confirm.intro_approval": "Noch ist nichts geändert. Bestätigen Sie, um die Anfrage zur Genehmigung zu "
@@ -729,6 +774,7 @@ DE: Final[dict[str, str]] = {
     "state.expired": "abgelaufen",
     "state.cancelled": "abgebrochen",
     "refusal.title": "Nicht möglich",
+    "notice.refused": "Nicht möglich: {reason}",
     "refusal.not_helpdesk": "Nur Mitglieder der Helpdesk-Gruppe können MFA-Telefonnummern ändern. Bitten Sie "
     "Ihre Administration, Sie aufzunehmen, falls Sie das brauchen.",
     "refusal.target_privileged": "Dieser Benutzer hat {roles}. Nur Mitglieder der privilegierten Gruppe "

@@ -20,10 +20,6 @@ def test_agent_typing_set_phone_gets_the_request_form(open_chat) -> None:
     expect(form.get_by_role("button", name="Review")).to_be_visible()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the bot does not yet put bot.cards.with_demo_banner on its cards when DEMO_MODE is set",
-)
 def test_demo_mode_says_it_is_a_simulation_in_chat(open_chat) -> None:
     alex = open_chat(AGENT)
     alex.say("set phone")
