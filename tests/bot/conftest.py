@@ -14,7 +14,7 @@ import itertools
 import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -349,6 +349,43 @@ async def connector() -> AsyncIterator[FakeConnector]:
         await fake.stop()
 
 
+@dataclass
+class BotLauncher:
+    """Starts real bot instances (create_app on a loopback TestServer) for one test and closes them at its end.
+
+    make_bot and the reliability suite's make_rbot both start their bots through this."""
+
+    sim: Any
+    sim_env: dict[str, str]
+    connector: FakeConnector
+    database: Database
+    tmp_path: Any
+    _harnesses: list[BotHarness] = field(default_factory=list)
+    _servers: list[TestServer] = field(default_factory=list)
+
+    def settings(self, **overrides: str) -> BotSettings:
+        """The test settings (bot_environ) with `overrides`, each instance with its own data folder."""
+        env = bot_environ(self.sim_env, str(self.tmp_path / f"data-{uuid.uuid4().hex[:6]}"), **overrides)
+        return BotSettings.from_env(env)
+
+    async def serve(self, settings: BotSettings, *, store: Any | None, **app_options: Any) -> BotHarness:
+        """Serve create_app(settings, store=…, **app_options); store None: a new Store on the test's database."""
+        if store is None:
+            store = await self.database.open()
+        server = TestServer(create_app(settings, store=store, **app_options), host="127.0.0.1")
+        await server.start_server()
+        self._servers.append(server)
+        harness = BotHarness(server, self.connector, settings, store, self.sim)
+        self._harnesses.append(harness)
+        return harness
+
+    async def close(self) -> None:
+        for harness in self._harnesses:
+            await harness.close()
+        for server in self._servers:
+            await server.close()
+
+
 MakeBot = Callable[..., Awaitable[BotHarness]]
 
 
@@ -360,29 +397,15 @@ async def make_bot(
     database: Database,  # noqa: F811
     tmp_path: Any,
 ) -> AsyncIterator[MakeBot]:
-    harnesses: list[BotHarness] = []
-    servers: list[TestServer] = []
+    launcher = BotLauncher(sim, sim_env, connector, database, tmp_path)
 
     async def start(*, store: Any | None = None, clock: Any | None = None, **overrides: str) -> BotHarness:
-        env = bot_environ(sim_env, str(tmp_path / f"data-{uuid.uuid4().hex[:6]}"), **overrides)
-        settings = BotSettings.from_env(env)
-        if store is None:
-            store = await database.open()
-        app = create_app(settings, store=store, clock=clock)
-        server = TestServer(app, host="127.0.0.1")
-        await server.start_server()
-        servers.append(server)
-        harness = BotHarness(server, connector, settings, store, sim)
-        harnesses.append(harness)
-        return harness
+        return await launcher.serve(launcher.settings(**overrides), store=store, clock=clock)
 
     try:
         yield start
     finally:
-        for harness in harnesses:
-            await harness.close()
-        for server in servers:
-            await server.close()
+        await launcher.close()
 
 
 @pytest.fixture

@@ -8,22 +8,19 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from aiohttp.test_utils import TestServer
 
-from app import create_app
 from bot.service import GraphServices
 from bot.settings import BotSettings
 from graph.client import RetryPolicy
 from tests.bot.conftest import (  # noqa: F401  (fixtures re-exported for this folder)
     BotHarness,
-    bot_environ,
+    BotLauncher,
     connector,
 )
 from tests.bot.db_fixtures import Database, database  # noqa: F401
@@ -70,33 +67,21 @@ async def make_rbot(
     tmp_path: Path,
 ) -> AsyncIterator[MakeRBot]:
     """make_rbot(fast=False, store=None, **env): one bot instance on the test's database."""
-    harnesses: list[BotHarness] = []
-    servers: list[TestServer] = []
+    launcher = BotLauncher(sim, sim_env, connector, database, tmp_path)
     graphs: list[GraphServices] = []
 
     async def start(*, fast: bool = False, store: Any | None = None, **overrides: str) -> BotHarness:
-        env = bot_environ(sim_env, str(tmp_path / f"data-{uuid.uuid4().hex[:6]}"), **overrides)
-        settings = BotSettings.from_env(env)
+        settings = launcher.settings(**overrides)
         graph = None
         if fast:
             graph = await fast_graph(settings)
             graphs.append(graph)
-        if store is None:
-            store = await database.open()
-        server = TestServer(create_app(settings, store=store, graph=graph), host="127.0.0.1")
-        await server.start_server()
-        servers.append(server)
-        harness = BotHarness(server, connector, settings, store, sim)
-        harnesses.append(harness)
-        return harness
+        return await launcher.serve(settings, store=store, graph=graph)
 
     try:
         yield start
     finally:
-        for harness in harnesses:
-            await harness.close()
-        for server in servers:
-            await server.close()
+        await launcher.close()
         for graph in graphs:
             await graph.close()
 
