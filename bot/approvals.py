@@ -9,6 +9,7 @@ request id and revision; what they show is read from the database when they are 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -83,13 +84,15 @@ class NoApproversChannel(ApprovalError):
 
 
 class _Refusal(Exception):
-    """A click that is not allowed: the clicker gets a refusal card, nothing changes."""
+    """A click that is not allowed: nothing changes; the clicker keeps the card of that request (its current state,
+    read from the database) with the reason on top, or a refusal card when there is no request to show."""
 
     def __init__(self, key: str, audit: bool = True, **params: Any) -> None:
         super().__init__(key)
         self.key = key
         self.audit = audit
         self.params = params
+        self.request_id: str | None = None  # set once the click named a request that exists
 
 
 class ApprovalService:
@@ -259,7 +262,7 @@ class ApprovalService:
         try:
             return await self._on_action(verb, data, actor, lang)
         except _Refusal as refusal:
-            return self._refusal(lang, refusal)
+            return await self._refused_view(lang, refusal, actor)
         except Exception:
             log.exception("approval action %s failed", verb if verb in VERBS else "?")
             return cards.refusal_card(
@@ -286,6 +289,7 @@ class ApprovalService:
         except _Refusal as refusal:
             if refusal.audit:
                 await self._audit_refusal(actor, req, verb, refusal.key)
+            refusal.request_id = req.id
             raise
 
     async def _decide(
@@ -446,6 +450,36 @@ class ApprovalService:
         return cards.refusal_card(
             lang, texts.t(lang, "refusal.title"), say(lang, refusal.key, **refusal.params)
         )
+
+    async def _refused_view(self, lang: str, refusal: _Refusal, actor: Person) -> dict[str, Any]:
+        """The answer to a refused click: the clicker keeps the request's card as it is now (read from the database:
+        the approval card, with the buttons only when this person may decide; the decision card once decided) with
+        the reason on top. Without a request to show (forged ids, a draft) it is the refusal card."""
+        if refusal.request_id is None:
+            return self._refusal(lang, refusal)
+        try:
+            current = await self._store.get_request(refusal.request_id)
+            if current is None or current.state is RequestState.DRAFT:
+                return self._refusal(lang, refusal)
+            if (
+                current.state is RequestState.AWAITING_APPROVAL
+                and current.expires_at is not None
+                and self._clock() >= current.expires_at
+            ):
+                # past its time, the sweeper (or this click) is expiring it: show it as it is about to be
+                current = dataclasses.replace(current, state=RequestState.EXPIRED)
+            card = (
+                await self._view_for(lang, current, actor)
+                if current.state is RequestState.AWAITING_APPROVAL
+                else self._final_view(lang, current)
+            )
+        except Exception:
+            log.exception(
+                "approval %s: reading the current card after a refused click failed", refusal.request_id
+            )
+            return self._refusal(lang, refusal)
+        reason = say(lang, refusal.key, **refusal.params)
+        return cards.with_notice(card, texts.t(lang, "notice.refused", reason=reason))
 
     async def _audit_refusal(
         self, actor: Person, req: ChangeRequest | None, verb: str, key: str, *, request_id: str | None = None

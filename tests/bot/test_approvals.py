@@ -270,6 +270,22 @@ def refusal(lang: str = "en") -> str:
     return texts.t(lang, "refusal.title")
 
 
+def notice(reply: Reply) -> str:
+    """The refusal said on top of the card the clicker keeps: the first element, in the attention colour."""
+    body = (reply.card or {}).get("body") or []
+    assert body, reply
+    top = body[0]
+    if top.get("type") != "TextBlock" or top.get("color") != "Attention":
+        return ""
+    return card_text({"body": [top]})
+
+
+def is_refusal_card(reply: Reply) -> bool:
+    """The plain refusal card (no request to show): its title says it is not possible."""
+    body = (reply.card or {}).get("body") or []
+    return bool(body) and card_text({"body": body[:1]}) == refusal()
+
+
 # ---------------------------------------------------------------------------------------------- the lifecycle
 
 
@@ -348,7 +364,10 @@ async def test_approval_runs_the_change_once_and_every_card_and_the_requester_se
     assert "Diego Siciliani" in told[0]
     # Later clicks change nothing.
     again = await click(bot, PATTI, "mfa.approve", sub.request_id, sub.rev, card=channel)
-    assert refusal() in again.text and "already approved" in again.text
+    assert refusal() in notice(again) and "already approved" in notice(again)
+    # Patti keeps the card: the decision and the facts, without buttons
+    assert "Approved by Megan Bowen" in again.text and "Diego Siciliani" in again.text
+    assert not has_button(again.card, "mfa.approve") and not has_button(again.card, "mfa.reject")
     assert len(graph_writes(bot.sim)) == 1 and len(bot.sim.outbox) == 1
 
 
@@ -378,7 +397,8 @@ async def test_reject_with_reason_tells_the_requester_and_changes_nothing(one: I
             bot.connector, activity_id, "Rejected by Patti Fernandez", "Ticket does not match"
         )
     after = await click(bot, MEGAN, "mfa.approve", sub.request_id, sub.rev, card=channel)
-    assert "already rejected" in after.text
+    assert "already rejected" in notice(after)
+    assert "Rejected by Patti Fernandez" in after.text and not has_button(after.card, "mfa.approve")
     assert graph_writes(bot.sim) == [] and bot.sim.outbox == []
     assert await decision_events(bot, sub.request_id) == ["rejected"]
 
@@ -393,7 +413,9 @@ async def test_requester_cancels_while_waiting_and_approvers_cards_follow(one: I
     megan = await bot.invoke(
         MEGAN, "mfa.cancel", cancel, conversation_id=APPROVERS_CONV, conversation_type="channel"
     )
-    assert "Only the person who asked" in megan.text
+    assert "Only the person who asked" in notice(megan)
+    # Megan keeps the approval card she may act on
+    assert has_button(megan.card, "mfa.approve") and "Diego Siciliani" in megan.text
     assert (await bot.store.get_request(sub.request_id)).state is RequestState.AWAITING_APPROVAL
 
     answer = await bot.invoke(ALEX, "mfa.cancel", cancel, reply_to_id=sub.form.activity_id)
@@ -401,7 +423,8 @@ async def test_requester_cancels_while_waiting_and_approvers_cards_follow(one: I
     await wait_state(bot, sub.request_id, RequestState.CANCELLED)
     await wait_card_text(bot.connector, channel.activity_id, "Cancelled by Alex Wilber")
     late = await click(bot, MEGAN, "mfa.approve", sub.request_id, sub.rev, card=channel)
-    assert refusal() in late.text and "cancelled" in late.text
+    assert refusal() in notice(late) and "cancelled" in notice(late)
+    assert "Cancelled by Alex Wilber" in late.text and not has_button(late.card, "mfa.approve")
     assert graph_writes(bot.sim) == []
     assert await decision_events(bot, sub.request_id) == ["cancelled"]
 
@@ -429,7 +452,9 @@ async def test_requester_who_is_an_approver_cannot_approve_their_own_request(one
     await dm_card(bot, sub.request_id, PATTI)
     assert posted_approval(bot.connector.records, sub.request_id, MEGAN.conversation_id) is None
     answer = await click(bot, MEGAN, "mfa.approve", sub.request_id, sub.rev, card=channel)
-    assert refusal() in answer.text and "You asked for this change" in answer.text
+    assert refusal() in notice(answer) and "You asked for this change" in notice(answer)
+    # her view of the request she asked for: the facts and her Cancel, no Approve
+    assert "Diego Siciliani" in answer.text and not has_button(answer.card, "mfa.approve")
     await assert_unchanged(bot, sub)
 
 
@@ -438,7 +463,8 @@ async def test_target_cannot_approve_a_change_of_their_own_account(one: Instance
     sub = await submit(bot, target=MEGAN.upn)
     channel = await channel_card(bot, sub.request_id)
     answer = await click(bot, MEGAN, "mfa.approve", sub.request_id, sub.rev, card=channel)
-    assert "about your own account" in answer.text
+    assert "about your own account" in notice(answer)
+    assert "Megan Bowen" in answer.text and not has_button(answer.card, "mfa.approve")
     await assert_unchanged(bot, sub)
 
 
@@ -448,10 +474,46 @@ async def test_non_approver_cannot_approve_or_reject(one: Instance) -> None:
     channel = await channel_card(bot, sub.request_id)
     for verb in ("mfa.approve", "mfa.reject"):
         answer = await click(bot, PRADEEP, verb, sub.request_id, sub.rev, card=channel)
-        assert refusal() in answer.text and "Only members of the approver group" in answer.text
+        assert refusal() in notice(answer) and "Only members of the approver group" in notice(answer)
+        # the approval card stays, read-only for him
+        assert "Diego Siciliani" in answer.text and "***6666" in answer.text
+        assert not has_button(answer.card, "mfa.approve") and not has_button(answer.card, "mfa.reject")
     await assert_unchanged(bot, sub)
     refused = [e for e in await bot.store.request_audit(sub.request_id) if e.event == "approval_refused"]
     assert len(refused) == 2 and all(e.actor_aad_id == PRADEEP.aad for e in refused)
+
+
+async def test_a_refused_approver_keeps_the_approval_card_and_only_the_refusal_is_written(
+    one: Instance,
+) -> None:
+    bot = one.bot
+    sub = await submit(bot)
+    channel = await channel_card(bot, sub.request_id)
+    await eventually(lambda: _roles(bot, sub.request_id, 4), what="the 1:1 copies to be out")
+    rows_before = await bot.all_audit()
+    refs_before = await bot.store.card_refs(sub.request_id)
+    answer = await click(bot, PRADEEP, "mfa.approve", sub.request_id, sub.rev, card=channel)
+    # on top, in the attention colour: why not; below it the same approval card the channel shows
+    assert answer.card is not None
+    top = answer.card["body"][0]
+    assert top["type"] == "TextBlock" and top["color"] == "Attention"
+    assert notice(answer) == texts.t(
+        "en",
+        "notice.refused",
+        reason=texts.t("en", "refusal.not_approver", group=texts.t("en", "approval.group.approver")),
+    )
+    below = card_text({"body": answer.card["body"][1:]})
+    assert texts.t("en", "approval.title") in below
+    for fact in ("Diego Siciliani", DIEGO_UPN, "***6666", "Alex Wilber"):
+        assert fact in below, fact
+    assert not has_button(answer.card, "mfa.approve") and not has_button(answer.card, "mfa.reject")
+    # the database: one audited refusal and nothing else
+    rows_after = await bot.all_audit()
+    added = rows_after[len(rows_before) :]
+    assert [r["event"] for r in added] == ["approval_refused"]
+    assert added[0]["actor_aad_id"] == PRADEEP.aad
+    assert await bot.store.card_refs(sub.request_id) == refs_before
+    await assert_unchanged(bot, sub)
 
 
 async def test_privileged_target_needs_the_privileged_group(one: Instance) -> None:
@@ -465,7 +527,8 @@ async def test_privileged_target_needs_the_privileged_group(one: Instance) -> No
     await dm_card(bot, sub.request_id, PATTI)
     assert posted_approval(bot.connector.records, sub.request_id, MEGAN.conversation_id) is None
     answer = await click(bot, MEGAN, "mfa.approve", sub.request_id, sub.rev, card=channel)
-    assert "Only members of the privileged group" in answer.text
+    assert "Only members of the privileged group" in notice(answer)
+    assert "Isaiah Langer" in answer.text and not has_button(answer.card, "mfa.approve")
     await assert_unchanged(bot, sub)
     ok = await click(bot, PATTI, "mfa.approve", sub.request_id, sub.rev, card=channel)
     assert "Patti Fernandez" in ok.text
@@ -497,7 +560,14 @@ async def test_forged_or_stale_clicks_are_refused_and_change_nothing(
         request_id = sub.request_id
     answer = await click(bot, MEGAN, "mfa.approve", request_id, rev, card=channel)
     assert answer.status == 200
-    assert refusal() in answer.text and expected in answer.text
+    if request_id == sub.request_id and isinstance(rev, int) and not isinstance(rev, bool):
+        # a stale click on a real request: Megan keeps its current approval card, actionable at the current
+        # revision, with the reason on top
+        assert refusal() in notice(answer) and expected in notice(answer)
+        assert (action_data(answer.card, "mfa.approve") or {}).get("rev") == sub.rev
+        assert "Diego Siciliani" in answer.text
+    else:
+        assert is_refusal_card(answer) and expected in answer.text
     await assert_unchanged(bot, sub)
 
 
@@ -506,9 +576,10 @@ async def test_a_huge_or_wrongly_typed_reason_is_refused(one: Instance) -> None:
     sub = await submit(bot)
     channel = await channel_card(bot, sub.request_id)
     huge = await click(bot, MEGAN, "mfa.reject", sub.request_id, sub.rev, card=channel, reason="x" * 100_000)
-    assert huge.status == 200 and "too long" in huge.text
+    assert huge.status == 200 and "too long" in notice(huge)
+    assert has_button(huge.card, "mfa.reject")  # she can shorten the reason and reject again
     typed = await click(bot, MEGAN, "mfa.reject", sub.request_id, sub.rev, card=channel, reason={"a": 1})
-    assert typed.status == 200 and "could not read" in typed.text
+    assert typed.status == 200 and "could not read" in notice(typed)
     await assert_unchanged(bot, sub)
 
 
@@ -524,7 +595,7 @@ async def test_repeated_click_gets_the_same_answer_and_runs_nothing_again(one: I
     third = await click(bot, MEGAN, "mfa.approve", sub.request_id, sub.rev, card=channel)
     assert refusal() not in third.text
     reject_after = await click(bot, MEGAN, "mfa.reject", sub.request_id, sub.rev, card=channel)
-    assert "already approved" in reject_after.text
+    assert "already approved" in notice(reject_after)
     assert len(graph_writes(bot.sim)) == 1
     assert await decision_events(bot, sub.request_id) == ["approved"]
 
@@ -619,7 +690,8 @@ async def test_sweeper_expires_a_request_nobody_decided_and_tells_everyone(bots:
         await wait_card_text(bot.connector, activity_id, texts.t("en", "decision.title.expired"))
     await bot.connector.wait_for(lambda _: [t for t in texts_to(bot.connector, ALEX) if "expired" in t])
     late = await click(bot, MEGAN, "mfa.approve", sub.request_id, sub.rev, card=channel)
-    assert refusal() in late.text and "Expired" in late.text
+    assert refusal() in notice(late) and "Expired" in notice(late)
+    assert "Diego Siciliani" in late.text and not has_button(late.card, "mfa.approve")
     assert graph_writes(bot.sim) == []
     assert await decision_events(bot, sub.request_id) == ["expired"]
 
@@ -632,7 +704,8 @@ async def test_click_after_expiry_is_refused_even_before_the_sweeper_runs(bots: 
     channel = await channel_card(bot, sub.request_id)
     instance.clock.advance(hours=25)
     answer = await click(bot, MEGAN, "mfa.approve", sub.request_id, sub.rev, card=channel)
-    assert refusal() in answer.text and "Expired" in answer.text
+    assert refusal() in notice(answer) and "Expired" in notice(answer)
+    assert "Diego Siciliani" in answer.text and not has_button(answer.card, "mfa.approve")
     await wait_state(bot, sub.request_id, RequestState.EXPIRED)
     assert graph_writes(bot.sim) == []
     assert await decision_events(bot, sub.request_id) == ["expired"]
@@ -661,7 +734,8 @@ async def test_manager_is_not_an_approver_when_manager_approval_is_off(one: Inst
     sub = await submit(bot, target="lynne.robbins@contoso.example", number="+49 170 4443333")
     channel = await channel_card(bot, sub.request_id)
     answer = await click(bot, PRADEEP, "mfa.approve", sub.request_id, sub.rev, card=channel)
-    assert "Only members of the approver group" in answer.text
+    assert "Only members of the approver group" in notice(answer)
+    assert not has_button(answer.card, "mfa.approve")
     await assert_unchanged(bot, sub)
 
 
