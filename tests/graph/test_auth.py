@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import socket
 import uuid
 from pathlib import Path
@@ -11,16 +10,14 @@ from typing import Any
 import httpx
 import pytest
 import requests
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
 from graph.auth import PinnedVerifySession, TokenProvider, certificate_thumbprints
 from graph.client import GraphClient
 from graph.errors import TokenError
 from graph.settings import GraphSettings
 from graph.simulator.tenant import Application
+
+from .cert_helpers import make_certificate
 
 
 class CountingSession(PinnedVerifySession):
@@ -39,23 +36,7 @@ class CountingSession(PinnedVerifySession):
 
 
 def make_pem(directory: Path, name: str = "client.pem") -> tuple[Path, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mfa-phone-bot")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
-    cert_pem = cert.public_bytes(serialization.Encoding.PEM).decode()
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
+    key_pem, cert_pem, _ = make_certificate()
     path = directory / name
     path.write_text(key_pem + cert_pem)
     return path, cert_pem

@@ -5,42 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
 from graph.settings import GraphSettings, SettingsError
+
+from .cert_helpers import make_certificate
 
 TENANT = "11111111-2222-3333-4444-555555555555"
 CLIENT = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
 
 
 def _pem(tmp_path: Path, *, key: bool = True, cert: bool = True) -> Path:
-    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "graph-client")])
-    import datetime as dt
-
-    now = dt.datetime.now(dt.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(private.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .sign(private, hashes.SHA256())
-    )
-    parts = b""
-    if key:
-        parts += private.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    if cert:
-        parts += certificate.public_bytes(serialization.Encoding.PEM)
+    key_pem, cert_pem, _ = make_certificate()
     path = tmp_path / "client.pem"
-    path.write_bytes(parts)
+    path.write_text((key_pem if key else "") + (cert_pem if cert else ""))
     return path
 
 
