@@ -9,7 +9,7 @@ import pytest
 
 from graph.outcome import NotificationStatus, OutcomeKind
 from graph.workflow import ALTERNATE_FIRST, required_permission
-from tests.graph.workflow_helpers import Stack, add_user, graph_calls, make_stack, request, writes
+from tests.graph.workflow_helpers import Stack, add_user, graph_calls, make_stack, mobile_of, request, writes
 
 SENDER = "helpdesk@contoso.example"
 
@@ -28,11 +28,6 @@ async def stack(sim: Any, sim_env: dict[str, str]) -> Any:
     env = dict(sim_env, MAIL_SENDER=SENDER)
     async for s in make_stack(sim, env):
         yield s
-
-
-def mobile_of(sim: Any, user: Any) -> str | None:
-    phone = sim.tenant.users[user.id].phones.get("mobile")
-    return phone.number if phone else None
 
 
 # ------------------------------------------------------------------------------------------ set

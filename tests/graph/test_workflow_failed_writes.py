@@ -21,7 +21,7 @@ from graph.directory import Directory
 from graph.outcome import OutcomeKind
 from graph.settings import GraphSettings
 from graph.workflow import PhoneMfaWorkflow, WorkflowSettings
-from tests.graph.workflow_helpers import FAST_RETRY, Stack, add_user, make_stack, request, writes
+from tests.graph.workflow_helpers import FAST_RETRY, Stack, add_user, make_stack, mobile_of, request, writes
 
 NUMBER = "+49 176 1234567"
 
@@ -30,11 +30,6 @@ NUMBER = "+49 176 1234567"
 async def stack(sim: Any, sim_env: dict[str, str]) -> AsyncIterator[Stack]:
     async for s in make_stack(sim, sim_env):
         yield s
-
-
-def mobile_of(sim: Any, user: Any) -> str | None:
-    phone = sim.tenant.users[user.id].phones.get("mobile")
-    return phone.number if phone else None
 
 
 def phone_calls(sim: Any, user: Any, since: int) -> list[tuple[str, int | None]]:

@@ -94,6 +94,12 @@ def graph_calls(sim: Any, since: int = 0) -> list[tuple[str, str]]:
     return [(c.method, c.path) for c in sim.calls[since:]]
 
 
+def mobile_of(sim: Any, user: Any) -> str | None:
+    """The user's mobile number as the simulated tenant holds it now (None: no mobile method)."""
+    phone = sim.tenant.users[user.id].phones.get("mobile")
+    return phone.number if phone else None
+
+
 def writes(sim: Any, since: int = 0) -> list[tuple[str, str]]:
     out = []
     for c in sim.calls[since:]:
