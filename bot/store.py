@@ -33,6 +33,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    Select,
     String,
     Table,
     Text,
@@ -740,13 +741,11 @@ class Store:
         return stored
 
     async def due_for_expiry(self, now: datetime) -> list[ChangeRequest]:
-        async with self._read() as conn:
-            rows = await conn.execute(
-                select(REQUESTS)
-                .where(REQUESTS.c.state == RequestState.AWAITING_APPROVAL.value, REQUESTS.c.expires_at <= now)
-                .order_by(REQUESTS.c.expires_at, REQUESTS.c.id)
-            )
-            return [_row_to_request(r) for r in rows]
+        return await self._select_requests(
+            select(REQUESTS)
+            .where(REQUESTS.c.state == RequestState.AWAITING_APPROVAL.value, REQUESTS.c.expires_at <= now)
+            .order_by(REQUESTS.c.expires_at, REQUESTS.c.id)
+        )
 
     async def stuck_requests(
         self, state: RequestState | str, older_than: datetime, *, limit: int = 100
@@ -763,14 +762,16 @@ class Store:
             if wanted is RequestState.EXECUTING
             else REQUESTS.c.updated_at
         )
+        return await self._select_requests(
+            select(REQUESTS)
+            .where(REQUESTS.c.state == wanted.value, since <= older_than)
+            .order_by(since, REQUESTS.c.id)
+            .limit(max(1, int(limit)))
+        )
+
+    async def _select_requests(self, statement: Select[Any]) -> list[ChangeRequest]:
         async with self._read() as conn:
-            rows = await conn.execute(
-                select(REQUESTS)
-                .where(REQUESTS.c.state == wanted.value, since <= older_than)
-                .order_by(since, REQUESTS.c.id)
-                .limit(max(1, int(limit)))
-            )
-            return [_row_to_request(r) for r in rows]
+            return [_row_to_request(r) for r in await conn.execute(statement)]
 
     async def count_changes_by_requester(self, aad_object_id: str, since: datetime) -> int:
         """Requests of this requester that reached executing at or after `since` (the per-requester limit)."""
@@ -818,21 +819,21 @@ class Store:
             )
 
     async def history(self, target_id: str, limit: int = 20) -> list[AuditEntry]:
-        async with self._read() as conn:
-            rows = await conn.execute(
-                select(AUDIT)
-                .where(AUDIT.c.target_id == target_id)
-                .order_by(AUDIT.c.at.desc(), AUDIT.c.id.desc())
-                .limit(max(1, int(limit)))
-            )
-            return [_row_to_audit(r) for r in rows]
+        return await self._select_audit(
+            select(AUDIT)
+            .where(AUDIT.c.target_id == target_id)
+            .order_by(AUDIT.c.at.desc(), AUDIT.c.id.desc())
+            .limit(max(1, int(limit)))
+        )
 
     async def request_audit(self, request_id: str) -> list[AuditEntry]:
+        return await self._select_audit(
+            select(AUDIT).where(AUDIT.c.request_id == request_id).order_by(AUDIT.c.at, AUDIT.c.id)
+        )
+
+    async def _select_audit(self, statement: Select[Any]) -> list[AuditEntry]:
         async with self._read() as conn:
-            rows = await conn.execute(
-                select(AUDIT).where(AUDIT.c.request_id == request_id).order_by(AUDIT.c.at, AUDIT.c.id)
-            )
-            return [_row_to_audit(r) for r in rows]
+            return [_row_to_audit(r) for r in await conn.execute(statement)]
 
     # -- card and conversation references -------------------------------------------------------------------
 
