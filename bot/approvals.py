@@ -19,6 +19,7 @@ from typing import Any
 from bot import cards, texts
 from bot.models import CardRef, ChangeRequest, Person, RequestState
 from bot.store import InvalidTransition, StaleRevision
+from graph.errors import GraphError
 from graph.outcome import Notification, NotificationStatus, Outcome, OutcomeKind, TargetUser
 
 log = logging.getLogger(__name__)
@@ -263,6 +264,8 @@ class ApprovalService:
             return await self._on_action(verb, data, actor, lang)
         except _Refusal as refusal:
             return await self._refused_view(lang, refusal, actor)
+        except GraphError as exc:
+            return await self._graph_failed_view(lang, data, actor, exc)
         except Exception:
             log.exception("approval action %s failed", verb if verb in VERBS else "?")
             return cards.refusal_card(
@@ -450,6 +453,40 @@ class ApprovalService:
         return cards.refusal_card(
             lang, texts.t(lang, "refusal.title"), say(lang, refusal.key, **refusal.params)
         )
+
+    async def _graph_failed_view(
+        self, lang: str, data: Any, actor: Person, error: GraphError
+    ) -> dict[str, Any]:
+        """Sign-in or Graph failed while the click was checked (the approver's groups, the manager): nothing was
+        decided. The clicker keeps the request's card with the clear words on top and, while it waits, the
+        buttons to try again (the next click is checked again)."""
+        problem = texts.graph_problem(error)
+        assert problem is not None
+        title, key, params = problem
+        log.warning(
+            "approval click: Graph failed: %s (%s %s, request-id %s)",
+            type(error).__name__,
+            error.status,
+            error.code,
+            error.request_id,
+        )
+        text = texts.t(lang, key, **params)
+        fallback = cards.refusal_card(lang, texts.t(lang, title), text)
+        try:
+            request_id, _ = _parse_ids(data)
+            current = await self._store.get_request(request_id)
+        except Exception:  # noqa: BLE001  (forged ids or the database: the plain card says it)
+            return fallback
+        if current is None or current.state is RequestState.DRAFT:
+            return fallback
+        aad = actor.aad_object_id.lower()
+        if current.state is not RequestState.AWAITING_APPROVAL:
+            card = self._final_view(lang, current)
+        elif aad == current.requester.aad_object_id.lower():
+            card = cards.awaiting_card(lang, current)
+        else:
+            card = self._approval_card(lang, current, _ids(actor), aad != current.target_id.lower())
+        return cards.with_notice(card, text)
 
     async def _refused_view(self, lang: str, refusal: _Refusal, actor: Person) -> dict[str, Any]:
         """The answer to a refused click: the clicker keeps the request's card as it is now (read from the database:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from bot import cards, texts
 from bot.models import CardRef, ChangeRequest, Person, RequestState
 from bot.policy import Decision, Policy
+from graph.errors import GraphError
 from graph.numbers import InvalidNumber, parse_number
 from graph.outcome import PhoneState, TargetUser
 
@@ -191,8 +192,37 @@ class MfaService:
         except Exception:
             log.exception("writing the audit record of a refusal failed")
 
+    def graph_problem_card(self, caller: Caller, error: GraphError, *, during: str) -> dict[str, Any]:
+        """Microsoft sign-in or Graph failed while reading the directory: say which, and that nothing changed."""
+        title, key, params = self.graph_problem(caller, error, during=during)
+        return cards.refusal_card(
+            caller.lang, texts.t(caller.lang, title), texts.t(caller.lang, key, **params)
+        )
+
+    def graph_problem(
+        self, caller: Caller, error: GraphError, *, during: str
+    ) -> tuple[str, str, dict[str, Any]]:
+        problem = texts.graph_problem(error)
+        assert problem is not None  # error is a GraphError
+        log.warning(
+            "Graph failed during %s: %s (%s %s, request-id %s)",
+            during[:40],
+            type(error).__name__,
+            error.status,
+            error.code,
+            error.request_id,
+        )
+        return problem
+
     async def check_requester(self, caller: Caller, *, verb: str | None = None) -> dict[str, Any] | None:
-        """None when the caller may use the bot as a requester; else the refusal card (audited)."""
+        """None when the caller may use the bot as a requester; else the refusal card (audited), or the card saying
+        Microsoft sign-in/Graph failed while the roles were read."""
+        try:
+            return await self._requester_refusal(caller, verb=verb)
+        except GraphError as exc:
+            return self.graph_problem_card(caller, exc, during=verb or "message")
+
+    async def _requester_refusal(self, caller: Caller, *, verb: str | None = None) -> dict[str, Any] | None:
         decision = await self.policy.check_requester(caller.person, caller.tenant_id)
         if decision.allowed:
             return None
@@ -234,10 +264,10 @@ class MfaService:
             if not tenant.allowed:
                 return await self.refuse(caller, tenant.reason_key or "refusal.other_tenant", verb=verb)
             return await self.approvals.on_action(verb, data, caller.person, activity)
-        refusal = await self.check_requester(caller, verb=verb)
-        if refusal is not None:
-            return refusal
         try:
+            refusal = await self._requester_refusal(caller, verb=verb)
+            if refusal is not None:
+                return refusal
             if verb == VERB_REVIEW:
                 return await self.review(caller, data)
             if verb == VERB_CONFIRM:
@@ -251,6 +281,41 @@ class MfaService:
                     caller, refused.key, verb=verb, req=refused.request, params=refused.params
                 )
             return self.refusal_card(lang, refused.key, **refused.params)
+        except GraphError as exc:
+            return await self._graph_failed(caller, verb, data, exc)
+
+    async def _graph_failed(
+        self, caller: Caller, verb: str, data: dict[str, Any], error: GraphError
+    ) -> dict[str, Any]:
+        """Sign-in or Graph failed during a card action: nothing was changed. The person keeps the card they
+        clicked, with the clear words on top: the request form with their values after Review, the confirmation
+        card of their draft after Confirm/Edit/Cancel."""
+        lang = caller.lang
+        title, key, params = self.graph_problem(caller, error, during=verb)
+        draft = await self._draft_of(caller, data)
+        if verb == VERB_REVIEW:
+            values, _, _ = self._form_values(data)
+            return self.request_form(caller, values=values, errors={"_form": (key, params)}, draft=draft)
+        if draft is not None:
+            card = cards.confirmation_card(lang, draft, None, rules=[], warnings=[])
+            return cards.with_notice(card, texts.t(lang, key, **params))
+        return cards.refusal_card(lang, texts.t(lang, title), texts.t(lang, key, **params))
+
+    async def _draft_of(self, caller: Caller, data: dict[str, Any]) -> ChangeRequest | None:
+        """The caller's own draft named by the card data, or None (no Graph call: the database only)."""
+        request_id = data.get("requestId")
+        if not isinstance(request_id, str) or not _REQUEST_ID.match(request_id):
+            return None
+        try:
+            req = await self.store.get_request(request_id)
+        except Exception:
+            log.exception("reading the draft after a Graph failure failed")
+            return None
+        if req is None or req.state is not RequestState.DRAFT:
+            return None
+        if req.requester.aad_object_id.lower() != caller.person.aad_object_id.lower():
+            return None
+        return req
 
     async def _is_awaiting(self, data: dict[str, Any]) -> bool:
         request_id = data.get("requestId")
@@ -632,6 +697,12 @@ class MfaService:
 
     # ------------------------------------------------------------------------------------ history / status
     async def history(self, caller: Caller, ref: str) -> dict[str, Any]:
+        try:
+            return await self._history(caller, ref)
+        except GraphError as exc:
+            return self.graph_problem_card(caller, exc, during="history")
+
+    async def _history(self, caller: Caller, ref: str) -> dict[str, Any]:
         lang = caller.lang
         tenant = self.policy.check_tenant(caller.tenant_id)
         if not tenant.allowed:
@@ -653,6 +724,12 @@ class MfaService:
         return cards.history_card(lang, label, entries)
 
     async def status(self, caller: Caller, request_id: str) -> dict[str, Any]:
+        try:
+            return await self._status(caller, request_id)
+        except GraphError as exc:
+            return self.graph_problem_card(caller, exc, during="status")
+
+    async def _status(self, caller: Caller, request_id: str) -> dict[str, Any]:
         lang = caller.lang
         tenant = self.policy.check_tenant(caller.tenant_id)
         if not tenant.allowed:
@@ -674,6 +751,13 @@ class MfaService:
 
     # ------------------------------------------------------------------------------------ approvers' channel
     async def register_approvers(self, caller: Caller) -> str:
+        try:
+            return await self._register_approvers(caller)
+        except GraphError as exc:
+            _, key, params = self.graph_problem(caller, exc, during="register approvals")
+            return say(caller.lang, key, **params)
+
+    async def _register_approvers(self, caller: Caller) -> str:
         tenant = self.policy.check_tenant(caller.tenant_id)
         if not tenant.allowed:
             await self._audit_refusal(caller, "refusal.other_tenant", verb="register approvals", req=None)

@@ -64,6 +64,47 @@ class _Params(dict[str, object]):
         return f"⟦{name}⟧"
 
 
+def graph_problem(error: BaseException) -> tuple[str, str, dict[str, object]] | None:
+    """The words for a Microsoft sign-in or Graph failure met while the bot read the directory: (title key, text
+    key, params), or None when `error` is not one. Sign-in/Graph not answering (TokenError.transient, 5xx after
+    retries, no connection, throttled past the deadline) is "try again in a few seconds"; a configuration problem
+    (a token refused, a permission missing, a token not accepted) says what an administrator must fix."""
+    from graph.errors import (
+        AuthenticationError,
+        GraphError,
+        GraphUnavailableError,
+        PermissionDeniedError,
+        ThrottledError,
+        TokenError,
+        TransportError,
+    )
+
+    if not isinstance(error, GraphError):
+        return None
+    if isinstance(error, TokenError):
+        if error.transient:
+            return _unavailable(error.request_id)
+        code = error.aadsts or error.code or "?"
+        return "graph.config.title", "graph.sign_in_refused", {"code": code, "problem": error.problem}
+    if isinstance(error, GraphUnavailableError | TransportError | ThrottledError):
+        return _unavailable(error.request_id)
+    if isinstance(error, PermissionDeniedError):
+        from graph.workflow import required_permission
+
+        permission = required_permission(error.method, error.url)
+        return "graph.config.title", "graph.permission_denied", {"permission": permission}
+    if isinstance(error, AuthenticationError):
+        return "graph.config.title", "graph.token_rejected", {"code": error.code or "401"}
+    params = {"status": error.status or "?", "code": error.code or "", "id": error.request_id or "?"}
+    return "refusal.title", "graph.refused", params
+
+
+def _unavailable(request_id: str | None) -> tuple[str, str, dict[str, object]]:
+    if request_id:
+        return "graph.unavailable.title", "graph.unavailable.request_id", {"id": request_id}
+    return "graph.unavailable.title", "graph.unavailable", {}
+
+
 def number_error_key(code: str) -> str:
     """The text key for a graph.numbers.InvalidNumber code (unknown codes get the generic text)."""
     key = f"error.number.{code}"
