@@ -435,10 +435,11 @@ def confirmation_card(
     phones: PhoneState | None,
     *,
     rules: Sequence[str],
-    warnings: Sequence[str],
+    warnings: Sequence[str | tuple[str, Mapping[str, object]]],
 ) -> Card:
     """Shown before any change. The rules derived from `req` (confirmation_rules) come first, then `rules`
-    (further lines already in `lang`); `warnings` are text keys (e.g. "warning.not_mobile") or sentences.
+    (further lines already in `lang`); `warnings` are text keys (e.g. "warning.not_mobile"), (key, params) or
+    sentences.
     `phones` None: the current phone methods could not be read (the facts are left out, not guessed)."""
     body: list[dict[str, Any]] = [
         _title(t(lang, "confirm.title")),
@@ -460,7 +461,7 @@ def confirmation_card(
     body += [_text(f"• {rule}", spacing="Small") for rule in dict.fromkeys(all_rules)]
     if warnings:
         body.append(_text(t(lang, "warnings.title"), weight="Bolder", color="Warning"))
-        body += [_text(_text_or_key(lang, w, "warning."), color="Warning", spacing="Small") for w in warnings]
+        body += [_text(_warning(lang, w), color="Warning", spacing="Small") for w in warnings]
     body.append(
         _actions(
             _execute(t(lang, "button.confirm"), VERB_CONFIRM, req, style="positive"),
@@ -469,6 +470,13 @@ def confirmation_card(
         )
     )
     return _card(body)
+
+
+def _warning(lang: str, warning: str | tuple[str, Mapping[str, object]]) -> str:
+    if isinstance(warning, tuple):
+        key, params = warning
+        return t(lang, key, **{str(k): v for k, v in params.items()})
+    return _text_or_key(lang, warning, "warning.")
 
 
 # ------------------------------------------------------------------------------------------------ progress

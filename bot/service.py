@@ -506,9 +506,16 @@ class MfaService:
             )
         caller.open_request = req.id
         # text keys; the card puts them into words (a sentence given here would first be looked up as a key)
-        warnings = ["warning.not_mobile"] if parsed and parsed.is_mobile is False else []
+        warnings: list[str | tuple[str, dict[str, Any]]] = (
+            ["warning.not_mobile"] if parsed and parsed.is_mobile is False else []
+        )
         if action == "set" and phones.mobile and (phones.mobile.sms_sign_in_state or "").lower() == "ready":
             warnings.append("warning.sms_sign_in_lost")
+        if action == "remove" and phones.alternate_mobile is not None:
+            # Graph's rule (graph.workflow.ALTERNATE_FIRST): the mobile cannot go while an alternate mobile exists.
+            # Whether the mobile is the default sign-in method is not in phoneMethods, so no warning for that.
+            alternate = cards.masked(phones.alternate_mobile.phone_number)
+            warnings.append(("warning.remove_alternate_first", {"alternate": alternate}))
         return cards.confirmation_card(
             lang, req, phones, rules=self.rule_texts(lang, decision), warnings=warnings
         )
