@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -236,7 +236,7 @@ class MfaService:
         caller: Caller,
         *,
         values: dict[str, Any] | None = None,
-        errors: dict[str, str] | None = None,
+        errors: Mapping[str, str | tuple[str, Mapping[str, object]]] | None = None,
         draft: ChangeRequest | None = None,
     ) -> dict[str, Any]:
         return cards.request_card(

@@ -95,7 +95,11 @@ def graph_problem(error: BaseException) -> tuple[str, str, dict[str, object]] | 
         return "graph.config.title", "graph.permission_denied", {"permission": permission}
     if isinstance(error, AuthenticationError):
         return "graph.config.title", "graph.token_rejected", {"code": error.code or "401"}
-    params = {"status": error.status or "?", "code": error.code or "", "id": error.request_id or "?"}
+    params: dict[str, object] = {
+        "status": error.status or "?",
+        "code": error.code or "",
+        "id": error.request_id or "?",
+    }
     return "refusal.title", "graph.refused", params
 
 
