@@ -124,7 +124,9 @@ class StackThread:
         self.call(lambda: self.sim.tenant.groups[group_id].members.append(user_id))
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: Playwright's sync API keeps an event loop running in the main thread while it is
+# open, so it must close when the end-to-end tests are done, before any other package's asyncio tests run.
+@pytest.fixture(scope="package")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackThread]:
     reason = missing_tools()
     if reason:
@@ -160,7 +162,7 @@ def _fresh_tenant(request: pytest.FixtureRequest) -> None:
 # ------------------------------------------------------------------------------------------------ the browser
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(stack: StackThread) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
@@ -248,7 +250,7 @@ def open_chat(
             context.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def approvers(browser: Any, stack: StackThread) -> Iterator[dict[str, Chat]]:
     """Megan Bowen's and Patti Fernandez's Playgrounds, open for the whole session.
 
