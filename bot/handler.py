@@ -125,7 +125,7 @@ class MfaBot(ActivityHandler):
                     return
                 except KeyError:  # ETagConflict: another turn saved this user's state meanwhile; read again
                     continue
-            log.warning("keeping the open request for the cancel command failed (eTag conflicts)")
+            log.info("keeping the open request for the cancel command failed (eTag conflicts)")
 
         return remember
 
