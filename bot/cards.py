@@ -498,6 +498,22 @@ def progress_card(lang: str, req: ChangeRequest, text: str) -> Card:
     )
 
 
+def lookup_card(lang: str, text: str, values: Mapping[str, str], draft: ChangeRequest | None = None) -> Card:
+    """The answer to Review while the bot looks the user up in Graph (the card is then updated in place with the
+    confirmation card or the form with its errors). `text` is a sentence in `lang`; Edit brings the form back
+    with `values` (the inputs as typed)."""
+    data = {**_data(VERB_EDIT, draft), **{k: v for k, v in values.items() if isinstance(v, str)}}
+    title = t(lang, "button.edit")
+    edit = {
+        "type": "Action.Execute",
+        "title": title,
+        "verb": VERB_EDIT,
+        "data": data,
+        "fallback": {"type": "Action.Submit", "title": title, "data": dict(data)},
+    }
+    return _card([_title(t(lang, "progress.title")), _text(text), _actions(edit)])
+
+
 # ------------------------------------------------------------------------------------------------ outcome
 
 _OUTCOME_COLOR: Final = {

@@ -50,6 +50,7 @@ class MfaBot(ActivityHandler):
         self.service = service
         self.settings = settings
         storage = store.bot_storage()
+        self._storage = storage
         self.conversation_state = ConversationState(storage)
         self.user_state = UserState(storage)
         self.open_request = self.user_state.create_property("open_request")
@@ -101,7 +102,32 @@ class MfaBot(ActivityHandler):
             reply_to_id=activity.reply_to_id if isinstance(activity.reply_to_id, str) else None,
             personal=conversation_type in (None, "personal"),
             defer=pending.append if pending is not None else None,
+            remember_open_request=self._open_request_keeper(activity),
         )
+
+    def _open_request_keeper(self, activity: Activity) -> Callable[[str], Awaitable[None]] | None:
+        """Writes `open_request` into this user's state (the `cancel` command reads it) after the turn has ended,
+        as a Review whose Graph work runs after its answer needs: the same storage key as UserState, eTag-safe."""
+        channel = activity.channel_id
+        user = getattr(activity.from_property, "id", None)
+        if not isinstance(channel, str) or not channel or not isinstance(user, str) or not user:
+            return None
+        key = f"{channel}/users/{user}"
+        storage = self._storage
+
+        async def remember(request_id: str) -> None:
+            for _ in range(3):
+                items = await storage.read([key])
+                state = dict(items.get(key) or {})
+                state["open_request"] = request_id
+                try:
+                    await storage.write({key: state})
+                    return
+                except KeyError:  # ETagConflict: another turn saved this user's state meanwhile; read again
+                    continue
+            log.info("keeping the open request for the cancel command failed (eTag conflicts)")
+
+        return remember
 
     async def _remember_user(self, caller: Caller) -> None:
         """Keep the conversation reference of everyone who talks to the bot 1:1 (proactive messages later)."""

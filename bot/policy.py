@@ -96,6 +96,11 @@ class Policy:
                 self._cache[key] = (self._monotonic() + s.role_cache_seconds, roles)
             return roles
 
+    def roles_cached(self, aad_object_id: str) -> bool:
+        """Whether roles() would answer from the cache now (no Graph call)."""
+        cached = self._cache.get(aad_object_id.lower())
+        return bool(cached and cached[0] > self._monotonic())
+
     async def privilege(self, user_id: str) -> Any:
         """The target's privilege (directory roles, role-assignable groups), cached like memberships."""
         key = user_id.lower()

@@ -101,6 +101,8 @@ class Caller:
     personal: bool = True
     defer: Callable[[Coroutine[Any, Any, Any]], None] | None = None  # run after the answer is sent
     open_request: str | None = None  # set when an action leaves the caller with an open request
+    # keeps open_request for the `cancel` command when the action ends after its turn (a deferred Review)
+    remember_open_request: Callable[[str], Awaitable[None]] | None = None
     lang: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -254,7 +256,6 @@ class MfaService:
     # ------------------------------------------------------------------------------------ card actions
     async def on_card_action(self, caller: Caller, verb: Any, data: Any, activity: Any) -> dict[str, Any]:
         """One card action (Action.Execute or Action.Submit); returns the card that replaces the clicked one."""
-        lang = caller.lang
         if not isinstance(verb, str) or verb not in VERBS:
             return await self.refuse(caller, "refusal.unknown_action", verb="?")
         if not isinstance(data, dict):
@@ -265,6 +266,8 @@ class MfaService:
                 return await self.refuse(caller, tenant.reason_key or "refusal.other_tenant", verb=verb)
             return await self.approvals.on_action(verb, data, caller.person, activity)
         try:
+            if verb == VERB_REVIEW and self._answers_first(caller):
+                return await self._review_answer_first(caller, data)
             refusal = await self._requester_refusal(caller, verb=verb)
             if refusal is not None:
                 return refusal
@@ -276,13 +279,16 @@ class MfaService:
                 return await self.edit(caller, data)
             return await self.cancel_draft(caller, data)
         except Refused as refused:
-            if refused.audit:
-                await self._audit_refusal(
-                    caller, refused.key, verb=verb, req=refused.request, params=refused.params
-                )
-            return self.refusal_card(lang, refused.key, **refused.params)
+            return await self._refused_card(caller, verb, refused)
         except GraphError as exc:
             return await self._graph_failed(caller, verb, data, exc)
+
+    async def _refused_card(self, caller: Caller, verb: str, refused: Refused) -> dict[str, Any]:
+        if refused.audit:
+            await self._audit_refusal(
+                caller, refused.key, verb=verb, req=refused.request, params=refused.params
+            )
+        return self.refusal_card(caller.lang, refused.key, **refused.params)
 
     async def _graph_failed(
         self, caller: Caller, verb: str, data: dict[str, Any], error: GraphError
@@ -370,6 +376,85 @@ class MfaService:
         return values, errors, ""
 
     async def review(self, caller: Caller, data: dict[str, Any]) -> dict[str, Any]:
+        """Review with everything in the answer (no card to update later): validate, look up, make the draft."""
+        form = await self._review_form(caller, data)
+        if form.errors:
+            return self.request_form(caller, values=form.values, errors=form.errors, draft=form.draft)
+        return await self._review_lookup(caller, form)
+
+    def _answers_first(self, caller: Caller) -> bool:
+        """Whether the Graph work of a Review can run after the answer: there is a card to update in place (the
+        activity id of the clicked card) and the HTTP answer is written before deferred work starts."""
+        return caller.defer is not None and bool(caller.reply_to_id)
+
+    async def _review_answer_first(self, caller: Caller, data: dict[str, Any]) -> dict[str, Any]:
+        """Review answered at once: what needs no Graph is checked now (tenant, roles when cached, the form's
+        fields and sizes, the draft it edits); the look-up, the rules and the draft run after the answer and
+        replace the card in place. The answer says who is being looked up and keeps the values for Edit."""
+        checked = False
+        tenant = self.policy.check_tenant(caller.tenant_id)
+        if (
+            not tenant.allowed
+            or not caller.person.aad_object_id
+            or self.policy.roles_cached(caller.person.aad_object_id)
+        ):
+            refusal = await self._requester_refusal(caller, verb=VERB_REVIEW)  # no Graph call here
+            if refusal is not None:
+                return refusal
+            checked = True
+        form = await self._review_form(caller, data)
+        if form.errors:
+            if not checked:
+                refusal = await self._requester_refusal(caller, verb=VERB_REVIEW)
+                if refusal is not None:
+                    return refusal
+            return self.request_form(caller, values=form.values, errors=form.errors, draft=form.draft)
+        assert caller.defer is not None
+        caller.defer(self._review_after_answer(caller, data, form, requester_checked=checked))
+        who = form.values.get("targetUserText") or form.values.get("targetUserId") or ""
+        text = texts.t(caller.lang, "progress.looking_up", user=who[:80])
+        return cards.lookup_card(caller.lang, text, form.values, form.draft)
+
+    async def _review_after_answer(
+        self, caller: Caller, data: dict[str, Any], form: _ReviewForm, *, requester_checked: bool
+    ) -> None:
+        """The Graph part of a Review after its answer: the card the person clicked becomes the confirmation
+        card, or the form with the error beside the field, or the refusal; each audited as in review()."""
+        try:
+            card = await self._guarded_review_lookup(caller, data, form, requester_checked=requester_checked)
+        except Exception:
+            log.exception("review failed after the answer")
+            card = self.refusal_card(caller.lang, "refusal.internal_error")
+        # kept before the card changes: the person can say `cancel` as soon as they see the confirmation card
+        if caller.open_request is not None and caller.remember_open_request is not None:
+            try:
+                await caller.remember_open_request(caller.open_request)
+            except Exception:  # noqa: BLE001  (only the `cancel` command's shortcut is lost)
+                log.warning("remembering the open request failed", exc_info=True)
+        ref = CardRef(
+            role="requester",
+            conversation_reference=caller.conversation_reference,
+            activity_id=caller.reply_to_id,
+        )
+        await self.updater.update_card(ref, card)
+
+    async def _guarded_review_lookup(
+        self, caller: Caller, data: dict[str, Any], form: _ReviewForm, *, requester_checked: bool
+    ) -> dict[str, Any]:
+        try:
+            if not requester_checked:
+                refusal = await self._requester_refusal(caller, verb=VERB_REVIEW)
+                if refusal is not None:
+                    return refusal
+            return await self._review_lookup(caller, form)
+        except Refused as refused:
+            return await self._refused_card(caller, VERB_REVIEW, refused)
+        except GraphError as exc:
+            return await self._graph_failed(caller, VERB_REVIEW, data, exc)
+
+    async def _review_form(self, caller: Caller, data: dict[str, Any]) -> _ReviewForm:
+        """The Review form checked without Graph: types, sizes, choices, the number, the target's shape, and
+        the caller's own draft it edits (database). Errors by field; Refused for a draft not theirs/decided."""
         lang = caller.lang
         values, error_keys, _ = self._form_values(data)
         # errors: input id -> (bot.texts key, params); the card renders them beside the field
@@ -413,11 +498,8 @@ class MfaService:
             elif action == "set":
                 errors["number"] = ("error.number.required_for_set", {})
 
-        target: TargetUser | None = None
         if "targetUserId" not in errors and "targetUserText" not in errors:
-            target, target_error = await self._resolve_target(
-                lang, values.get("targetUserId"), values.get("targetUserText")
-            )
+            target_error = _target_shape_error(values.get("targetUserId"), values.get("targetUserText"))
             if target_error:
                 errors["targetUserText"] = target_error
 
@@ -431,11 +513,28 @@ class MfaService:
                     audit=False,
                     state=texts.t(lang, f"state.{draft.state.value}"),
                 )
+        return _ReviewForm(
+            values=values,
+            errors=errors,
+            action=action,
+            notify=notify,
+            language=language,
+            ticket=ticket,
+            parsed=parsed,
+            draft=draft,
+        )
 
-        if errors:
+    async def _review_lookup(self, caller: Caller, form: _ReviewForm) -> dict[str, Any]:
+        """The Graph part of Review: find the user, the rules and the phones, the limits; make the draft."""
+        lang = caller.lang
+        values, draft, action, parsed = form.values, form.draft, form.action, form.parsed
+        target, target_error = await self._resolve_target(
+            lang, values.get("targetUserId"), values.get("targetUserText")
+        )
+        if target_error:
+            errors: dict[str, Any] = {"targetUserText": target_error}
             return self.request_form(caller, values=values, errors=errors, draft=draft)
         assert target is not None
-
         # The rules and the current phones are independent reads: ask Graph for both at once.
         decision, phones = await asyncio.gather(
             self.policy.check_target(caller.person, target), self._phones_unless_self(caller, target)
@@ -469,9 +568,9 @@ class MfaService:
             "privilege_reasons": decision.privilege_reasons,
             "number": number,
             "previous_number": previous,
-            "notify": notify,
-            "language": language,
-            "ticket": ticket,
+            "notify": form.notify,
+            "language": form.language,
+            "ticket": form.ticket,
             "approval_required": decision.approval_required,
             "approver_group": decision.approver_group,
             "locale": caller.locale or "en-US",
@@ -534,12 +633,9 @@ class MfaService:
     async def _resolve_target(
         self, lang: str, picked: str | None, typed: str | None
     ) -> tuple[TargetUser | None, tuple[str, dict[str, Any]] | None]:
-        if picked and not _GUID.match(picked):
-            return None, ("error.target.invalid", {})
-        if not picked and not typed:
-            return None, ("error.target.required", {})
-        if typed and (any(c.isspace() for c in typed) or any(ord(c) < 32 for c in typed)):
-            return None, ("error.target.invalid", {})
+        shape_error = _target_shape_error(picked, typed)
+        if shape_error:
+            return None, shape_error
         found_pick = await self.directory.find_user(picked) if picked else None
         if picked and found_pick is None:
             return None, ("error.target.not_found", {"ref": picked[:80]})
@@ -635,6 +731,15 @@ class MfaService:
 
     # ------------------------------------------------------------------------------------ edit / cancel
     async def edit(self, caller: Caller, data: dict[str, Any]) -> dict[str, Any]:
+        if any(name in data for name in FORM_FIELDS):
+            # Edit on the card shown while a Review looks the user up: the form again, with the values as typed
+            values, _, _ = self._form_values(data)
+            draft: ChangeRequest | None = None
+            if isinstance(data.get("requestId"), str) and data.get("requestId"):
+                draft, _ = await self._own_request(caller, data, need_rev=False)
+                if draft.state is not RequestState.DRAFT:
+                    return cards.decision_card(caller.lang, draft)
+            return self.request_form(caller, values=values, draft=draft)
         req, rev = await self._own_request(caller, data)
         if req.state is not RequestState.DRAFT:
             return cards.decision_card(caller.lang, req)
@@ -795,3 +900,29 @@ def _e164(graph_number: str | None) -> str | None:
     if not graph_number:
         return None
     return "+" + "".join(c for c in graph_number if c.isdigit())
+
+
+@dataclass
+class _ReviewForm:
+    """A Review's form after the checks that need no Graph."""
+
+    values: dict[str, Any]
+    errors: dict[str, Any]
+    action: str
+    notify: bool
+    language: str
+    ticket: str | None
+    parsed: Any
+    draft: ChangeRequest | None
+
+
+def _target_shape_error(picked: str | None, typed: str | None) -> tuple[str, dict[str, Any]] | None:
+    """What is wrong with the target fields before any look-up (a picked id that is no object id, nothing given,
+    spaces or control characters in the typed name)."""
+    if picked and not _GUID.match(picked):
+        return "error.target.invalid", {}
+    if not picked and not typed:
+        return "error.target.required", {}
+    if typed and (any(c.isspace() for c in typed) or any(ord(c) < 32 for c in typed)):
+        return "error.target.invalid", {}
+    return None

@@ -292,6 +292,7 @@ EN: Final[dict[str, str]] = {
     "progress.changing": "Changing the number in Microsoft Entra ID\u2026",
     "progress.removing": "Removing the number in Microsoft Entra ID\u2026",
     "progress.checking": "Reading the user's current phone methods\u2026",
+    "progress.looking_up": "Looking up {user}\u2026",
     "progress.search_profile": "The number is in use elsewhere. Looking for the account that holds it\u2026",
     "progress.search_scan": "Looking for the account that holds the number: {scanned} accounts checked\u2026",
     "progress.search_scan_total": "Looking for the account that holds the number: {scanned} of about {total} "
@@ -679,6 +680,7 @@ DE: Final[dict[str, str]] = {
     "progress.changing": "Die Nummer wird in Microsoft Entra ID geändert\u2026",
     "progress.removing": "Die Nummer wird in Microsoft Entra ID entfernt\u2026",
     "progress.checking": "Die aktuellen Telefonmethoden des Benutzers werden gelesen\u2026",
+    "progress.looking_up": "{user} wird nachgeschlagen\u2026",
     "progress.search_profile": "Die Nummer wird bereits verwendet. Ich suche das Konto, das sie hat\u2026",
     "progress.search_scan": "Suche nach dem Konto, das die Nummer hat: {scanned} Konten geprüft\u2026",
     "progress.search_scan_total": "Suche nach dem Konto, das die Nummer hat: {scanned} von etwa {total} "

@@ -65,6 +65,7 @@ LEE_ID = "00000000-0000-0000-0000-0000000000c6"
 MIRIAM_ID = "00000000-0000-0000-0000-0000000000c7"
 
 WRITE_METHODS = ("POST", "PATCH", "PUT", "DELETE")
+ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive"
 
 
 def graph_writes(sim: Any) -> list[Any]:
@@ -135,6 +136,8 @@ def input_ids(card: dict[str, Any] | None) -> set[str]:
 class Reply:
     status: int
     body: Any
+    # Review: the invoke's own answer (the look-up card) when `body` is the card it was updated to afterwards
+    answer: Reply | None = None
 
     @property
     def card(self) -> dict[str, Any] | None:
@@ -253,8 +256,34 @@ class BotHarness:
         )
 
     async def review(self, who: Persona, form: Recorded, values: dict[str, Any], **kw: Any) -> Reply:
+        """Review on the request card `form` with `values`; returns what the person ends up seeing (see
+        review_and_wait)."""
         data = {**(action_data(form.card, "mfa.review") or {"verb": "mfa.review"}), **values}
-        return await self.invoke(who, "mfa.review", data, reply_to_id=form.activity_id, **kw)
+        return await self.review_and_wait(who, data, reply_to_id=form.activity_id, **kw)
+
+    async def review_and_wait(
+        self, who: Persona, data: dict[str, Any], *, reply_to_id: str | None, timeout: float = 15.0, **kw: Any
+    ) -> Reply:
+        """Send the Review invoke; when it is answered with the look-up card (the Graph work runs after the
+        answer), wait for the card at reply_to_id to be updated and return that card (the invoke's answer in
+        `.answer`). An answer that is already final (errors beside the fields, a refusal) is returned as is."""
+        mark = self.connector.mark()
+        answer = await self.invoke(who, "mfa.review", data, reply_to_id=reply_to_id, **kw)
+        if answer.status != 200 or not is_lookup(answer.card):
+            return answer
+        assert reply_to_id is not None, "a look-up card needs a card to update"
+        update = await self.card_update(reply_to_id, since=mark, timeout=timeout)
+        return Reply(200, {"type": ADAPTIVE_CARD, "value": update.card}, answer=answer)
+
+    async def card_update(self, activity_id: str, *, since: int, timeout: float = 15.0) -> Recorded:
+        """The first in-place update of the card at activity_id after `since`."""
+        return await self.connector.wait_for(
+            lambda recs: next(
+                (r for r in recs if r.kind == "update" and r.activity_id == activity_id and r.card), None
+            ),
+            since=since,
+            timeout=timeout,
+        )
 
     async def confirm(
         self, who: Persona, card_id: str | None, confirmation: dict[str, Any], **kw: Any
@@ -313,6 +342,11 @@ class BotHarness:
 def _is_progress(card: dict[str, Any]) -> bool:
     titles = {texts.t(lang, "progress.title") for lang in texts.LANGUAGES}
     return any(el.get("text") in titles for el in walk(card))
+
+
+def is_lookup(card: dict[str, Any] | None) -> bool:
+    """The answer to Review while the user is looked up: a progress card whose Edit brings the form back."""
+    return bool(card) and _is_progress(card or {}) and action_data(card, "mfa.edit") is not None
 
 
 # ---------------------------------------------------------------------------------------------- fixtures

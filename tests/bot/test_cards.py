@@ -245,6 +245,18 @@ def catalogue(lang: str) -> Iterator[tuple[str, dict[str, Any]]]:
         ),
     )
     yield "progress", cards.progress_card(lang, req, texts.t(lang, "progress.search_scan", scanned=1200))
+    yield (
+        "lookup",
+        cards.lookup_card(
+            lang,
+            texts.t(lang, "progress.looking_up", user="diego.siciliani@contoso.example"),
+            {
+                "targetUserText": "diego.siciliani@contoso.example",
+                "number": "+49 170 5556666",
+                "ticket": "INC-9",
+            },
+        ),
+    )
     for name, outcome in OUTCOMES.items():
         yield f"outcome_{name}", cards.outcome_card(lang, _request(state=RequestState.COMPLETED), outcome)
     awaiting = _request(
@@ -413,6 +425,9 @@ def test_card_is_version_1_5(name: str) -> None:
     assert CARDS[name]["type"] == "AdaptiveCard"
 
 
+FORM_INPUT_IDS = ("targetUserId", "targetUserText", "number", "action", "notify", "language", "ticket")
+
+
 def test_every_execute_action_carries_its_verb_and_only_ids() -> None:
     seen_verbs: set[str] = set()
     for name, card in CARDS.items():
@@ -424,6 +439,12 @@ def test_every_execute_action_carries_its_verb_and_only_ids() -> None:
             assert verb in cards.VERBS, name
             data = node["data"]
             assert data["verb"] == verb, name
+            if name.endswith("lookup"):
+                # the look-up card's Edit carries the typed form values (the form is not on that card)
+                assert verb == cards.VERB_EDIT, name
+                assert set(data) <= {"verb", "requestId", "rev", *FORM_INPUT_IDS}, name
+                assert data["targetUserText"] == "diego.siciliani@contoso.example", name
+                continue
             assert set(data) <= {"verb", "requestId", "rev"}, name
             if not (verb == cards.VERB_REVIEW and "draft" not in name):
                 assert data["requestId"] == _request().id, name

@@ -17,7 +17,9 @@ from tests.bot.conftest import (
     card_text,
     graph_writes,
     input_ids,
+    is_lookup,
 )
+from tests.bot.fake_connector import Recorded
 
 DIEGO = {"targetUserText": "diego.siciliani@contoso.example", "number": "+49 170 5556666", "action": "set"}
 
@@ -74,11 +76,15 @@ async def test_action_submit_fallback_updates_the_card_in_place(bot: BotHarness)
     form = await bot.open_form(ALEX)
     mark = bot.connector.mark()
     await bot.message(ALEX, None, value={"verb": "mfa.review", **DIEGO}, replyToId=form.activity_id)
-    update = await bot.connector.wait_for(
-        lambda rs: next((r for r in rs if r.kind == "update" and r.activity_id == form.activity_id), None),
-        since=mark,
-    )
-    data = action_data(update.card, "mfa.confirm")
+
+    # the card shows the look-up at once, then the confirmation card in its place
+    def looked_up(records: list[Recorded]) -> list[Recorded] | None:
+        mine = [r for r in records if r.kind == "update" and r.activity_id == form.activity_id]
+        return mine if mine and not is_lookup(mine[-1].card) else None
+
+    updates = await bot.connector.wait_for(looked_up, since=mark)
+    assert is_lookup(updates[0].card) and "diego.siciliani@contoso.example" in card_text(updates[0].card)
+    data = action_data(updates[-1].card, "mfa.confirm")
     assert data is not None
     mark = bot.connector.mark()
     await bot.message(ALEX, None, value=data, replyToId=form.activity_id)
@@ -95,7 +101,7 @@ async def test_edit_keeps_the_values_and_a_second_review_updates_the_same_draft(
     edit = await bot.invoke(ALEX, "mfa.edit", data, reply_to_id=form.activity_id)
     assert '"INC-7"' in str(edit.body).replace("'", '"')
     again = {**(action_data(edit.card, "mfa.review") or {}), **DIEGO, "number": "+49 170 5557777"}
-    review2 = await bot.invoke(ALEX, "mfa.review", again, reply_to_id=form.activity_id)
+    review2 = await bot.review_and_wait(ALEX, again, reply_to_id=form.activity_id)
     data2 = action_data(review2.card, "mfa.confirm")
     assert data2 and data2["requestId"] == data["requestId"] and data2["rev"] > data["rev"]
     old = await bot.invoke(ALEX, "mfa.confirm", {**data, "verb": "mfa.confirm"})

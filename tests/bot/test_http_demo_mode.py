@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot import texts
-from tests.bot.conftest import ALEX, BotHarness, MakeBot, action_data, card_text, walk
+from tests.bot.conftest import ALEX, BotHarness, MakeBot, action_data, card_text, is_lookup, walk
 
 DIEGO = {"targetUserText": "diego.siciliani@contoso.example", "number": "+49 170 5556666", "action": "set"}
 
@@ -31,13 +31,16 @@ async def test_demo_mode_puts_the_banner_on_every_card_sent_answered_and_updated
     mark = bot.connector.mark()
     form = await bot.open_form(ALEX)  # sent in the turn (the dialog)
     assert banner_on_top(form.card) and banners(form.card) == 1
-    review = await bot.review(ALEX, form, DIEGO)  # the invoke answer
+    review = await bot.review(ALEX, form, DIEGO)  # the invoke answer, then the card updated in place
+    assert review.answer is not None
+    assert banner_on_top(review.answer.card) and banners(review.answer.card) == 1
     assert banner_on_top(review.card) and banners(review.card) == 1
     assert action_data(review.card, "mfa.confirm") is not None  # still the confirmation card
+    confirmed_at = bot.connector.mark()
     confirm = await bot.confirm(ALEX, form.activity_id, review.card or {})
     assert banner_on_top(confirm.card) and banners(confirm.card) == 1
     assert form.activity_id is not None
-    final = await bot.final_update(form.activity_id, since=mark)  # updated in place, after the answer
+    final = await bot.final_update(form.activity_id, since=confirmed_at)  # updated in place, after the answer
     assert texts.t("en", "outcome.added.title") in card_text(final.card)
     assert banner_on_top(final.card) and banners(final.card) == 1
     # every card the connector saw in this conversation, progress included
@@ -68,10 +71,14 @@ async def test_demo_mode_banner_on_a_card_updated_through_the_submit_fallback(ma
     reply = await bot.message(ALEX, None, value=data, replyToId=form.activity_id)
     assert reply.status in (200, 201)
     updated = await bot.connector.wait_for(
-        lambda rs: next((r for r in rs if r.kind == "update" and r.card), None), since=mark
+        lambda rs: next((r for r in rs if r.kind == "update" and r.card and not is_lookup(r.card)), None),
+        since=mark,
     )
     assert action_data(updated.card, "mfa.confirm") is not None
     assert banner_on_top(updated.card) and banners(updated.card) == 1
+    # the look-up card the submit was answered with carried the banner too
+    lookups = [r.card for r in bot.connector.records[mark:] if r.kind == "update" and is_lookup(r.card)]
+    assert lookups and all(banner_on_top(card) and banners(card) == 1 for card in lookups)
 
 
 async def test_without_demo_mode_no_card_or_text_mentions_a_simulation(bot: BotHarness) -> None:

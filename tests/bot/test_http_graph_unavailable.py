@@ -174,7 +174,7 @@ async def test_review_while_graph_users_is_down_keeps_the_form_and_says_try_agai
     # once Graph answers again, the same card goes on to the confirmation
     bot.sim.faults.clear()
     data = {**(action_data(reply.card, "mfa.review") or {}), **DIEGO}
-    ok = await bot.invoke(ALEX, "mfa.review", data, reply_to_id=form.activity_id)
+    ok = await bot.review_and_wait(ALEX, data, reply_to_id=form.activity_id)
     assert action_data(ok.card, "mfa.confirm") is not None, ok.text
     assert graph_writes(bot.sim) == []
 

@@ -10,15 +10,16 @@ runs in a second process: the Graph simulator (its own thread there), the fake B
 HTTP clients. Measuring a bot that shares its event loop (or its interpreter lock) with Graph and with its own
 users would charge their work to the bot's answer times.
 
-An agent clicks Review on the request card, reads the confirmation card, clicks Confirm, and waits until the card
+An agent clicks Review on the request card (answered at once with the look-up card), waits until the card becomes
+the confirmation card, reads it, clicks Confirm, and waits until the card
 shows the outcome; then starts the next request. Between clicks it pauses --think-ms on average (uniformly 0.5× to
 1.5×; reading a card and clicking takes a person at least that long). The answer time is the time from sending
 the card action to receiving its HTTP answer (what the Teams client waits for).
 
 Prints card-action answer times (p50, p99, max; over the whole run and after warm-up, by verb), errors, whole requests finished, outcomes and the bot process's
-memory (RSS at the start, after warm-up and at the end). Exit code 1 when p99 after warm-up (a third of the run, at
-most 10 s) ≥ 300 ms, any answer (warm-up included) took > 3 s, there was an error, or memory grew by more than
---max-growth-mb after warm-up. tests/reliability/test_load.py runs a short version in the suite.
+memory (RSS at the start, after warm-up and at the end). Exit code 1 when p99 over every card action of the run
+≥ 300 ms, any answer took > 3 s, there was an error, or memory grew by more than --max-growth-mb after warm-up
+(a third of the run, at most 10 s). tests/reliability/test_load.py runs a short version in the suite.
 """
 
 from __future__ import annotations
@@ -110,6 +111,12 @@ class LoadResult:
                 }
                 for verb, values in sorted(self.answers_by_verb.items())
             },
+            "review_confirmation_shown": {
+                "n": len(shown := self.raw.get("review_shown_ms", [])),
+                "p50_ms": round(self._percentile(shown, 50), 1),
+                "p99_ms": round(self._percentile(shown, 99), 1),
+                "max_ms": round(max(shown, default=0.0), 1),
+            },
             "whole_requests": self.final_cards,
             "requests_completed": self.completed,
             "outcomes": self.outcomes,
@@ -120,15 +127,14 @@ class LoadResult:
         }
 
     def failures(self, max_growth_mb: float) -> list[str]:
-        """The issue's budget. p99 is taken over the card actions after warm-up (the same point memory is measured
-        from): right after a start the caches are empty and the first answers wait for each target's privilege
-        lookup. The 3 s limit, the errors and every figure printed cover the whole run, warm-up included."""
+        """The issue's budget: p99 over every card action of the run (the first seconds' cold caches included)
+        < 300 ms, none > 3 s, no errors, memory flat (growth measured from the end of warm-up)."""
         out = []
-        steady_p99 = self._percentile(self.answers_after_warmup_ms, 99)
-        if not self.answers_after_warmup_ms:
-            out.append("no card action after warm-up")
-        elif steady_p99 >= 300:
-            out.append(f"p99 after warm-up {steady_p99:.0f} ms ≥ 300 ms")
+        p99 = self.percentile(99)
+        if not self.answers_ms:
+            out.append("no card action")
+        elif p99 >= 300:
+            out.append(f"p99 {p99:.0f} ms ≥ 300 ms")
         if max(self.answers_ms, default=0.0) > 3000:
             out.append("an answer took more than 3 s")
         if self.errors:
@@ -204,11 +210,12 @@ async def _agents(
     connector: Any, *, bot_url: str, agents: int, seconds: float, think_ms: int
 ) -> dict[str, Any]:
     """Run the agents against the bot at bot_url; returns their figures (plain data for the pipe)."""
-    from tests.bot.conftest import ALEX, BotHarness, _is_progress, action_data
+    from tests.bot.conftest import ALEX, BotHarness, _is_progress, action_data, is_lookup
 
     harness = BotHarness(_Url(bot_url), connector, None, None, None)  # type: ignore[arg-type]
     answers: dict[str, list[float]] = {"mfa.review": [], "mfa.confirm": []}
     sent_at: dict[str, list[float]] = {"mfa.review": [], "mfa.confirm": []}  # seconds since the start
+    shown: list[float] = []  # ms from clicking Review to the confirmation card in place of the look-up card
     errors: list[str] = []
     confirmed: list[str] = []
     finals = [0]
@@ -250,16 +257,30 @@ async def _agents(
             card_id = f"load-{next(card_ids)}"
             target = TARGETS[rng.randrange(len(TARGETS))]
             number = f"+49 170 {rng.randrange(1_000_000, 9_999_999)}"
-            review = await timed(
-                "mfa.review",
-                {"verb": "mfa.review", "targetUserText": target, "number": number, "action": "set"},
-                card_id,
-            )
-            if review is None:
-                continue
-            data = action_data(review.card, "mfa.confirm")
+            looked_up = asyncio.get_running_loop().create_future()
+            waiting[card_id] = looked_up
+            clicked = time.monotonic()
+            try:
+                review = await timed(
+                    "mfa.review",
+                    {"verb": "mfa.review", "targetUserText": target, "number": number, "action": "set"},
+                    card_id,
+                )
+                if review is None:
+                    continue
+                card = review.card
+                if is_lookup(card):  # answered at once; the card becomes the confirmation card in place
+                    try:
+                        card = (await asyncio.wait_for(looked_up, FINAL_CARD_TIMEOUT)).card
+                    except TimeoutError:
+                        errors.append(f"no confirmation card on {card_id} within {FINAL_CARD_TIMEOUT:.0f}s")
+                        continue
+                    shown.append((time.monotonic() - clicked) * 1000)
+            finally:
+                waiting.pop(card_id, None)
+            data = action_data(card, "mfa.confirm")
             if data is None:
-                errors.append(f"review without a confirm button: {review.text[:120]}")
+                errors.append(f"review without a confirm button: {str(card)[:120]}")
                 continue
             await think()
             final = asyncio.get_running_loop().create_future()
@@ -284,6 +305,7 @@ async def _agents(
     return {
         "answers": answers,
         "sent_at": sent_at,
+        "review_shown_ms": shown,
         "errors": errors,
         "confirmed": confirmed,
         "final_cards": finals[0],

@@ -65,9 +65,8 @@ async def _one_case(bot: BotHarness, step: str, method: str, path: str, fault: t
     name, action, times, retry_after = fault
     bot.sim.faults.clear()
     bot.sim.tenant.set_phone(DIEGO_ID, "mobile", None)
-    review = await bot.invoke(
+    review = await bot.review_and_wait(
         ALEX,
-        "mfa.review",
         {
             "verb": "mfa.review",
             "targetUserText": "diego.siciliani@contoso.example",
