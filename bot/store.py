@@ -10,11 +10,14 @@ answer; the pool pings PostgreSQL connections before use, so the store recovers 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import json
 import logging
 import re
+import sqlite3
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
@@ -532,6 +535,8 @@ class Store:
         store = cls(engine, schema=schema, busy_timeout=busy_timeout)
         try:
             async with _unavailable_on_transient():
+                if url.get_backend_name() == "sqlite" and url.database:
+                    await asyncio.to_thread(_sqlite_use_wal, url.database, busy_timeout)
                 await store._migrate()
         except BaseException:
             await engine.dispose()
@@ -974,6 +979,24 @@ def _insert_if_absent(dialect: str, table: Table, keys: Iterable[str], values: d
     return ins.on_conflict_do_nothing(index_elements=[table.c[k] for k in keys])
 
 
+def _sqlite_use_wal(path: str, busy_timeout: float) -> None:
+    """Put the SQLite file in WAL mode (it stays so). Switching needs the file to itself: SQLite answers "database
+    is locked" at once, without waiting, while another instance is migrating or writing the same new file, so
+    retry with a short pause for at most the busy timeout. Runs in a worker thread, never on the event loop."""
+    deadline = time.monotonic() + max(busy_timeout, 0.5)
+    while True:
+        try:
+            with contextlib.closing(sqlite3.connect(path, timeout=busy_timeout)) as conn:
+                mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
+
+
 def _create_engine(
     url: URL,
     *,
@@ -1000,7 +1023,7 @@ def _create_engine(
             cursor = dbapi_connection.cursor()
             try:
                 cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
-                cursor.execute("PRAGMA journal_mode = WAL")
+                # WAL is a property of the file, set once by Store.open (_sqlite_use_wal).
                 cursor.execute("PRAGMA synchronous = NORMAL")
                 cursor.execute("PRAGMA foreign_keys = ON")
             finally:
