@@ -127,7 +127,7 @@ class LoadResult:
         }
 
     def failures(self, max_growth_mb: float) -> list[str]:
-        """The issue's budget: p99 over every card action of the run (the first seconds' cold caches included)
+        """The answer-time budget: p99 over every card action of the run (the first seconds' cold caches included)
         < 300 ms, none > 3 s, no errors, memory flat (growth measured from the end of warm-up)."""
         out = []
         p99 = self.percentile(99)

@@ -2,7 +2,7 @@
 
 50 agents run whole requests (review → confirm → the outcome on the card) for a few seconds through the endpoint,
 against the simulator with 60 ms Graph latency; the simulator, the connector and the agents run in a process of
-their own. The criteria are the issue's: p99 card-action answer < 300 ms over every card action of the run, none
+their own. The criteria are the answer-time budget's: p99 card-action answer < 300 ms over every card action of the run, none
 > 3 s, no errors, every confirmed request finished, memory flat.
 """
 
