@@ -16,6 +16,9 @@ log = logging.getLogger("graph.directory")
 
 USER_SELECT = "id,userPrincipalName,displayName,mail,userType,usageLocation,accountEnabled"
 CHECK_MEMBER_GROUPS_LIMIT = 20
+# What Graph answers for PIM reads on a tenant without Entra ID P2: nobody there can be eligible for a role.
+PIM_NOT_LICENSED = "AadPremiumLicenseRequired"
+ELIGIBILITY_UNREADABLE = "role eligibility could not be read"
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _MAX_REF = 320  # longer than any UPN or mail address Entra accepts
@@ -163,9 +166,12 @@ class Directory:
         """Whether the user holds a role (other than the harmless ones) or a role-assignable group.
 
         Sources: transitiveMemberOf (directory roles, also through role-assignable groups, and the groups
-        themselves), ownedObjects (owner of a role-assignable group) and the active role assignments with the
-        user as principal (administrative-unit scoped ones too). Errors propagate: a caller that cannot tell
-        must treat the user as privileged.
+        themselves), ownedObjects (owner of a role-assignable group), the active role assignments with the
+        user as principal (administrative-unit scoped ones too) and the PIM-eligible ones
+        (roleEligibilityScheduleInstances, named "… (eligible)"): an eligible user can activate the role at any
+        time. Errors of the active sources propagate: a caller that cannot tell must treat the user as
+        privileged. When eligibility cannot be read (other than on a tenant without Entra ID P2, where nobody is
+        eligible), the user is privileged with the reason ELIGIBILITY_UNREADABLE.
         """
         role_ids: dict[str, str] = {}  # template id -> display name
         groups: list[str] = []
@@ -194,8 +200,14 @@ class Directory:
                 name = f"{name} (scope {scope})"
             role_ids[template] = name
 
+        eligible = await self._eligible_roles(user_id)
+        for template, name in (eligible or {}).items():
+            role_ids.setdefault(template, name)  # an active assignment of the same role says more
+
         roles = sorted({name for tid, name in role_ids.items() if tid not in HARMLESS_ROLES})
         harmless = sorted({name for tid, name in role_ids.items() if tid in HARMLESS_ROLES})
+        if eligible is None:
+            roles.append(ELIGIBILITY_UNREADABLE)
         unique_groups = sorted(set(groups))
         return Privilege(
             roles=roles,
@@ -203,6 +215,32 @@ class Directory:
             is_privileged=bool(roles or unique_groups),
             harmless_roles=harmless,
         )
+
+    async def _eligible_roles(self, user_id: str) -> dict[str, str] | None:
+        """PIM-eligible roles of the user (template id -> "Name (eligible)"), None when they cannot be read."""
+        found: dict[str, str] = {}
+        try:
+            async for item in self._client.paginate(
+                "/roleManagement/directory/roleEligibilityScheduleInstances",
+                {"$filter": f"principalId eq {odata_string(user_id)}"},
+            ):
+                template = str(item.get("roleDefinitionId") or "").lower()
+                if not template or template in found:
+                    continue
+                name = KNOWN_ROLES.get(template) or f"Role {template}"
+                scope = str(item.get("directoryScopeId") or "/")
+                if scope != "/":
+                    name = f"{name} (scope {scope})"
+                found[template] = f"{name} (eligible)"
+        except GraphError as exc:
+            if exc.code == PIM_NOT_LICENSED:
+                return {}
+            log.warning(
+                "role eligibility could not be read; the target counts as privileged",
+                extra={"status": exc.status, "code": exc.code, "request_id": exc.request_id},
+            )
+            return None
+        return found
 
     async def manager(self, user_id: str) -> TargetUser | None:
         try:

@@ -26,6 +26,8 @@ class Behaviour:
     latency_ms               added to every Graph request; ``batch_latency_ms`` replaces it for $batch.
     token_lifetime_s         expires_in of issued access tokens.
     hang_s                   how long a "timeout" fault holds the request before closing it.
+    pim_licensed             the tenant has Entra ID P2 (PIM); off: roleEligibilityScheduleInstances answers
+                             400 AadPremiumLicenseRequired.
     """
 
     normalise_numbers: bool = True
@@ -45,6 +47,7 @@ class Behaviour:
     batch_latency_ms: int = 0
     token_lifetime_s: int = 3599
     hang_s: float = 120.0
+    pim_licensed: bool = True
 
     def update(self, changes: dict[str, Any]) -> None:
         known = {f.name for f in fields(self)}

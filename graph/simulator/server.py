@@ -99,6 +99,17 @@ ROLE_READ = frozenset(
         "Directory.ReadWrite.All",
     }
 )
+# roleEligibilityScheduleInstances (rbacapplication-list-roleeligibilityscheduleinstances): least privileged
+# RoleEligibilitySchedule.Read.Directory; Directory.Read.All is not among them.
+ELIGIBILITY_READ = frozenset(
+    {
+        "RoleEligibilitySchedule.Read.Directory",
+        "RoleEligibilitySchedule.ReadWrite.Directory",
+        "RoleManagement.Read.All",
+        "RoleManagement.Read.Directory",
+        "RoleManagement.ReadWrite.Directory",
+    }
+)
 
 USER_DEFAULT_SELECT = (
     "businessPhones",
@@ -909,6 +920,14 @@ class Simulator:
                 "read",
                 "",
             ),
+            (
+                "GET",
+                r"/roleManagement/directory/roleEligibilityScheduleInstances",
+                self._role_eligibilities,
+                ELIGIBILITY_READ,
+                "read",
+                "",
+            ),
             ("GET", rf"/users/{seg}/manager", self._manager, USER_READ, "read", ""),
         ]
         routes = []
@@ -1510,6 +1529,40 @@ class Simulator:
             items.append(item)
         return GraphResponse(
             200, {"@odata.context": self._context("roleManagement/directory/roleAssignments"), "value": items}
+        )
+
+    def _role_eligibilities(self, req: GraphRequest, match: re.Match[str]) -> GraphResponse:
+        if not self.behaviour.pim_licensed:
+            raise GraphFailure(400, "AadPremiumLicenseRequired", "The tenant needs an AAD Premium 2 license.")
+        text = req.query.get("$filter", "")
+        if "principalId" not in text and "roleDefinitionId" not in text:
+            raise GraphFailure(
+                400,
+                "Request_UnsupportedQuery",
+                "This operation requires a $filter on either principalId or roleDefinitionId.",
+            )
+        predicate = self._filter(req.query, self._ROLE_FILTER)
+        items = [
+            {
+                "id": eligibility.id,
+                "principalId": eligibility.principal_id,
+                "roleDefinitionId": eligibility.role_template_id,
+                "directoryScopeId": eligibility.directory_scope_id,
+                "appScopeId": None,
+                "startDateTime": eligibility.start_date_time,
+                "endDateTime": eligibility.end_date_time,
+                "memberType": "Direct",
+                "roleEligibilityScheduleId": eligibility.id,
+            }
+            for eligibility in self.tenant.role_eligibilities
+            if predicate is None or predicate(eligibility)
+        ]
+        return GraphResponse(
+            200,
+            {
+                "@odata.context": self._context("roleManagement/directory/roleEligibilityScheduleInstances"),
+                "value": items,
+            },
         )
 
     # $batch ----------------------------------------------------------------------------------------------------

@@ -220,6 +220,25 @@ class RoleAssignment:
         }
 
 
+@dataclass
+class RoleEligibility(RoleAssignment):
+    """A PIM-eligible role (roleEligibilityScheduleInstances): the principal may activate it at any time."""
+
+    start_date_time: str | None = None
+    end_date_time: str | None = None  # None: permanently eligible
+
+    @property
+    def id(self) -> str:
+        return f"{self.role_template_id[:8]}-{self.principal_id}-eligible"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **super().to_dict(),
+            "startDateTime": self.start_date_time,
+            "endDateTime": self.end_date_time,
+        }
+
+
 class Tenant:
     """Live tenant state. Tests may arrange it directly (``add_user``, ``set_phone``, attributes)."""
 
@@ -242,6 +261,17 @@ class Tenant:
                 directory_scope_id=r.get("directoryScopeId") or "/",
             )
             for r in data.get("roleAssignments") or []
+        ]
+        self.role_eligibilities: list[RoleEligibility] = [
+            RoleEligibility(
+                role_template_id=str(r["roleTemplateId"]),
+                display_name=r.get("displayName") or r["roleTemplateId"],
+                principal_id=str(r["principalId"]),
+                directory_scope_id=r.get("directoryScopeId") or "/",
+                start_date_time=r.get("startDateTime"),
+                end_date_time=r.get("endDateTime"),
+            )
+            for r in data.get("roleEligibilities") or []
         ]
         self.users: dict[str, User] = {}
         self.order: list[str] = []  # stable listing order for paging
@@ -270,6 +300,7 @@ class Tenant:
             "users": [self.users[i].to_dict() for i in self.order],
             "groups": [g.to_dict() for g in self.groups.values()],
             "roleAssignments": [r.to_dict() for r in self.role_assignments],
+            "roleEligibilities": [r.to_dict() for r in self.role_eligibilities],
         }
 
     # ----- users ---------------------------------------------------------------------------------------------

@@ -246,3 +246,21 @@ async def test_a_retried_or_double_confirm_runs_the_change_once(bot: BotHarness)
     assert len(graph_writes(bot.sim)) == 1
     events = await bot.audit_events(data["requestId"])
     assert events.count("confirmed") == 1 and events.count("completed") == 1
+
+
+HENRIETTA_ID = "00000000-0000-0000-0000-0000000000c8"  # eligible (PIM) for Global Administrator, not active
+
+
+async def test_eligible_global_admin_is_refused_without_the_privileged_group(bot: BotHarness) -> None:
+    form = await bot.open_form(ALEX)
+    reply = await bot.review(
+        ALEX, form, {"targetUserText": "henrietta.mueller@contoso.example", "number": "+49 170 5550199"}
+    )
+    assert en("refusal.target_privileged") in reply.text
+    assert "Global Administrator (eligible)" in reply.text
+    assert action_data(reply.card, "mfa.confirm") is None
+    refusal = (await bot.refusals())[-1]
+    assert (
+        refusal["target_id"] == HENRIETTA_ID and refusal["details"]["reason"] == "refusal.target_privileged"
+    )
+    assert graph_writes(bot.sim) == []

@@ -191,6 +191,62 @@ async def test_role_through_a_role_assignable_group_is_privileged(sim: Any, dire
     assert privilege.is_privileged and "Global Administrator" in privilege.roles
 
 
+def make_eligible(sim: Any, template: str, name: str, principal: str, scope: str = "/") -> None:
+    from graph.simulator.tenant import RoleEligibility
+
+    sim.tenant.role_eligibilities.append(RoleEligibility(template, name, principal, scope))
+
+
+async def test_eligible_global_admin_is_privileged(sim: Any, directory: Directory) -> None:
+    user = new_user(sim)
+    make_eligible(sim, GLOBAL_ADMIN, "Global Administrator", user.id)
+    privilege = await directory.privilege(user.id)
+    assert privilege.is_privileged and privilege.roles == ["Global Administrator (eligible)"]
+
+
+async def test_fixture_persona_eligible_for_global_admin_is_privileged(directory: Directory) -> None:
+    privilege = await directory.privilege("00000000-0000-0000-0000-0000000000c8")
+    assert privilege.is_privileged and privilege.roles == ["Global Administrator (eligible)"]
+
+
+async def test_eligible_harmless_role_alone_is_not_privileged(sim: Any, directory: Directory) -> None:
+    user = new_user(sim)
+    make_eligible(sim, REPORTS_READER, "Reports Reader", user.id)
+    privilege = await directory.privilege(user.id)
+    assert not privilege.is_privileged and privilege.roles == []
+    assert privilege.harmless_roles == ["Reports Reader (eligible)"]
+
+
+async def test_active_role_is_named_without_eligible(sim: Any, directory: Directory) -> None:
+    user = new_user(sim)
+    assign_role(sim, GLOBAL_ADMIN, "Global Administrator", user.id)
+    make_eligible(sim, GLOBAL_ADMIN, "Global Administrator", user.id)
+    make_eligible(sim, USER_ADMIN, "User Administrator", user.id)
+    privilege = await directory.privilege(user.id)
+    assert privilege.roles == ["Global Administrator", "User Administrator (eligible)"]
+
+
+async def test_tenant_without_pim_licence_has_no_eligible_roles(sim: Any, directory: Directory) -> None:
+    user = new_user(sim)
+    make_eligible(sim, GLOBAL_ADMIN, "Global Administrator", user.id)
+    sim.behaviour.pim_licensed = False
+    privilege = await directory.privilege(user.id)
+    assert not privilege.is_privileged and privilege.roles == []
+    refused = [c for c in sim.calls if "roleEligibilityScheduleInstances" in c.path]
+    assert refused and refused[-1].status == 400
+
+
+async def test_eligibility_without_permission_counts_as_privileged(sim: Any, directory: Directory) -> None:
+    app = sim.tenant.applications[0]
+    # active roles stay readable (Directory.Read.All), PIM eligibility does not accept that permission
+    app.roles = [r for r in app.roles if r != "RoleManagement.Read.Directory"] + ["Directory.Read.All"]
+    user = new_user(sim)
+    privilege = await directory.privilege(user.id)
+    assert privilege.is_privileged and privilege.roles == ["role eligibility could not be read"]
+    refused = [c for c in sim.calls if "roleEligibilityScheduleInstances" in c.path]
+    assert refused and refused[-1].status == 403
+
+
 async def test_manager_and_organization_name(sim: Any, directory: Directory) -> None:
     boss = new_user(sim, displayName="Megan Bowen")
     user = new_user(sim, managerId=boss.id)

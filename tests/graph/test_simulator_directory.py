@@ -213,6 +213,39 @@ async def test_owned_objects_role_assignments_and_manager(graph: httpx.AsyncClie
     assert_graph_error(await graph.get(f"/users/{uid('c2')}/manager"), 404, "Request_ResourceNotFound")
 
 
+ELIGIBILITIES = "/roleManagement/directory/roleEligibilityScheduleInstances"
+
+
+async def test_role_eligibility_schedule_instances_by_principal(graph: httpx.AsyncClient) -> None:
+    eligible = await graph.get(ELIGIBILITIES, params={"$filter": f"principalId eq '{uid('c8')}'"})
+    assert eligible.status_code == 200
+    [item] = eligible.json()["value"]
+    assert (item["principalId"], item["roleDefinitionId"], item["directoryScopeId"]) == (
+        uid("c8"),
+        GLOBAL_ADMIN,
+        "/",
+    )
+    assert item["memberType"] == "Direct" and item["startDateTime"] and item["endDateTime"] is None
+    active_admin = await graph.get(ELIGIBILITIES, params={"$filter": f"principalId eq '{uid('b1')}'"})
+    assert active_admin.json()["value"] == []  # active assignments are not eligibilities
+    by_role = await graph.get(ELIGIBILITIES, params={"$filter": f"roleDefinitionId eq '{GLOBAL_ADMIN}'"})
+    assert [i["principalId"] for i in by_role.json()["value"]] == [uid("c8")]
+    assert_graph_error(await graph.get(ELIGIBILITIES), 400, "Request_UnsupportedQuery")
+
+
+async def test_role_eligibility_needs_a_role_management_permission(sim: Simulator) -> None:
+    readonly = "6e2f8d4c-3b5a-4f7e-8c2d-1b2c3d4e5f60"
+    async with http(sim, await token_for(sim, readonly)) as client:
+        denied = await client.get(ELIGIBILITIES, params={"$filter": f"principalId eq '{uid('c8')}'"})
+    assert_graph_error(denied, 403, "Authorization_RequestDenied")
+
+
+async def test_role_eligibility_on_a_tenant_without_p2(sim: Simulator, graph: httpx.AsyncClient) -> None:
+    sim.behaviour.pim_licensed = False
+    answer = await graph.get(ELIGIBILITIES, params={"$filter": f"principalId eq '{uid('c8')}'"})
+    assert_graph_error(answer, 400, "AadPremiumLicenseRequired", "The tenant needs an AAD Premium 2 license.")
+
+
 async def test_unknown_paths_and_me_are_refused(graph: httpx.AsyncClient) -> None:
     assert_graph_error(await graph.get("/me"), 400, "BadRequest")
     assert_graph_error(await graph.get("/groupz"), 400, "BadRequest")
