@@ -277,22 +277,13 @@ class GraphClient:
                 continue
             if status in _RETRY_READS_ONLY and not safe:
                 # 502/503/504 on a write: Graph may or may not have applied it; the caller reads back.
-                log.info(
-                    "graph %s %s -> %s %s: the write may or may not have been applied (request-id %s)",
+                _log_failure(
                     method,
                     path,
                     status,
-                    error.code,
-                    error.request_id,
-                    extra={
-                        "method": method,
-                        "path": path,
-                        "status": status,
-                        "code": error.code,
-                        "request_id": error.request_id,
-                        "client_request_id": client_request_id,
-                        "write_outcome_unknown": True,
-                    },
+                    error,
+                    client_request_id,
+                    ": the write may or may not have been applied",
                 )
                 raise TransportError(
                     f"{method} {path}: Graph answered {status} ({error.message}); the write may or may not "
@@ -306,22 +297,7 @@ class GraphClient:
                     url=path,
                     write_outcome_unknown=True,
                 )
-            log.info(
-                "graph %s %s -> %s %s (request-id %s)",
-                method,
-                path,
-                status,
-                error.code,
-                error.request_id,
-                extra={
-                    "method": method,
-                    "path": path,
-                    "status": status,
-                    "code": error.code,
-                    "request_id": error.request_id,
-                    "client_request_id": client_request_id,
-                },
-            )
+            _log_failure(method, path, status, error, client_request_id)
             raise error
 
     async def _wait_or_raise(self, state: _Attempts, retry_after: float | None, error: GraphError) -> None:
@@ -598,3 +574,29 @@ async def graph_client(
         yield client
     finally:
         await close()
+
+
+def _log_failure(
+    method: str, path: str, status: int, error: GraphError, client_request_id: str, note: str = ""
+) -> None:
+    """One log line for a Graph error answer: method, path, status and both request ids, never the query."""
+    extra: dict[str, Any] = {
+        "method": method,
+        "path": path,
+        "status": status,
+        "code": error.code,
+        "request_id": error.request_id,
+        "client_request_id": client_request_id,
+    }
+    if note:
+        extra["write_outcome_unknown"] = True
+    log.info(
+        "graph %s %s -> %s %s%s (request-id %s)",
+        method,
+        path,
+        status,
+        error.code,
+        note,
+        error.request_id,
+        extra=extra,
+    )
