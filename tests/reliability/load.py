@@ -17,9 +17,12 @@ shows the outcome; then starts the next request. Between clicks it pauses --thin
 the card action to receiving its HTTP answer (what the Teams client waits for).
 
 Prints card-action answer times (p50, p99, max; over the whole run and after warm-up, by verb), errors, whole requests finished, outcomes and the bot process's
-memory (RSS at the start, after warm-up and at the end). Exit code 1 when p99 over every card action of the run
-≥ 300 ms, any answer took > 3 s, there was an error, or memory grew by more than --max-growth-mb after warm-up
-(a third of the run, at most 10 s). tests/reliability/test_load.py runs a short version in the suite.
+memory (RSS at the start, after warm-up and at the end) as JSON, then one summary line (p50/p99/max per verb,
+errors, memory growth, budget=ok|FAIL) last. Exit code 1 when p99 over every card action of the run ≥ 300 ms, any
+answer took > 3 s, there was an error, a confirmed request did not run exactly once, or memory grew by more than
+--max-growth-mb after warm-up (a third of the run, at most 10 s). tests/reliability/test_load.py runs a short
+version in the suite that checks everything but the answer-time budget: a wall-clock figure depends on what else
+the machine is doing, so only this command, run on a quiet machine, judges it.
 """
 
 from __future__ import annotations
@@ -126,24 +129,58 @@ class LoadResult:
             "rss_growth_after_warmup_mb": round(self.growth_mb, 1),
         }
 
-    def failures(self, max_growth_mb: float) -> list[str]:
-        """The answer-time budget: p99 over every card action of the run (the first seconds' cold caches included)
-        < 300 ms, none > 3 s, no errors, memory flat (growth measured from the end of warm-up)."""
+    def correctness_failures(self, max_growth_mb: float) -> list[str]:
+        """What the suite asserts, whatever else the machine is doing: no errors, every confirmed request finished
+        exactly once (one start, one result in its audit trail) with its outcome on the card, memory flat (growth
+        measured from the end of warm-up)."""
         out = []
-        p99 = self.percentile(99)
         if not self.answers_ms:
             out.append("no card action")
-        elif p99 >= 300:
-            out.append(f"p99 {p99:.0f} ms ≥ 300 ms")
-        if max(self.answers_ms, default=0.0) > 3000:
-            out.append("an answer took more than 3 s")
         if self.errors:
             out.append(f"{len(self.errors)} errors")
         if self.growth_mb > max_growth_mb:
             out.append(f"memory grew {self.growth_mb:.1f} MB after warm-up")
         if not self.completed:
             out.append("no request completed")
+        if self.final_cards != self.completed:
+            out.append(f"{self.completed} requests completed but {self.final_cards} cards showed an outcome")
         return out
+
+    def budget_failures(self) -> list[str]:
+        """The answer-time budget, checked by `make load` only (a wall-clock figure depends on the machine, so the
+        suite does not assert it): p99 over every card action of the run (the first seconds' cold caches
+        included) < 300 ms, none > 3 s."""
+        out = []
+        p99 = self.percentile(99)
+        if self.answers_ms and p99 >= 300:
+            out.append(f"p99 {p99:.0f} ms ≥ 300 ms")
+        if max(self.answers_ms, default=0.0) > 3000:
+            out.append("an answer took more than 3 s")
+        return out
+
+    def failures(self, max_growth_mb: float) -> list[str]:
+        """Everything `make load` checks: correctness and the answer-time budget."""
+        return self.correctness_failures(max_growth_mb) + self.budget_failures()
+
+    def summary_line(self, max_growth_mb: float) -> str:
+        """One line with the figures the budget is about: p50/p99/max per verb, errors, memory, verdict."""
+        parts = [
+            f"agents={self.agents} seconds={self.seconds:g} card_actions={len(self.answers_ms)}",
+            f"p50_ms={self.percentile(50):.1f} p99_ms={self.percentile(99):.1f} "
+            f"max_ms={max(self.answers_ms, default=0.0):.1f}",
+        ]
+        for verb, values in sorted(self.answers_by_verb.items()):
+            name = verb.removeprefix("mfa.")
+            parts.append(
+                f"{name}_p50_ms={self._percentile(values, 50):.1f} {name}_p99_ms={self._percentile(values, 99):.1f} "
+                f"{name}_max_ms={max(values, default=0.0):.1f}"
+            )
+        parts.append(
+            f"whole_requests={self.final_cards} errors={len(self.errors)} rss_growth_mb={self.growth_mb:.1f}"
+        )
+        failures = self.failures(max_growth_mb)
+        parts.append("budget=ok" if not failures else "budget=FAIL")
+        return " ".join(parts)
 
 
 def _rss_mb() -> float:
@@ -405,6 +442,12 @@ async def run_load(
             if req is None or not req.state.is_final:
                 result.errors.append(f"request {rid} did not finish (state {req and req.state.value})")
                 continue
+            events = [e.event for e in await store.request_audit(rid)]
+            starts = events.count("execution_started")
+            results = events.count("completed") + events.count("failed")
+            if starts != 1 or results != 1:
+                result.errors.append(f"request {rid} ran {starts} time(s) with {results} result(s)")
+                continue
             result.completed += 1
             kind = (req.outcome or {}).get("outcome", "?")
             result.outcomes[kind] = result.outcomes.get(kind, 0) + 1
@@ -464,6 +507,7 @@ def main(argv: list[str] | None = None) -> int:
     failures = result.failures(args.max_growth_mb)
     for failure in failures:
         print(f"FAIL: {failure}", file=sys.stderr)
+    print(result.summary_line(args.max_growth_mb), flush=True)
     return 1 if failures else 0
 
 
