@@ -254,7 +254,7 @@ class ConversationRefRow(Base):
 
 
 class BotStateRow(Base):
-    """botbuilder Storage items. JSON (not JSONB) on PostgreSQL: jsonpickle's documents depend on key order."""
+    """botbuilder Storage items as plain JSON (bot/storage.py). JSON (not JSONB) on PostgreSQL: key order kept."""
 
     __tablename__ = "bot_state"
 

@@ -3,18 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 from botbuilder.core import ConversationState, MessageFactory, StoreItem, TurnContext
 from botbuilder.core.adapters import TestAdapter
-from botbuilder.dialogs import DialogSet, DialogTurnStatus, TextPrompt, WaterfallDialog, WaterfallStepContext
+from botbuilder.dialogs import (
+    DialogSet,
+    DialogState,
+    DialogTurnStatus,
+    TextPrompt,
+    WaterfallDialog,
+    WaterfallStepContext,
+)
 from botbuilder.dialogs.prompts import PromptOptions
 from sqlalchemy import text
 
-from bot.storage import ETagConflict, UnsafeStateDocument
+from bot.storage import ETagConflict
 from bot.store import Store
+from tests.bot.conftest import ALEX, input_ids
 from tests.bot.db_fixtures import Database, database_fixture, store_fixture  # noqa: F401 (fixtures)
 
 
@@ -125,16 +136,137 @@ async def test_concurrent_writes_with_the_same_etag_from_two_instances_have_one_
     assert (await second.bot_storage().read(["conv"]))["conv"]["turn"] == winners[0]
 
 
-async def test_a_document_naming_a_foreign_type_is_not_restored(store: Store) -> None:
+# --- hostile rows: nothing in a stored document runs code ------------------------------------------------------
+
+
+def _hostile_documents(sentinel: Path) -> dict[str, Any]:
+    """Rows an attacker with write access to bot_state might plant; each one would create `sentinel` (or import
+    and call something) if the storage rebuilt objects from names in the data, as jsonpickle does."""
+    touch = f"open({str(sentinel)!r}, 'w').close()"
+    eval_reduce = {"py/reduce": [{"py/function": "builtins.eval"}, {"py/tuple": [touch]}]}
+    return {
+        "reduce_eval_top_level": eval_reduce,
+        "reduce_eval_in_a_dict": {"seen": True, "open_request": eval_reduce},
+        "reduce_eval_in_a_list": {"DialogState": {"stack": [1, {"x": [eval_reduce]}]}},
+        "reduce_os_system": {
+            "x": {"py/reduce": [{"py/function": "os.system"}, {"py/tuple": [f"touch {sentinel}"]}]}
+        },
+        "object_popen_initargs": {
+            "x": {"py/object": "subprocess.Popen", "py/initargs": {"py/tuple": [["touch", str(sentinel)]]}}
+        },
+        "object_allowed_module_with_reduce_state": {
+            "DialogState": {
+                "py/object": "botbuilder.dialogs.dialog_state.DialogState",
+                "_dialog_stack": [eval_reduce],
+            }
+        },
+        "newobj": {"x": {"py/newobj": [{"py/type": "subprocess.Popen"}, ["touch", str(sentinel)]]}},
+        "function_tag": {"x": {"py/function": "os.system"}},
+        "type_tag": {"x": [{"py/type": "subprocess.Popen"}]},
+        "repr_tag": {"x": {"py/repr": f"builtins/eval({touch!r})"}},
+        "mod_tag": {"x": {"py/mod": "os"}},
+        "state_tag": {"x": {"py/object": "bot.models.Person", "py/state": eval_reduce}},
+        "unknown_own_type": {"x": {"$type": "os.system", "value": f"touch {sentinel}"}},
+        "own_type_holding_a_tag": {
+            "x": {"$type": "DialogInstance", "id": "main", "state": {"v": eval_reduce}}
+        },
+    }
+
+
+HOSTILE_CASES = list(_hostile_documents(Path("/x")))
+
+
+@pytest.mark.parametrize("case", HOSTILE_CASES)
+async def test_a_hostile_state_row_runs_nothing_and_reads_as_missing_with_a_warning(
+    store: Store, tmp_path: Path, caplog: pytest.LogCaptureFixture, case: str
+) -> None:
+    sentinel = tmp_path / "pwned"
+    document = _hostile_documents(sentinel)[case]
     storage = store.bot_storage()
-    await storage.write({"evil": {"v": 1}})
+    await storage.write({"victim": {"v": 1}, "neighbour": {"v": 2}})
     async with store.engine.begin() as conn:
         await conn.execute(
-            text("UPDATE bot_state SET document = :doc WHERE key = 'evil'"),
-            {"doc": '{"x": {"py/object": "subprocess.Popen", "args": ["true"]}}'},
+            text("UPDATE bot_state SET document = :doc WHERE key = 'victim'"), {"doc": json.dumps(document)}
         )
-    with pytest.raises(UnsafeStateDocument):
-        await storage.read(["evil"])
+
+    with caplog.at_level(logging.WARNING, logger="bot.storage"):
+        got = await storage.read(["victim", "neighbour"])
+
+    assert not sentinel.exists()
+    assert set(got) == {"neighbour"} and got["neighbour"]["v"] == 2
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("'victim'" in w and "treated as missing" in w for w in warnings), warnings
+    # the next save of that state replaces the row, and it reads back normally
+    await storage.write({"victim": {"v": 3}})
+    assert (await storage.read(["victim"]))["victim"]["v"] == 3
+    assert not sentinel.exists()
+
+
+async def test_a_row_that_is_not_json_reads_as_missing(database: Database, store: Store) -> None:
+    if database.backend != "sqlite":
+        pytest.skip("PostgreSQL's json column refuses text that is not JSON")
+    storage = store.bot_storage()
+    await storage.write({"k": {"v": 1}})
+    async with store.engine.begin() as conn:
+        await conn.execute(text("UPDATE bot_state SET document = 'not json {' WHERE key = 'k'"))
+    assert await storage.read(["k"]) == {}
+    await storage.write({"k": {"v": 2}})
+    assert (await storage.read(["k"]))["k"]["v"] == 2
+
+
+async def test_a_value_the_storage_cannot_store_plainly_is_refused_on_write(store: Store) -> None:
+    storage = store.bot_storage()
+    with pytest.raises(TypeError, match="Path"):
+        await storage.write({"k": {"where": Path("/tmp")}})
+    assert await storage.read(["k"]) == {}
+
+
+async def test_keys_that_look_like_tags_are_kept_as_data(store: Store) -> None:
+    storage = store.bot_storage()
+    value = {"$type": "DialogState", "py/reduce": [1, 2], "nested": {"py/object": "x"}}
+    await storage.write({"k": {"v": value}})
+    got = (await storage.read(["k"]))["k"]
+    assert got["v"] == value
+
+
+async def test_hostile_state_rows_do_not_run_and_the_conversation_goes_on_through_the_endpoint(
+    make_bot: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    bot = await make_bot()
+    first = await bot.open_form(ALEX, "set phone")
+    assert first.card is not None
+    sentinel = tmp_path / "pwned"
+    hostile = _hostile_documents(sentinel)
+    conversation_key = f"msteams/conversations/{ALEX.conversation_id}"
+    user_key = f"msteams/users/{ALEX.teams_id}"
+    async with bot.store.engine.begin() as conn:
+        keys = set((await conn.execute(text("SELECT key FROM bot_state"))).scalars())
+        assert {conversation_key, user_key} <= keys
+        for key, case in (
+            (conversation_key, "object_allowed_module_with_reduce_state"),
+            (user_key, "reduce_eval_in_a_dict"),
+        ):
+            await conn.execute(
+                text("UPDATE bot_state SET document = :doc WHERE key = :key"),
+                {"doc": json.dumps(hostile[case]), "key": key},
+            )
+
+    with caplog.at_level(logging.WARNING, logger="bot.storage"):
+        again = await bot.open_form(ALEX, "set phone")
+        cancel = await bot.message(ALEX, "cancel")
+
+    assert again.card is not None and "targetUserText" in input_ids(again.card)
+    assert cancel.status in (200, 201)
+    assert not sentinel.exists()
+    warned = [
+        r.getMessage() for r in caplog.records if r.name == "bot.storage" and r.levelno == logging.WARNING
+    ]
+    assert any("msteams/conversations/" in w for w in warned), warned
+    assert any("msteams/users/" in w for w in warned), warned
+    # both rows were replaced by plain documents that read back
+    items = await bot.store.bot_storage().read([conversation_key, user_key])
+    assert set(items) == {conversation_key, user_key}
+    assert isinstance(items[conversation_key]["DialogState"], DialogState)
 
 
 # --- a real dialog survives a restart -------------------------------------------------------------------------
