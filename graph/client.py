@@ -546,15 +546,29 @@ async def create_graph_client(
     http_timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
     retry: RetryPolicy | None = None,
     tokens: TokenSource | None = None,
+    sleep: Callable[[float], Awaitable[Any]] | None = None,
+    clock: Callable[[], float] | None = None,
+    jitter: Callable[[], float] | None = None,
 ) -> tuple[GraphClient, Callable[[], Awaitable[None]]]:
-    """Build the token provider and the shared HTTP client the one way. Returns the client and its closer."""
+    """Build the token provider and the shared HTTP client the one way. Returns the client and its closer.
+
+    sleep, clock and jitter replace asyncio.sleep, time.monotonic and random.random for the retry waits and the
+    deadline (tests record the waits asked for instead of timing them)."""
     from graph.auth import TokenProvider
 
     if tokens is None:
         timeout_s = http_timeout if isinstance(http_timeout, int | float) else (http_timeout.read or 30.0)
         tokens = await TokenProvider.create(settings, http_timeout=float(timeout_s))
     http = make_http_client(settings, timeout=http_timeout)
-    client = GraphClient(http, tokens, settings.base_url, retry=retry)
+    client = GraphClient(
+        http,
+        tokens,
+        settings.base_url,
+        retry=retry,
+        sleep=sleep or asyncio.sleep,
+        clock=clock or time.monotonic,
+        jitter=jitter or random.random,
+    )
 
     async def close() -> None:
         await http.aclose()

@@ -19,6 +19,32 @@ ALT_ID = "b6332ec1-7057-4abe-9331-3d72feddfe41"
 OFFICE_ID = "e37fc753-ff3b-4958-9484-eaa9425c82bc"
 
 
+class Sleeps:
+    """An injectable `sleep` (GraphClient, PhoneMfaWorkflow) that records every wait asked for.
+
+    real=True: then really sleeps it, so the simulator's clock moves as it would. real=False: does not sleep,
+    only advances `clock()`, a clock that moves by the waits alone (pass it as the client's clock to check the
+    retry deadline as arithmetic, whatever the speed of the machine). Tests assert on `delays`, never on how
+    long something took."""
+
+    def __init__(self, *, real: bool = True) -> None:
+        self.real = real
+        self.delays: list[float] = []
+        self._now = 0.0
+
+    async def __call__(self, delay: float) -> None:
+        self.delays.append(delay)
+        self._now += delay
+        await asyncio.sleep(delay if self.real else 0)
+
+    def clock(self) -> float:
+        return self._now
+
+    @property
+    def total(self) -> float:
+        return sum(self.delays)
+
+
 def uid(suffix: str) -> str:
     return f"00000000-0000-0000-0000-0000000000{suffix}"
 
@@ -55,7 +81,9 @@ async def token_for(sim: Simulator, client_id: str | None = None) -> str:
     return str(result["access_token"])
 
 
-def http(sim: Simulator, token: str | None = None, timeout: float = 10.0) -> httpx.AsyncClient:
+def http(
+    sim: Simulator, token: str | None = None, timeout: float | httpx.Timeout = 10.0
+) -> httpx.AsyncClient:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     context = ssl.create_default_context(cafile=sim.ca_file)
     return httpx.AsyncClient(base_url=sim.base_url, verify=context, headers=headers, timeout=timeout)

@@ -21,6 +21,7 @@ from graph.errors import (
     TransportError,
 )
 from graph.settings import GraphSettings
+from tests.graph.simulator_helpers import Sleeps
 
 MOBILE = "3179e48a-750b-4051-897c-87b9720928f7"
 
@@ -30,18 +31,21 @@ class Env:
     sim: Any
     settings: GraphSettings
     client: GraphClient
+    sleeps: Sleeps  # every retry wait the client asked for (and really slept)
 
 
 @pytest.fixture
 async def env(sim: Any, sim_env: dict[str, str]) -> AsyncIterator[Env]:
     settings = GraphSettings.from_env(sim_env)
+    sleeps = Sleeps()
     client, close = await create_graph_client(
         settings,
         retry=RetryPolicy(max_attempts=5, base_delay=0.02, max_delay=0.2, deadline=5.0),
         http_timeout=httpx.Timeout(2.0),
+        sleep=sleeps,
     )
     try:
-        yield Env(sim, settings, client)
+        yield Env(sim, settings, client, sleeps)
     finally:
         await close()
 
@@ -82,12 +86,12 @@ async def test_fractional_retry_after_is_honoured(env: Env) -> None:
     env.sim.behaviour.fractional_retry_after = True  # "0.350", as in Graph's own throttling sample
     user = new_user(env.sim)
     env.sim.faults.inject("GET", f"/users/{user.id}$", 429, times=1, retry_after=0.35)
-    await env.client.get("/organization")  # token fetched outside the measured window
     started = time.monotonic()
     response = await env.client.get(f"/users/{user.id}")
     elapsed = time.monotonic() - started
     assert response.status == 200 and response.json["id"] == user.id
-    assert 0.35 <= elapsed < 0.9  # waited the fraction, not rounded up to a whole second
+    assert env.sleeps.delays == [0.35]  # waited the fraction, not rounded up to a whole second
+    assert elapsed >= 0.35
     assert [c.status for c in calls(env.sim, "GET", f"/users/{user.id}")] == [429, 200]
 
 
@@ -103,22 +107,30 @@ async def test_endless_503_stops_at_the_deadline_with_graphs_request_id(
     sim: Any, sim_env: dict[str, str]
 ) -> None:
     settings = GraphSettings.from_env(sim_env)
+    # The deadline runs on a clock that moves only by the waits the client asks for (which are not slept), and
+    # the backoff has no jitter: what is checked is the client's own deadline arithmetic, the same on any
+    # machine, and no attempt is cut short by a nearly spent deadline on a busy one.
+    waits = Sleeps(real=False)
     client, close = await create_graph_client(
-        settings, retry=RetryPolicy(max_attempts=100, base_delay=0.05, max_delay=0.2, deadline=0.8)
+        settings,
+        retry=RetryPolicy(max_attempts=100, base_delay=1.0, max_delay=8.0, deadline=30.0),
+        sleep=waits,
+        clock=waits.clock,
+        jitter=lambda: 1.0,
     )
     try:
         user = new_user(sim)
         sim.faults.inject("GET", f"/users/{user.id}$", 503, times=1000)
-        await client.get("/organization")  # token fetched outside the measured window
-        started = time.monotonic()
         with pytest.raises(GraphUnavailableError) as info:
             await client.get(f"/users/{user.id}")
-        elapsed = time.monotonic() - started
     finally:
         await close()
     seen = calls(sim, "GET", f"/users/{user.id}")
-    assert elapsed < 0.8 + 0.5
-    assert 2 <= len(seen) < 100
+    # 1 + 2 + 4 + 8 + 8 = 23 s waited; the next 8 s would pass the 30 s deadline, so it stops there, long
+    # before its 100 attempts
+    assert waits.delays == [1.0, 2.0, 4.0, 8.0, 8.0]
+    assert [c.status for c in seen] == [503] * 6
+    assert "deadline" in info.value.message
     assert info.value.status == 503 and info.value.request_id == seen[-1].request_id
 
 
@@ -126,8 +138,9 @@ async def test_read_timeout_is_retried_then_succeeds(sim: Any, sim_env: dict[str
     settings = GraphSettings.from_env(sim_env)
     client, close = await create_graph_client(
         settings,
-        retry=RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.05, deadline=5.0),
-        http_timeout=httpx.Timeout(0.5),
+        retry=RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.05, deadline=10.0),
+        # the held request ends by the 1 s read timeout; connecting again may take its time on a busy machine
+        http_timeout=httpx.Timeout(5.0, read=1.0),
     )
     try:
         user = new_user(sim)
@@ -232,7 +245,8 @@ async def test_batch_item_429_is_retried_in_a_follow_up_batch(env: Env) -> None:
     elapsed = time.monotonic() - started
     assert [r.status for r in results] == [200] * 5
     assert [r.body["value"][0]["phoneNumber"] for r in results] == [f"+49 17012345{i:02d}" for i in range(5)]
-    assert 0.3 <= elapsed < 0.9
+    assert env.sleeps.delays == [0.3]  # the item's Retry-After, once, before the follow-up batch
+    assert elapsed >= 0.3
     batches = calls(env.sim, "POST", "/$batch", in_batch=False)
     assert len(batches) == 2
     retried = calls(env.sim, "GET", f"/users/{users[2].id}/authentication/phoneMethods", in_batch=True)
@@ -277,10 +291,10 @@ async def test_missing_permission_maps_to_permission_denied(sim: Any, sim_env: d
 async def test_injected_throttle_with_retry_after_longer_than_the_deadline_is_not_waited(env: Env) -> None:
     user = new_user(env.sim)
     env.sim.faults.inject("GET", f"/users/{user.id}$", 429, times=5, retry_after=30)
-    started = time.monotonic()
     with pytest.raises(ThrottledError) as info:
         await env.client.get(f"/users/{user.id}")
-    assert time.monotonic() - started < 1.0
+    assert env.sleeps.delays == []  # 30 s is past the 5 s deadline: given up at once, nothing slept
+    assert [c.status for c in calls(env.sim, "GET", f"/users/{user.id}")] == [429]
     assert info.value.retry_after == 30 and info.value.request_id
 
 

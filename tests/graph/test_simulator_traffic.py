@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import ssl
 import subprocess
@@ -91,9 +92,9 @@ async def test_report_throttle_allows_five_requests_per_ten_seconds(
 async def test_report_throttle_window_reopens(sim: Simulator, graph: httpx.AsyncClient) -> None:
     sim.behaviour.report_limit, sim.behaviour.report_window_s = 2, 0.3
     assert [(await graph.get(REPORT)).status_code for _ in range(3)] == [200, 200, 429]
-    deadline = time.monotonic() + 3
-    while (await graph.get(REPORT)).status_code == 429:
-        assert time.monotonic() < deadline
+    # once a window has passed since the refusal, both admitted requests are out of it
+    await asyncio.sleep(sim.behaviour.report_window_s)
+    assert (await graph.get(REPORT)).status_code == 200
 
 
 def batch_get(i: int, url: str) -> dict:
@@ -215,7 +216,8 @@ async def test_dropped_connection_and_apply_then_drop(sim: Simulator, graph: htt
 async def test_timeout_fault_holds_the_request_past_the_clients_timeout(sim: Simulator) -> None:
     sim.behaviour.hang_s = 5.0
     sim.faults.inject("PATCH", r"/phoneMethods/", "timeout", after_apply=True)
-    async with http(sim, await token_for(sim), timeout=0.3) as graph:
+    # only reading the answer is bounded tightly; connecting may take its time on a busy machine
+    async with http(sim, await token_for(sim), timeout=httpx.Timeout(10.0, read=0.3)) as graph:
         with pytest.raises(httpx.ReadTimeout):
             await graph.patch(
                 f"/users/{uid('c1')}/authentication/phoneMethods/{MOBILE_ID}",

@@ -203,15 +203,21 @@ async def test_409_with_the_number_stored_after_a_visibility_delay_is_success_wi
     add_user(stack.sim, name="Holder One", mobile="+49 1761234567", mobile_sms="ready")
     user = add_user(stack.sim, name="Target", mobile="+49 1760000001")
     stack.sim.behaviour.update({"conflict_stores_method": True, "visibility_delay_ms": 300})
-    started = time.perf_counter()
-    out = await stack.workflow.run(request("set", user.upn, "+49 176 1234567"))
-    elapsed = time.perf_counter() - started
+    wf = stack.with_settings(
+        conflict_poll_first_delay=0.05, conflict_poll_max_delay=0.4, conflict_poll_timeout=3.0
+    )
+    out = await wf.run(request("set", user.upn, "+49 176 1234567"))
     assert out.kind is OutcomeKind.UPDATED
     assert out.sms_sign_in_conflict is True
     assert out.sms_sign_in_state == "phoneNumberNotUnique"
     assert out.graph_error_code == "phoneNumberNotUnique" and out.graph_message
     assert out.holder is None and out.holder_search == "not_run"
-    assert elapsed < 2.0  # polled, not a fixed 5 s wait
+    # Polled with short, doubling waits, not the runbook's fixed 5 s, and stopped at the first read that showed
+    # the number: the waits are really slept, so once 0.05 + 0.1 + 0.2 s have been waited the 0.3 s delay has
+    # passed and the next read sees it (on a slow machine a read may see it sooner: fewer waits, never more).
+    polls = stack.workflow_sleeps.delays
+    assert polls == [0.05, 0.1, 0.2][: len(polls)], polls
+    assert stack.client_sleeps.delays == []  # nothing was retried: the 409 is not waited on by the client
     reads = [
         c
         for c in stack.sim.calls

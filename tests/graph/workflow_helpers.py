@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from graph.client import GraphClient, RetryPolicy, create_graph_client
 from graph.directory import Directory
 from graph.settings import GraphSettings
 from graph.workflow import PhoneMfaWorkflow, WorkflowRequest, WorkflowSettings
+from tests.graph.simulator_helpers import Sleeps
 
 FAST_RETRY = RetryPolicy(max_attempts=4, base_delay=0.01, max_delay=0.05, deadline=5.0)
 
@@ -21,26 +22,37 @@ class Stack:
     settings: GraphSettings
     client: GraphClient
     workflow: PhoneMfaWorkflow
+    client_sleeps: Sleeps = field(default_factory=Sleeps)  # the client's retry waits, as asked for
+    workflow_sleeps: Sleeps = field(default_factory=Sleeps)  # the workflow's own waits (read-back polls, ...)
 
     def with_settings(self, **changes: Any) -> PhoneMfaWorkflow:
         wf = WorkflowSettings.from_graph_settings(self.settings, **changes)
-        return PhoneMfaWorkflow(self.client, Directory(self.client), wf, notifier=self.workflow._notifier)
+        return PhoneMfaWorkflow(
+            self.client,
+            Directory(self.client),
+            wf,
+            notifier=self.workflow._notifier,
+            sleep=self.workflow_sleeps,
+        )
 
 
 async def make_stack(
     sim: Any, env: dict[str, str], *, retry: RetryPolicy = FAST_RETRY, **wf_changes: Any
 ) -> AsyncIterator[Stack]:
     settings = GraphSettings.from_env(env)
-    client, close = await create_graph_client(settings, retry=retry)
+    client_sleeps, workflow_sleeps = Sleeps(), Sleeps()
+    client, close = await create_graph_client(settings, retry=retry, sleep=client_sleeps)
     notifier = None
     if settings.mail_sender:
         from graph.notify import Notifier
 
         notifier = Notifier.from_settings(settings)
     wf_settings = WorkflowSettings.from_graph_settings(settings, **wf_changes)
-    workflow = PhoneMfaWorkflow(client, Directory(client), wf_settings, notifier=notifier)
+    workflow = PhoneMfaWorkflow(
+        client, Directory(client), wf_settings, notifier=notifier, sleep=workflow_sleeps
+    )
     try:
-        yield Stack(sim, settings, client, workflow)
+        yield Stack(sim, settings, client, workflow, client_sleeps, workflow_sleeps)
     finally:
         await close()
 
