@@ -43,6 +43,7 @@ class Runtime:
     owns_store: bool
     owns_graph: bool
     accepting: bool = True
+    inbound: Any | None = None  # bot.inbound_auth.ChannelTokenValidator; None without an app id
 
 
 RUNTIME: web.AppKey[Runtime] = web.AppKey("runtime", Runtime)
@@ -113,6 +114,7 @@ async def _build_runtime(
     from bot.store import Store
     from bot.sweeper import Sweeper
 
+    inbound = _inbound_authentication(settings)
     _speed_up_connector_clients()
     owns_store = store is None
     if store is None:
@@ -182,7 +184,35 @@ async def _build_runtime(
         sweeper=sweeper,
         owns_store=owns_store,
         owns_graph=owns_graph,
+        inbound=inbound,
     )
+
+
+def _inbound_authentication(settings: BotSettings) -> Any | None:
+    """The strict channel-token check when the bot has its app id. Without one, demo mode or the explicit opt-in on
+    a loopback HOST (BotSettings.from_env checks both; checked again here for settings built another way)."""
+    from bot.inbound_auth import ChannelTokenValidator
+    from bot.settings import is_loopback
+
+    bf = settings.bot_framework
+    if bf.authentication_enabled:
+        return ChannelTokenValidator.from_settings(bf)
+    if settings.demo_mode:
+        return None
+    if not settings.allow_unauthenticated_inbound:
+        raise SettingsError(
+            "MicrosoftAppId", "missing: the bot's Microsoft App ID authenticates every request"
+        )
+    if not is_loopback(settings.host):
+        raise SettingsError(
+            "ALLOW_UNAUTHENTICATED_INBOUND", f"true needs a loopback HOST, not '{settings.host}'"
+        )
+    log.warning(
+        "ALLOW_UNAUTHENTICATED_INBOUND=true and no MicrosoftAppId: /api/messages takes requests without any "
+        "authentication, for local tests only (HOST=%s)",
+        settings.host,
+    )
+    return None
 
 
 async def _warm_graph_token(graph: Any, timeout: float = 5.0) -> None:  # noqa: ASYNC109
@@ -284,9 +314,24 @@ async def _messages(request: web.Request) -> web.StreamResponse:
         return _problem(400, "BadRequest", "The body must be a JSON object (a Bot Framework activity).")
     if _depth(body, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
         return _problem(400, "BadRequest", "The body is nested too deeply.")
+    from bot.inbound_auth import ALLOWED_CHANNELS, TokenRefused
+
+    if runtime.inbound is not None:
+        try:
+            await runtime.inbound.validate(
+                request.headers.get("Authorization"),
+                service_url=body.get("serviceUrl"),
+                channel_id=body.get("channelId"),
+            )
+        except TokenRefused as exc:
+            log.info("refused a request to /api/messages: %s", exc.reason)
+            return _problem(401, "Unauthorized", "The request is not authenticated for this bot.")
     problem = _activity_problem(body)
     if problem:
         return _problem(400, "BadRequest", problem)
+    if not runtime.settings.demo_mode and body.get("channelId") not in ALLOWED_CHANNELS:
+        await _audit_other_channel(runtime, body)
+        return _problem(403, "Forbidden", "This bot takes activities from Microsoft Teams only.")
     from bot.handler import AFTER_RESPONSE
 
     deferred: list[Any] = []
@@ -319,6 +364,30 @@ async def _messages(request: web.Request) -> web.StreamResponse:
             for work in deferred:
                 runtime.executor.spawn(work)
     return response
+
+
+async def _audit_other_channel(runtime: Runtime, body: Mapping[str, Any]) -> None:
+    from bot.models import Person
+
+    sender = body.get("from")
+    if not isinstance(sender, dict):
+        sender = {}
+    aad, name = sender.get("aadObjectId"), sender.get("name")
+    actor = Person(
+        aad_object_id=aad[:64] if isinstance(aad, str) else "",
+        name=name[:200] if isinstance(name, str) else "",
+    )
+    details = {
+        "reason": "channel_not_allowed",
+        "channel_id": str(body.get("channelId"))[:64],
+        "activity_type": str(body.get("type"))[:40],
+        "service_url": str(body.get("serviceUrl"))[:200],
+    }
+    log.info("refused an activity from channel %r", details["channel_id"])
+    try:
+        await runtime.store.audit("refused", actor=actor, details=details)
+    except Exception:
+        log.exception("writing the audit record of a refusal failed")
 
 
 def _drop(deferred: list[Any]) -> None:
@@ -438,7 +507,7 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None
         settings = BotSettings.from_env(env)
     except SettingsError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
-        return 1
+        return 2
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     web.run_app(
         create_app(settings),

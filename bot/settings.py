@@ -7,6 +7,7 @@ missing or malformed value raises `SettingsError` whose message is one line nami
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -86,6 +87,8 @@ class BotSettings:
     shutdown_timeout_seconds: float = 30.0
     max_body_bytes: int = 1024 * 1024
     demo_mode: bool = False
+    # No MicrosoftAppId outside demo mode: only with this explicit opt-in, and only on a loopback HOST
+    allow_unauthenticated_inbound: bool = False
     log_level: str = "INFO"
 
     @property
@@ -112,6 +115,7 @@ class BotSettings:
         if len(host) > 255 or any(c.isspace() for c in host):
             raise SettingsError("HOST", f"'{host[:80]}' is not a host name or address")
         port = _int(get, "PORT", 3978, low=0, high=65535)
+        allow_unauthenticated = _inbound_authentication(get, bot_framework, host, demo_mode)
 
         database_url = get("DATABASE_URL")
         if database_url is not None:
@@ -168,6 +172,7 @@ class BotSettings:
             shutdown_timeout_seconds=_float(get, "SHUTDOWN_TIMEOUT_SECONDS", 30.0, low=0.0, high=600.0),
             max_body_bytes=_int(get, "MAX_BODY_BYTES", 1024 * 1024, low=4096, high=16 * 1024 * 1024),
             demo_mode=demo_mode,
+            allow_unauthenticated_inbound=allow_unauthenticated,
             log_level=_log_level(get),
         )
 
@@ -253,6 +258,40 @@ def _bot_framework(get: Getter, graph: GraphSettings | None) -> BotFrameworkConf
         CERTIFICATE_PRIVATE_KEY_FILE=key_file,
         **extra,
     )
+
+
+LOOPBACK_NAMES = ("localhost",)
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 or localhost: an address only this machine can reach."""
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _inbound_authentication(get: Getter, bf: BotFrameworkConfig, host: str, demo_mode: bool) -> bool:
+    """Whether the bot may run without inbound authentication (no MicrosoftAppId): never by accident. Outside demo
+    mode that takes ALLOW_UNAUTHENTICATED_INBOUND=true and a HOST that only this machine can reach; without the
+    app id otherwise, anyone who reaches the port could act as any Teams user."""
+    allow = _bool(get, "ALLOW_UNAUTHENTICATED_INBOUND", False)
+    if bf.authentication_enabled or demo_mode:
+        return False
+    if not allow:
+        raise SettingsError(
+            "MicrosoftAppId",
+            "missing: the bot's Microsoft App ID authenticates every request from Teams (for local tests only: "
+            "ALLOW_UNAUTHENTICATED_INBOUND=true with HOST=127.0.0.1)",
+        )
+    if not is_loopback(host):
+        raise SettingsError(
+            "ALLOW_UNAUTHENTICATED_INBOUND",
+            f"true needs a loopback HOST (127.0.0.1, ::1 or localhost), not '{host[:80]}'",
+        )
+    return True
 
 
 def _guid(get: Getter, name: str, *, required: bool) -> str | None:

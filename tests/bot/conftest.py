@@ -363,6 +363,8 @@ def bot_environ(sim_env: dict[str, str], data_dir: str, **overrides: str) -> dic
             "NOTIFY_DEFAULT": "false",
             "ROLE_CACHE_SECONDS": "60",
             "DATA_DIR": data_dir,
+            # The test bots have no app id and talk to the fake connector on loopback: the explicit opt-in
+            "ALLOW_UNAUTHENTICATED_INBOUND": "true",
             "HOST": "127.0.0.1",
             "PORT": "0",
             "SHUTDOWN_TIMEOUT_SECONDS": "10",
