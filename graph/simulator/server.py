@@ -111,6 +111,28 @@ ELIGIBILITY_READ = frozenset(
     }
 )
 
+# PIM for Groups eligibilityScheduleInstances (privilegedaccessgroup-list-eligibilityscheduleinstances,
+# https://learn.microsoft.com/graph/api/privilegedaccessgroup-list-eligibilityscheduleinstances): application
+# permission PrivilegedEligibilitySchedule.Read.AzureADGroup (higher: .ReadWrite.AzureADGroup); no Directory.* one.
+GROUP_ELIGIBILITY_READ = frozenset(
+    {
+        "PrivilegedEligibilitySchedule.Read.AzureADGroup",
+        "PrivilegedEligibilitySchedule.ReadWrite.AzureADGroup",
+    }
+)
+# Owners of an application / a service principal (application-list-owners, serviceprincipal-list-owners,
+# https://learn.microsoft.com/graph/api/application-list-owners): least privileged Application.Read.All.
+# Application.ReadWrite.OwnedBy is accepted here for any app (Graph limits it to apps the caller owns).
+APP_OWNERS_READ = frozenset(
+    {
+        "Application.Read.All",
+        "Application.ReadWrite.OwnedBy",
+        "Application.ReadWrite.All",
+        "Directory.Read.All",
+        "Directory.ReadWrite.All",
+    }
+)
+
 USER_DEFAULT_SELECT = (
     "businessPhones",
     "displayName",
@@ -286,6 +308,31 @@ def _parse_select(query: dict[str, str], allowed: frozenset[str] | None, type_na
             if name not in allowed:
                 raise bad_request(f"Could not find a property named '{name}' on type '{type_name}'.")
     return names
+
+
+def _parse_expand(query: dict[str, str], allowed: set[str], type_name: str) -> dict[str, list[str] | None]:
+    """`$expand=a,b($select=x,y)` as {name: nested $select or None}; an unknown navigation property is a 400."""
+    raw = query.get("$expand")
+    result: dict[str, list[str] | None] = {}
+    if not raw:
+        return result
+    for part in re.findall(r"[^,(]+(?:\([^)]*\))?", raw):
+        part = part.strip()
+        if not part:
+            continue
+        name, _, rest = part.partition("(")
+        name = name.strip()
+        if name not in allowed:
+            raise bad_request(
+                f"Could not find a property named '{name}' on type 'microsoft.graph.{type_name}'."
+            )
+        nested = None
+        if rest:
+            options = dict(o.split("=", 1) for o in rest.rstrip(")").split(";") if "=" in o)
+            if "$select" in options:
+                nested = [n.strip() for n in options["$select"].split(",") if n.strip()]
+        result[name] = nested
+    return result
 
 
 def _page_size(query: dict[str, str]) -> int:
@@ -856,6 +903,7 @@ class Simulator:
     # ----- routes ---------------------------------------------------------------------------------------------
     def _build_routes(self) -> list[Route]:
         seg = r"([^/]+)"
+        app_ref = r"(?:/([^/()]+)|\(appId='([^'/]*)'\))"  # /{object id} or (appId='{client id}')
         pm = rf"/users/{seg}/authentication/phoneMethods"
         pm_denied = "Request Authorization failed"
         specs: list[tuple[str, str, Handler, frozenset[str], str, str]] = [
@@ -928,6 +976,16 @@ class Simulator:
                 "read",
                 "",
             ),
+            (
+                "GET",
+                r"/identityGovernance/privilegedAccess/group/eligibilityScheduleInstances",
+                self._group_eligibilities,
+                GROUP_ELIGIBILITY_READ,
+                "read",
+                "",
+            ),
+            ("GET", rf"/applications{app_ref}/owners", self._app_owners, APP_OWNERS_READ, "read", ""),
+            ("GET", rf"/servicePrincipals{app_ref}/owners", self._app_owners, APP_OWNERS_READ, "read", ""),
             ("GET", rf"/users/{seg}/manager", self._manager, USER_READ, "read", ""),
         ]
         routes = []
@@ -1562,6 +1620,105 @@ class Simulator:
             {
                 "@odata.context": self._context("roleManagement/directory/roleEligibilityScheduleInstances"),
                 "value": items,
+            },
+        )
+
+    _GROUP_ELIGIBILITY_FILTER = FilterSpec(
+        {
+            "principalId": (lambda e: e.principal_id, "str", True),
+            "groupId": (lambda e: e.group_id, "str", True),
+            "accessId": (lambda e: e.access_id, "str", False),
+        }
+    )
+
+    def _group_eligibilities(self, req: GraphRequest, match: re.Match[str]) -> GraphResponse:
+        """PIM for Groups: eligible memberships and ownerships
+        (https://learn.microsoft.com/graph/api/privilegedaccessgroup-list-eligibilityscheduleinstances). The page
+        says the method "requires the $filter (eq) query parameter to scope the request to a principalId or a
+        groupId"; `$expand` takes `group` and `principal` (with a nested `$select`). Without Entra ID P2 the same
+        answer as the role eligibility read (AadPremiumLicenseRequired)."""
+        if not self.behaviour.pim_licensed:
+            raise GraphFailure(400, "AadPremiumLicenseRequired", "The tenant needs an AAD Premium 2 license.")
+        text = req.query.get("$filter", "")
+        if "principalId" not in text and "groupId" not in text:
+            raise GraphFailure(
+                400,
+                "Request_UnsupportedQuery",
+                "This operation requires a $filter on either principalId or groupId.",
+            )
+        predicate = self._filter(req.query, self._GROUP_ELIGIBILITY_FILTER)
+        expand = _parse_expand(
+            req.query, {"group", "principal"}, "privilegedAccessGroupEligibilityScheduleInstance"
+        )
+        items = []
+        for eligibility in self.tenant.group_eligibilities:
+            if predicate is not None and not predicate(eligibility):
+                continue
+            item: dict[str, Any] = {
+                "id": eligibility.id,
+                "startDateTime": eligibility.start_date_time,
+                "endDateTime": eligibility.end_date_time,
+                "accessId": eligibility.access_id,
+                "principalId": eligibility.principal_id,
+                "groupId": eligibility.group_id,
+                "memberType": "direct",
+                "eligibilityScheduleId": eligibility.id,
+            }
+            if "group" in expand:
+                group = self.tenant.groups.get(eligibility.group_id)
+                item["group"] = _select(self._group_json(group), expand["group"]) if group else None
+            if "principal" in expand:
+                item["principal"] = self._directory_object(eligibility.principal_id, expand["principal"])
+            items.append(item)
+        return GraphResponse(
+            200,
+            {
+                "@odata.context": self._context(
+                    "identityGovernance/privilegedAccess/group/eligibilityScheduleInstances"
+                ),
+                "value": items,
+            },
+        )
+
+    def _directory_object(self, object_id: str, select: list[str] | None) -> dict[str, Any]:
+        """A user, group or service principal as a directoryObject item (owners, expanded principals)."""
+        user = self.tenant.users.get(object_id)
+        if user is not None:
+            return _select({"@odata.type": "#microsoft.graph.user", **self._user_json(user, None)}, select)
+        group = self.tenant.groups.get(object_id)
+        if group is not None:
+            return _select(self._group_json(group), select)
+        app = self.tenant.app_by_object_id(object_id, service_principal=True)
+        return _select(
+            {
+                "@odata.type": "#microsoft.graph.servicePrincipal",
+                "id": object_id,
+                "appId": app.client_id if app else None,
+                "displayName": app.display_name if app else None,
+            },
+            select,
+        )
+
+    def _app_owners(self, req: GraphRequest, match: re.Match[str]) -> GraphResponse:
+        """GET /applications/{id}/owners, /applications(appId='{appId}')/owners and the same for
+        /servicePrincipals (application-list-owners, serviceprincipal-list-owners,
+        https://learn.microsoft.com/graph/api/application-list-owners,
+        https://learn.microsoft.com/graph/api/serviceprincipal-list-owners): the owners as directoryObjects."""
+        service_principal = req.path.startswith("/servicePrincipals")
+        object_id, app_id = match.group(1), match.group(2)
+        if app_id is not None:
+            app = self.tenant.app(app_id)
+        else:
+            app = self.tenant.app_by_object_id(object_id, service_principal=service_principal)
+        if app is None:
+            raise not_found(app_id if app_id is not None else object_id)
+        select = _parse_select(req.query, None, "microsoft.graph.directoryObject")
+        owners = app.service_principal_owners if service_principal else app.owners
+        return GraphResponse(
+            200,
+            {
+                "@odata.context": self._context("directoryObjects"),
+                "value": [self._directory_object(o, select) for o in owners],
             },
         )
 

@@ -1,4 +1,4 @@
-"""The simulated tenant: users, phone methods, groups, role assignments and applications.
+"""The simulated tenant: users, phone methods, groups, role assignments and eligibilities, and applications.
 
 Compact by design: one slotted object per user, phone methods as small immutable records shared copy-on-write,
 and indexes (UPN, mail, SMS sign-in holders) so that no request walks the whole directory unless it has to.
@@ -10,6 +10,7 @@ import json
 import os
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,14 +142,31 @@ class User:
         }
 
 
+def _derived_id(client_id: str, kind: str) -> str:
+    """A stable object id for an application's registration or service principal the tenant data leaves out."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"sim/{kind}/{client_id}"))
+
+
 @dataclass
 class Application:
+    """An app registration and its service principal in this tenant. `owners` are the object ids of the
+    registration's owners, `service_principal_owners` those of the service principal's (either may add a
+    credential to the app and act with its application permissions)."""
+
     client_id: str
     client_secret: str | None = None
     certificate_thumbprint: str | None = None
     certificate_pem: str | None = None
     roles: list[str] = field(default_factory=list)
     display_name: str = "MFA Phone Bot"
+    object_id: str = ""
+    service_principal_id: str = ""
+    owners: list[str] = field(default_factory=list)
+    service_principal_owners: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.object_id = self.object_id or _derived_id(self.client_id, "application")
+        self.service_principal_id = self.service_principal_id or _derived_id(self.client_id, "servicePrincipal")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Application:
@@ -159,6 +177,10 @@ class Application:
             certificate_pem=data.get("certificatePem"),
             roles=list(data.get("roles") or []),
             display_name=data.get("displayName") or "MFA Phone Bot",
+            object_id=str(data.get("objectId") or ""),
+            service_principal_id=str(data.get("servicePrincipalId") or ""),
+            owners=[str(o) for o in data.get("owners") or []],
+            service_principal_owners=[str(o) for o in data.get("servicePrincipalOwners") or []],
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -169,6 +191,10 @@ class Application:
             "certificatePem": self.certificate_pem,
             "roles": list(self.roles),
             "displayName": self.display_name,
+            "objectId": self.object_id,
+            "servicePrincipalId": self.service_principal_id,
+            "owners": list(self.owners),
+            "servicePrincipalOwners": list(self.service_principal_owners),
         }
 
 
@@ -239,6 +265,31 @@ class RoleEligibility(RoleAssignment):
         }
 
 
+@dataclass
+class GroupEligibility:
+    """A membership or ownership of a group that the principal may activate through PIM for Groups
+    (privilegedAccessGroupEligibilityScheduleInstance)."""
+
+    group_id: str
+    principal_id: str
+    access_id: str = "member"  # member | owner
+    start_date_time: str | None = None
+    end_date_time: str | None = None  # None: permanently eligible
+
+    @property
+    def id(self) -> str:
+        return f"{self.group_id}_{self.access_id}_{self.principal_id}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "groupId": self.group_id,
+            "principalId": self.principal_id,
+            "accessId": self.access_id,
+            "startDateTime": self.start_date_time,
+            "endDateTime": self.end_date_time,
+        }
+
+
 class Tenant:
     """Live tenant state. Tests may arrange it directly (``add_user``, ``set_phone``, attributes)."""
 
@@ -273,6 +324,20 @@ class Tenant:
             )
             for r in data.get("roleEligibilities") or []
         ]
+        self.group_eligibilities: list[GroupEligibility] = []
+        for e in data.get("groupEligibilities") or []:
+            access = str(e.get("accessId") or "member")
+            if access not in ("member", "owner"):
+                raise ValueError(f"group eligibility of {e.get('principalId')}: unknown accessId {access!r}")
+            self.group_eligibilities.append(
+                GroupEligibility(
+                    group_id=str(e["groupId"]),
+                    principal_id=str(e["principalId"]),
+                    access_id=access,
+                    start_date_time=e.get("startDateTime"),
+                    end_date_time=e.get("endDateTime"),
+                )
+            )
         self.users: dict[str, User] = {}
         self.order: list[str] = []  # stable listing order for paging
         self._by_upn: dict[str, str] = {}
@@ -301,6 +366,7 @@ class Tenant:
             "groups": [g.to_dict() for g in self.groups.values()],
             "roleAssignments": [r.to_dict() for r in self.role_assignments],
             "roleEligibilities": [r.to_dict() for r in self.role_eligibilities],
+            "groupEligibilities": [e.to_dict() for e in self.group_eligibilities],
         }
 
     # ----- users ---------------------------------------------------------------------------------------------
@@ -344,6 +410,13 @@ class Tenant:
     def app(self, client_id: str) -> Application | None:
         for app in self.applications:
             if app.client_id == client_id:
+                return app
+        return None
+
+    def app_by_object_id(self, object_id: str, *, service_principal: bool = False) -> Application | None:
+        """The application whose registration (or, with `service_principal`, service principal) has this id."""
+        for app in self.applications:
+            if (app.service_principal_id if service_principal else app.object_id) == object_id:
                 return app
         return None
 

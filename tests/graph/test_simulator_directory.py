@@ -246,6 +246,111 @@ async def test_role_eligibility_on_a_tenant_without_p2(sim: Simulator, graph: ht
     assert_graph_error(answer, 400, "AadPremiumLicenseRequired", "The tenant needs an AAD Premium 2 license.")
 
 
+GROUP_ELIGIBILITIES = "/identityGovernance/privilegedAccess/group/eligibilityScheduleInstances"
+
+
+async def test_pim_for_groups_eligibility_by_principal_or_group(
+    sim: Simulator, graph: httpx.AsyncClient
+) -> None:
+    from graph.simulator.tenant import GroupEligibility
+
+    sim.tenant.group_eligibilities.append(GroupEligibility(HELPDESK, uid("c2"), "owner"))
+    by_principal = await graph.get(GROUP_ELIGIBILITIES, params={"$filter": f"principalId eq '{uid('ca')}'"})
+    assert by_principal.status_code == 200
+    [item] = by_principal.json()["value"]
+    assert (item["principalId"], item["groupId"], item["accessId"]) == (uid("ca"), TIER0, "member")
+    assert item["id"] == f"{TIER0}_member_{uid('ca')}"
+    assert item["startDateTime"] and item["endDateTime"] is None
+    assert "group" not in item
+    owners = await graph.get(
+        GROUP_ELIGIBILITIES, params={"$filter": f"groupId eq '{HELPDESK}' and accessId eq 'owner'"}
+    )
+    assert [(i["principalId"], i["accessId"]) for i in owners.json()["value"]] == [(uid("c2"), "owner")]
+    expanded = await graph.get(
+        GROUP_ELIGIBILITIES,
+        params={
+            "$filter": f"principalId eq '{uid('ca')}'",
+            "$expand": "group($select=id,displayName,isAssignableToRole)",
+        },
+    )
+    group = expanded.json()["value"][0]["group"]
+    assert {k: v for k, v in group.items() if not k.startswith("@")} == {
+        "id": TIER0,
+        "displayName": "Tier-0 Admins",
+        "isAssignableToRole": True,
+    }
+    # the page: "This method requires the $filter (eq) query parameter to scope the request to a principalId or
+    # a groupId"
+    assert_graph_error(await graph.get(GROUP_ELIGIBILITIES), 400, "Request_UnsupportedQuery")
+    unscoped = await graph.get(GROUP_ELIGIBILITIES, params={"$filter": "accessId eq 'member'"})
+    assert_graph_error(unscoped, 400, "Request_UnsupportedQuery")
+    bad_expand = await graph.get(
+        GROUP_ELIGIBILITIES, params={"$filter": f"principalId eq '{uid('ca')}'", "$expand": "roleDefinition"}
+    )
+    assert_graph_error(bad_expand, 400, "Request_BadRequest")
+
+
+async def test_pim_for_groups_eligibility_needs_its_own_permission(sim: Simulator) -> None:
+    from graph.simulator.tenant import Application
+
+    # neither the role-management nor a Directory permission reads PIM for Groups
+    app = Application(
+        "7f3a9e5d-4c6b-4a8f-9d1e-2c3d4e5f6a72",
+        "pim-roles-secret",
+        roles=["RoleManagement.Read.Directory", "Directory.Read.All"],
+    )
+    sim.tenant.applications.append(app)
+    async with http(sim, await token_for(sim, app.client_id)) as client:
+        denied = await client.get(GROUP_ELIGIBILITIES, params={"$filter": f"principalId eq '{uid('ca')}'"})
+    assert_graph_error(denied, 403, "Authorization_RequestDenied")
+
+
+async def test_pim_for_groups_eligibility_on_a_tenant_without_p2(
+    sim: Simulator, graph: httpx.AsyncClient
+) -> None:
+    sim.behaviour.pim_licensed = False
+    answer = await graph.get(GROUP_ELIGIBILITIES, params={"$filter": f"principalId eq '{uid('ca')}'"})
+    assert_graph_error(answer, 400, "AadPremiumLicenseRequired", "The tenant needs an AAD Premium 2 license.")
+
+
+BOT_APP_ID = "5d1e7c3b-2a4f-4e6d-9b8c-0a1b2c3d4e5f"
+
+
+async def test_owners_of_the_application_and_its_service_principal(
+    sim: Simulator, graph: httpx.AsyncClient
+) -> None:
+    app = sim.tenant.app(BOT_APP_ID)
+    assert app is not None
+    app.service_principal_owners = [uid("c3")]
+    by_app_id = await graph.get(f"/applications(appId='{BOT_APP_ID}')/owners")
+    assert by_app_id.status_code == 200
+    [owner] = by_app_id.json()["value"]
+    assert owner["@odata.type"] == "#microsoft.graph.user" and owner["id"] == uid("c9")
+    assert owner["displayName"] == "Joni Sherman"
+    by_object_id = await graph.get(f"/applications/{app.object_id}/owners", params={"$select": "id"})
+    assert [o["id"] for o in by_object_id.json()["value"]] == [uid("c9")]
+    sp = await graph.get(f"/servicePrincipals(appId='{BOT_APP_ID}')/owners", params={"$select": "id"})
+    assert [o["id"] for o in sp.json()["value"]] == [uid("c3")]
+    sp_by_id = await graph.get(f"/servicePrincipals/{app.service_principal_id}/owners")
+    assert [o["id"] for o in sp_by_id.json()["value"]] == [uid("c3")]
+    unknown = "00000000-1111-2222-3333-444444444444"
+    assert_graph_error(
+        await graph.get(f"/applications(appId='{unknown}')/owners"), 404, "Request_ResourceNotFound"
+    )
+    # the registration's object id is not the service principal's
+    assert_graph_error(
+        await graph.get(f"/servicePrincipals/{app.object_id}/owners"), 404, "Request_ResourceNotFound"
+    )
+
+
+async def test_owners_need_an_application_read_permission(sim: Simulator) -> None:
+    readonly = "6e2f8d4c-3b5a-4f7e-8c2d-1b2c3d4e5f60"  # User.Read.All only
+    async with http(sim, await token_for(sim, readonly)) as client:
+        for kind in ("applications", "servicePrincipals"):
+            path = f"/{kind}(appId='{BOT_APP_ID}')/owners"
+            assert_graph_error(await client.get(path), 403, "Authorization_RequestDenied")
+
+
 async def test_unknown_paths_and_me_are_refused(graph: httpx.AsyncClient) -> None:
     assert_graph_error(await graph.get("/me"), 400, "BadRequest")
     assert_graph_error(await graph.get("/groupz"), 400, "BadRequest")
