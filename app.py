@@ -59,6 +59,9 @@ def create_app(
 ) -> web.Application:
     """The bot as an aiohttp application. `graph` (bot.service.GraphServices) and `store` (bot.store.Store) may be
     passed in (tests, demo mode); otherwise they are built from settings at start-up and closed at clean-up."""
+    from graph.log_privacy import install as mask_numbers_in_logs
+
+    mask_numbers_in_logs()  # every log record of the process, httpx's request lines included
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[_errors_as_json])
 
     async def on_startup(app: web.Application) -> None:
@@ -509,6 +512,9 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from graph.log_privacy import install as mask_numbers_in_logs
+
+    mask_numbers_in_logs()
     web.run_app(
         create_app(settings),
         host=settings.host,

@@ -146,6 +146,9 @@ def main(
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
 ) -> int:
+    from graph.log_privacy import install as mask_numbers_in_logs
+
+    mask_numbers_in_logs()  # a warning logged on the way (httpx, msal) carries no full number
     out = stdout or sys.stdout
     err = stderr or sys.stderr
     parser = build_parser()

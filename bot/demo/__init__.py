@@ -694,6 +694,9 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     )
     for noisy in ("httpx", "alembic", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    from graph.log_privacy import install as mask_numbers_in_logs
+
+    mask_numbers_in_logs()
     if shutil.which("node") is None:
         print("demo mode: Node.js is not installed (the Agents Playground needs it)", file=sys.stderr)
         return 1
