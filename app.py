@@ -110,7 +110,7 @@ async def _build_runtime(
 
     from bot.approvals import ApprovalService
     from bot.execution import Executor
-    from bot.handler import DemoBanner, MfaBot
+    from bot.handler import DemoBanner, InertText, MfaBot
     from bot.policy import Policy
     from bot.proactive import CardUpdater
     from bot.service import GraphServices, MfaService
@@ -158,6 +158,8 @@ async def _build_runtime(
         )
         bot = MfaBot(service=service, store=store, settings=settings)
         adapter.on_turn_error = bot.on_turn_error
+        # every text message leaving the bot goes out markdown-escaped with its web addresses defanged
+        adapter.use(InertText())
         if settings.demo_mode:
             # every card and text leaving the bot (turns and proactive updates alike) says it is a simulation
             adapter.use(DemoBanner())

@@ -16,11 +16,11 @@ Rules every builder follows:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
+from bot.markdown import escape
 from bot.models import ChangeRequest, RequestState
 from bot.texts import t
 from graph.outcome import Holder, NotificationStatus, Outcome, OutcomeKind, PhoneState
@@ -71,25 +71,11 @@ class AuditEntryLike(Protocol):
 
 # ------------------------------------------------------------------------------------------------ escaping
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>~|!])")
-_LINE_START = re.compile(r"^(\s*)(?:([#>=]|[+\-](?=\s))|(\d+)([.)])(?=\s|$))")
-_WHITESPACE = re.compile(r"[\s\u0085\u2028\u2029]+")
-
-
 def md(value: object) -> str:
     """Plain text made safe for a markdown-rendering TextBlock or Fact: markdown-significant characters are
     backslash-escaped, line breaks collapse to spaces (no injected headings or lists), so a hostile display
-    name cannot inject a link, an image or emphasis."""
-    text = _WHITESPACE.sub(" ", str(value)).strip()
-    text = "".join(ch for ch in text if ch >= " " or ch == "\t")
-    text = _MD_SPECIAL.sub(r"\\\1", text)
-    return _LINE_START.sub(_escape_line_start, text)
-
-
-def _escape_line_start(m: re.Match[str]) -> str:
-    if m.group(2):  # heading, quote, setext underline or bullet
-        return f"{m.group(1)}\\{m.group(2)}"
-    return f"{m.group(1)}{m.group(3)}\\{m.group(4)}"  # ordered list "1." -> "1\."
+    name cannot inject a link, an image or emphasis. The one escape, shared with text messages (bot.markdown)."""
+    return escape(value)
 
 
 def masked(number: str | None) -> str:

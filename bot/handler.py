@@ -28,7 +28,7 @@ from botbuilder.core import (
 from botbuilder.dialogs import DialogSet, DialogTurnStatus
 from botbuilder.schema import Activity, AdaptiveCardInvokeResponse, ChannelAccount
 
-from bot import cards, texts
+from bot import cards, markdown, texts
 from bot.models import Person
 from bot.policy import activity_tenant_id
 from bot.service import Caller, MfaService
@@ -242,6 +242,36 @@ class MfaBot(ActivityHandler):
                 details={"conversation_id": conversation_id[:200], "by": "install"},
             )
             log.info("approvers' conversation registered on installation")
+
+
+class InertText(Middleware):
+    """The text of every message the bot sends or updates goes out as `bot.markdown.chat_text`: markdown escaped,
+    web addresses defanged. Registered first on the adapter (app.py), so it covers turn replies and proactive
+    messages alike (continue_conversation runs the same middleware), and whatever the text was built from (display
+    names, UPNs, approvers' reasons, Graph's messages, what a person typed) cannot become a link or formatting."""
+
+    async def on_turn(self, context: TurnContext, logic: Callable[[], Awaitable[Any]]) -> None:
+        context.on_send_activities(self._on_send)
+        context.on_update_activity(self._on_update)
+        await logic()
+
+    async def _on_send(
+        self, context: TurnContext, activities: list[Activity], next_send: Callable[[], Awaitable[Any]]
+    ) -> Any:
+        for activity in activities:
+            _make_text_inert(activity)
+        return await next_send()
+
+    async def _on_update(
+        self, context: TurnContext, activity: Activity, next_update: Callable[[], Awaitable[Any]]
+    ) -> Any:
+        _make_text_inert(activity)
+        return await next_update()
+
+
+def _make_text_inert(activity: Activity) -> None:
+    if activity.type == "message" and isinstance(activity.text, str) and activity.text:
+        activity.text = markdown.chat_text(activity.text)
 
 
 class DemoBanner(Middleware):

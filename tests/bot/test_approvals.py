@@ -10,6 +10,7 @@ is an `adaptiveCard/action` invoke posted to /api/messages.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import time
 import uuid
@@ -369,6 +370,40 @@ async def test_approval_runs_the_change_once_and_every_card_and_the_requester_se
     assert "Approved by Megan Bowen" in again.text and "Diego Siciliani" in again.text
     assert not has_button(again.card, "mfa.approve") and not has_button(again.card, "mfa.reject")
     assert len(graph_writes(bot.sim)) == 1 and len(bot.sim.outbox) == 1
+
+
+_MARKDOWN_TOKENS = ("[", "](", "**", "<", ">", "![", "_")
+
+
+def _shown(text: str) -> str:
+    """What a markdown renderer shows of a text: every backslash escape replaced by its character."""
+    return re.sub(r"\\(.)", r"\1", text)
+
+
+async def test_reject_reason_and_names_reach_the_requester_as_text_without_links_or_markup(one: Instance) -> None:
+    bot = one.bot
+    bot.sim.tenant.users[DIEGO_ID].display_name = "Diego **Boss** <b>x</b> [Sign in](https://evil.example/a)"
+    approver = dataclasses.replace(PATTI, name="Patti [IT Support](http://evil.example/b)")
+    reason = "[Re-verify your MFA](https://evil.example) at www.evil.com or evil.com/login"
+    sub = await submit(bot)
+    channel = await channel_card(bot, sub.request_id)
+    await click(bot, approver, "mfa.reject", sub.request_id, sub.rev, card=channel, reason=reason)
+    await wait_state(bot, sub.request_id, RequestState.REJECTED)
+    told = (
+        await bot.connector.wait_for(lambda _: [t for t in texts_to(bot.connector, ALEX) if "rejected" in t])
+    )[0]
+
+    for token in _MARKDOWN_TOKENS:  # no link, image, emphasis or HTML tag can form: each is escaped
+        assert not re.search(r"(?<!\\)" + re.escape(token), told), (token, told)
+    shown = _shown(told)
+    # Every outside string is there, readable, with its web addresses defanged so no client links them.
+    assert "Diego **Boss** <b>x</b> [Sign in](https[:]//evil[.]example/a)" in shown
+    assert "Patti [IT Support](http[:]//evil[.]example/b)" in shown
+    assert "[Re-verify your MFA](https[:]//evil[.]example) at www[.]evil[.]com or evil[.]com/login" in shown
+    assert "diego.siciliani@contoso.example" in shown
+    for address in ("://", "evil.example", "www.evil.com", "evil.com"):
+        assert address not in shown
+    assert graph_writes(bot.sim) == []
 
 
 async def test_reject_with_reason_tells_the_requester_and_changes_nothing(one: Instance) -> None:

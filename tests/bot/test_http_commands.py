@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from bot import texts
 from bot.models import RequestState
 from tests.bot.conftest import (
@@ -42,6 +44,18 @@ async def test_help_shows_the_commands_and_the_form(bot: BotHarness) -> None:
     cards = await _cards_after(bot, mark, 2)
     assert texts.t("en", "help.title") in card_text(cards[0])
     assert "targetUserText" in input_ids(cards[1])
+
+
+async def test_an_unknown_command_is_echoed_as_inert_text(bot: BotHarness) -> None:
+    await bot.open_form(ALEX, "hello")  # the first message opens the form; later unknown ones are answered
+    mark = bot.connector.mark()
+    await bot.message(ALEX, "**urgent** <b>x</b> [help](https://evil.example) www.evil.com")
+    text = " ".join(await _texts_after(bot, mark))
+    assert "did not understand" in text
+    for token in ("[", "](", "**", "<"):  # each escaped: no link, emphasis or HTML tag can form
+        assert not re.search(r"(?<!\\)" + re.escape(token), text), (token, text)
+    shown = re.sub(r"\\(.)", r"\1", text)  # what a markdown renderer shows
+    assert "**urgent** <b>x</b> [help](https[:]//evil[.]example) www[.]evil[.]com" in shown
 
 
 async def test_any_first_message_opens_the_form_and_remove_phone_preselects_remove(bot: BotHarness) -> None:
