@@ -5,8 +5,10 @@ Rules:
 - the activity comes from the configured tenant (channelData.tenant.id / conversation.tenantId);
 - the requester is a transitive member of HELPDESK_GROUP_ID;
 - nobody changes their own MFA through the bot;
-- privileged targets (directory roles except the harmless ones, members/owners of role-assignable groups) only
-  by a transitive member of PRIVILEGED_GROUP_ID;
+- privileged targets (directory roles except the harmless ones, active or PIM-eligible; members/owners of
+  role-assignable groups, also PIM-eligible ones; owners of this bot's Graph application or service principal)
+  only by a transitive member of PRIVILEGED_GROUP_ID;
+- guests (Entra userType Guest) neither ask for changes nor approve them;
 - approval is required by APPROVAL_POLICY (always | privileged | never); privileged targets are approved by the
   privileged group, the rest by APPROVER_GROUP_ID (or the target's manager when MANAGER_APPROVAL is on);
 - an approver is never the requester or the target.
@@ -27,9 +29,13 @@ from graph.outcome import TargetUser
 
 @dataclass(frozen=True)
 class Roles:
+    """What a person may do. A guest (Entra userType Guest, read from Graph) holds no role, whatever their
+    groups: guests neither ask for changes nor decide them."""
+
     helpdesk: bool
     approver: bool
     privileged: bool
+    guest: bool = False
 
 
 @dataclass
@@ -86,11 +92,20 @@ class Policy:
                 return cached[1]
             s = self._settings
             groups = [g for g in (s.helpdesk_group_id, s.approver_group_id, s.privileged_group_id) if g]
-            member_of = {g.lower() for g in await self._directory.member_groups(aad_object_id, groups)}
+            # the groups and the account's userType, read at the same time
+            found, user = await asyncio.gather(
+                self._directory.member_groups(aad_object_id, groups),
+                self._directory.find_user(aad_object_id),
+            )
+            member_of = {g.lower() for g in found}
+            guest = user is None or user.user_type.lower() == "guest"
             roles = Roles(
-                helpdesk=bool(s.helpdesk_group_id) and s.helpdesk_group_id.lower() in member_of,
-                approver=bool(s.approver_group_id) and s.approver_group_id.lower() in member_of,
-                privileged=bool(s.privileged_group_id) and s.privileged_group_id.lower() in member_of,
+                helpdesk=not guest and bool(s.helpdesk_group_id) and s.helpdesk_group_id.lower() in member_of,
+                approver=not guest and bool(s.approver_group_id) and s.approver_group_id.lower() in member_of,
+                privileged=not guest
+                and bool(s.privileged_group_id)
+                and s.privileged_group_id.lower() in member_of,
+                guest=guest,
             )
             if s.role_cache_seconds > 0:
                 self._cache[key] = (self._monotonic() + s.role_cache_seconds, roles)
@@ -146,6 +161,8 @@ class Policy:
         if not person.aad_object_id:
             return refuse("refusal.bad_input")
         roles = await self.roles(person.aad_object_id)
+        if roles.guest:
+            return refuse("refusal.guest")
         if not roles.helpdesk:
             return refuse("refusal.not_helpdesk")
         return Decision(allowed=True)
@@ -154,7 +171,7 @@ class Policy:
         if target.id.lower() == person.aad_object_id.lower():
             return refuse("refusal.own_account")
         privilege = await self.privilege(target.id)
-        reasons = list(privilege.roles) + list(privilege.role_assignable_groups)
+        reasons = list(privilege.reasons)  # roles, role-assignable groups, ownership of this bot's app
         privileged = bool(privilege.is_privileged)
         rules: list[str] = []
         if privileged:
@@ -198,6 +215,8 @@ class Policy:
         if aad == req.target_id.lower():
             return refuse("refusal.approver_is_target")
         roles = await self.roles(person.aad_object_id)
+        if roles.guest:
+            return refuse("refusal.guest_approver")
         if req.target_privileged or req.approver_group == "privileged":
             if roles.privileged:
                 return Decision(allowed=True, privileged=True)

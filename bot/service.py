@@ -74,7 +74,7 @@ class GraphServices:
 
         tokens = await TokenProvider.create(settings)
         client, close = await create_graph_client(settings, tokens=tokens)
-        directory = Directory(client)
+        directory = Directory(client, app_id=settings.client_id)  # its owners count as privileged targets
         notifier = Notifier.from_settings(settings, client) if settings.mail_sender else None
         workflow = PhoneMfaWorkflow(
             client, directory, WorkflowSettings.from_graph_settings(settings), notifier=notifier

@@ -441,6 +441,10 @@ EN: Final[dict[str, str]] = {
     "Another approver must decide.",
     "refusal.approver_is_target": "This change is about your own account, so you cannot approve or reject it.",
     "refusal.not_approver": "Only members of the {group} can approve or reject this request.",
+    "refusal.guest": "Guest accounts cannot ask for MFA phone changes, even in the helpdesk group. Please ask "
+    "a helpdesk member of this organisation.",
+    "refusal.guest_approver": "Guest accounts cannot approve or reject MFA phone changes. A member of the "
+    "organisation must decide.",
     "refusal.not_found": "Request not found, or it is not yours.",
     "refusal.stale": "This card is out of date: the request changed in the meantime. Here is its current state.",
     "refusal.expired": "This request has expired. Nothing was changed. Please start a new one.",
@@ -839,6 +843,10 @@ DE: Final[dict[str, str]] = {
     "refusal.approver_is_target": "Diese Änderung betrifft Ihr eigenes Konto, daher können Sie sie weder "
     "genehmigen noch ablehnen.",
     "refusal.not_approver": "Nur Mitglieder der {group} können diese Anfrage genehmigen oder ablehnen.",
+    "refusal.guest": "Gastkonten können keine Änderung eines MFA-Telefons anfragen, auch nicht in der "
+    "Helpdesk-Gruppe. Bitte wenden Sie sich an ein Helpdesk-Mitglied dieser Organisation.",
+    "refusal.guest_approver": "Gastkonten können Änderungen eines MFA-Telefons weder genehmigen noch ablehnen. "
+    "Ein Mitglied der Organisation muss entscheiden.",
     "refusal.not_found": "Anfrage nicht gefunden, oder sie gehört nicht Ihnen.",
     "refusal.stale": "Diese Karte ist veraltet: Die Anfrage hat sich inzwischen geändert. Hier ist ihr "
     "aktueller Stand.",

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
 from graph.client import GraphClient
-from graph.errors import GraphError, NotFoundError
+from graph.errors import GraphError, NotFoundError, PermissionDeniedError
 from graph.outcome import PhoneMethod, PhoneState, TargetUser
 
 log = logging.getLogger("graph.directory")
@@ -19,6 +22,15 @@ CHECK_MEMBER_GROUPS_LIMIT = 20
 # What Graph answers for PIM reads on a tenant without Entra ID P2: nobody there can be eligible for a role.
 PIM_NOT_LICENSED = "AadPremiumLicenseRequired"
 ELIGIBILITY_UNREADABLE = "role eligibility could not be read"
+GROUP_ELIGIBILITY_UNREADABLE = "group eligibility (PIM for Groups) could not be read"
+# Whoever owns the bot's Graph application or its service principal can add a credential to it and act with its
+# permissions (change anyone's MFA phone): they count as privileged targets.
+APP_OWNER = "owner of this bot's application"
+SERVICE_PRINCIPAL_OWNER = "owner of this bot's service principal"
+OWNERS_UNREADABLE = "the owners of this bot's application could not be read"
+OWNERS_PERMISSION = "Application.Read.All"
+OWNERS_CACHE_SECONDS = 600.0  # owners change rarely; a new owner counts after at most this long
+OWNERS_RETRY_SECONDS = 30.0  # an owners read that failed is tried again after this long
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _MAX_REF = 320  # longer than any UPN or mail address Entra accepts
@@ -58,6 +70,39 @@ class Privilege:
     role_assignable_groups: list[str] = field(default_factory=list)  # "Name (member)" / "Name (owner)"
     is_privileged: bool = False
     harmless_roles: list[str] = field(default_factory=list)  # for display: roles that do not count
+    # APP_OWNER / SERVICE_PRINCIPAL_OWNER, or OWNERS_UNREADABLE
+    ownerships: list[str] = field(default_factory=list)
+
+    @property
+    def reasons(self) -> list[str]:
+        """Every reason the user counts as privileged, for the cards and the audit."""
+        return [*self.roles, *self.role_assignable_groups, *self.ownerships]
+
+
+@dataclass(frozen=True)
+class BotOwners:
+    """The direct owners (object ids, lower case) of this bot's Graph application and of its service principal.
+    `error` is set when they could not be read (then nobody is known to be an owner, and every target counts as
+    privileged); `missing_permission` names the permission when Graph refused it (403)."""
+
+    application: frozenset[str] = frozenset()
+    service_principal: frozenset[str] = frozenset()
+    error: str | None = None
+    missing_permission: str | None = None
+
+    def reasons(self, user_id: str) -> list[str]:
+        """Why `user_id` counts as privileged through these owners (empty: it does not)."""
+        if self.error is not None:
+            return [OWNERS_UNREADABLE]
+        uid = user_id.lower()
+        return [
+            reason
+            for reason, ids in (
+                (APP_OWNER, self.application),
+                (SERVICE_PRINCIPAL_OWNER, self.service_principal),
+            )
+            if uid in ids
+        ]
 
 
 def user_path(ref: str) -> str:
@@ -89,8 +134,22 @@ def _target(data: dict[str, Any]) -> TargetUser:
 
 
 class Directory:
-    def __init__(self, client: GraphClient) -> None:
+    def __init__(
+        self,
+        client: GraphClient,
+        *,
+        app_id: str | None = None,
+        owners_cache_seconds: float = OWNERS_CACHE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """`app_id`: the client id of this bot's Graph application; its owners (and those of its service
+        principal) count as privileged targets. Without it nobody is checked as an owner."""
         self._client = client
+        self._app_id = app_id
+        self._owners_cache_seconds = owners_cache_seconds
+        self._clock = clock
+        self._owners: tuple[float, BotOwners] | None = None
+        self._owners_lock = asyncio.Lock()
 
     async def find_user(self, ref: str) -> TargetUser | None:
         """Find the target by object id, UPN (guests too) or mail address. None when nobody matches."""
@@ -163,16 +222,54 @@ class Directory:
         return found
 
     async def privilege(self, user_id: str) -> Privilege:
-        """Whether the user holds a role (other than the harmless ones) or a role-assignable group.
+        """Whether the user holds a role (other than the harmless ones) or a role-assignable group, or owns this
+        bot's application.
 
-        Sources: transitiveMemberOf (directory roles, also through role-assignable groups, and the groups
-        themselves), ownedObjects (owner of a role-assignable group), the active role assignments with the
-        user as principal (administrative-unit scoped ones too) and the PIM-eligible ones
-        (roleEligibilityScheduleInstances, named "… (eligible)"): an eligible user can activate the role at any
-        time. Errors of the active sources propagate: a caller that cannot tell must treat the user as
-        privileged. When eligibility cannot be read (other than on a tenant without Entra ID P2, where nobody is
-        eligible), the user is privileged with the reason ELIGIBILITY_UNREADABLE.
+        Sources, read at the same time: transitiveMemberOf (directory roles, also through role-assignable groups,
+        and the groups themselves), ownedObjects (owner of a role-assignable group), the active role assignments
+        with the user as principal (administrative-unit scoped ones too), the PIM-eligible roles
+        (roleEligibilityScheduleInstances, named "… (eligible)"), the PIM for Groups eligible memberships and
+        ownerships of role-assignable groups ("Name (eligible member)" / "Name (eligible owner)"): an eligible user
+        can activate them at any time; and the owners of this bot's application and service principal (cached,
+        see bot_owners). Errors of the active sources propagate: a caller that cannot tell must treat the user as
+        privileged. When an eligibility or the owners cannot be read (other than PIM on a tenant without Entra ID
+        P2, where nobody is eligible), the user is privileged with that as the reason.
         """
+        active = asyncio.ensure_future(self._active_privilege(user_id))
+        roles_task = asyncio.ensure_future(self._eligible_roles(user_id))
+        groups_task = asyncio.ensure_future(self._eligible_groups(user_id))
+        owners_task = asyncio.ensure_future(self.bot_owners())
+        tasks: list[asyncio.Future[Any]] = [active, roles_task, groups_task, owners_task]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            raise
+        role_ids, groups = active.result()
+        eligible, eligible_groups, owners = roles_task.result(), groups_task.result(), owners_task.result()
+
+        for template, name in (eligible or {}).items():
+            role_ids.setdefault(template, name)  # an active assignment of the same role says more
+
+        roles = sorted({name for tid, name in role_ids.items() if tid not in HARMLESS_ROLES})
+        harmless = sorted({name for tid, name in role_ids.items() if tid in HARMLESS_ROLES})
+        if eligible is None:
+            roles.append(ELIGIBILITY_UNREADABLE)
+        unique_groups = sorted(set(groups) | set(eligible_groups or ()))
+        if eligible_groups is None:
+            unique_groups.append(GROUP_ELIGIBILITY_UNREADABLE)
+        ownerships = owners.reasons(user_id)
+        return Privilege(
+            roles=roles,
+            role_assignable_groups=unique_groups,
+            is_privileged=bool(roles or unique_groups or ownerships),
+            harmless_roles=harmless,
+            ownerships=ownerships,
+        )
+
+    async def _active_privilege(self, user_id: str) -> tuple[dict[str, str], list[str]]:
+        """Active roles (template id -> display name) and role-assignable groups ("Name (member|owner)")."""
         role_ids: dict[str, str] = {}  # template id -> display name
         groups: list[str] = []
         async for item in self._client.paginate(f"{user_path(user_id)}/transitiveMemberOf"):
@@ -199,22 +296,7 @@ class Directory:
             if scope != "/":
                 name = f"{name} (scope {scope})"
             role_ids[template] = name
-
-        eligible = await self._eligible_roles(user_id)
-        for template, name in (eligible or {}).items():
-            role_ids.setdefault(template, name)  # an active assignment of the same role says more
-
-        roles = sorted({name for tid, name in role_ids.items() if tid not in HARMLESS_ROLES})
-        harmless = sorted({name for tid, name in role_ids.items() if tid in HARMLESS_ROLES})
-        if eligible is None:
-            roles.append(ELIGIBILITY_UNREADABLE)
-        unique_groups = sorted(set(groups))
-        return Privilege(
-            roles=roles,
-            role_assignable_groups=unique_groups,
-            is_privileged=bool(roles or unique_groups),
-            harmless_roles=harmless,
-        )
+        return role_ids, groups
 
     async def _eligible_roles(self, user_id: str) -> dict[str, str] | None:
         """PIM-eligible roles of the user (template id -> "Name (eligible)"), None when they cannot be read."""
@@ -241,6 +323,102 @@ class Directory:
             )
             return None
         return found
+
+    async def _eligible_groups(self, user_id: str) -> list[str] | None:
+        """Role-assignable groups the user is eligible to join or own through PIM for Groups ("Name (eligible
+        member)" / "Name (eligible owner)"), None when they cannot be read.
+
+        `GET /identityGovernance/privilegedAccess/group/eligibilityScheduleInstances?$filter=principalId eq '…'`
+        (https://learn.microsoft.com/graph/api/privilegedaccessgroup-list-eligibilityscheduleinstances: the
+        $filter on principalId or groupId is required; application permission
+        PrivilegedEligibilitySchedule.Read.AzureADGroup; accessId member | owner). The group is expanded to tell
+        whether it is role-assignable; an instance without the expanded group counts (it cannot be told apart), one
+        whose group is gone (null) does not. No Entra ID P2 (AadPremiumLicenseRequired): nobody is eligible.
+        """
+        found: list[str] = []
+        try:
+            async for item in self._client.paginate(
+                "/identityGovernance/privilegedAccess/group/eligibilityScheduleInstances",
+                {
+                    "$filter": f"principalId eq {odata_string(user_id)}",
+                    "$expand": "group($select=id,displayName,isAssignableToRole)",
+                },
+            ):
+                group = item.get("group")
+                if isinstance(group, dict) and group.get("isAssignableToRole") is False:
+                    continue
+                if group is None and "group" in item:
+                    continue  # the group is gone: nothing to activate
+                name = (group or {}).get("displayName") or item.get("groupId") or "?"
+                access = "owner" if str(item.get("accessId") or "").lower() == "owner" else "member"
+                found.append(f"{name} (eligible {access})")
+        except GraphError as exc:
+            if exc.code == PIM_NOT_LICENSED:
+                return []
+            log.warning(
+                "group eligibility could not be read; the target counts as privileged",
+                extra={"status": exc.status, "code": exc.code, "request_id": exc.request_id},
+            )
+            return None
+        return found
+
+    async def bot_owners(self) -> BotOwners:
+        """The owners of this bot's application and of its service principal, cached OWNERS_CACHE_SECONDS (a 403
+        OWNERS_RETRY_SECONDS, any other failure not at all). Never raises for a Graph failure: `error` says what
+        went wrong."""
+        if not self._app_id:
+            return BotOwners()
+        cached = self._owners
+        if cached is not None and cached[0] > self._clock():
+            return cached[1]
+        async with self._owners_lock:  # one read at a time; the others wait for its answer
+            cached = self._owners
+            if cached is not None and cached[0] > self._clock():
+                return cached[1]
+            owners = await self._read_bot_owners(self._app_id)
+            ttl = self._owners_cache_seconds
+            if owners.error is not None:
+                # a missing permission stays missing for a while; any other failure is asked again next time
+                ttl = min(ttl, OWNERS_RETRY_SECONDS) if owners.missing_permission else 0.0
+            self._owners = (self._clock() + ttl, owners) if ttl > 0 else None
+            return owners
+
+    async def _read_bot_owners(self, app_id: str) -> BotOwners:
+        """`GET /applications(appId='…')/owners` and `GET /servicePrincipals(appId='…')/owners`
+        (https://learn.microsoft.com/graph/api/application-list-owners,
+        https://learn.microsoft.com/graph/api/serviceprincipal-list-owners: application permission
+        Application.Read.All). An application registered in another tenant has no registration here (404): only
+        its service principal's owners are in this directory."""
+        key = f"(appId={odata_string(app_id)})"
+        try:
+            application, service_principal = await asyncio.gather(
+                self._owner_ids(f"/applications{key}/owners", missing_ok=True),
+                self._owner_ids(f"/servicePrincipals{key}/owners", missing_ok=False),
+            )
+        except GraphError as exc:
+            missing = OWNERS_PERMISSION if isinstance(exc, PermissionDeniedError) else None
+            log.warning(
+                "the owners of this bot's application could not be read; every target counts as privileged",
+                extra={
+                    "status": exc.status,
+                    "code": exc.code,
+                    "request_id": exc.request_id,
+                    "missing_permission": missing,
+                },
+            )
+            return BotOwners(error=f"{exc.status or ''} {exc.code}".strip(), missing_permission=missing)
+        return BotOwners(application=application, service_principal=service_principal)
+
+    async def _owner_ids(self, path: str, *, missing_ok: bool) -> frozenset[str]:
+        found: set[str] = set()
+        try:
+            async for item in self._client.paginate(path, {"$select": "id"}):
+                if isinstance(item, dict) and item.get("id"):
+                    found.add(str(item["id"]).lower())
+        except NotFoundError:
+            if not missing_ok:
+                raise
+        return frozenset(found)
 
     async def manager(self, user_id: str) -> TargetUser | None:
         try:

@@ -85,7 +85,7 @@ async def make_fast_bot(
             http_timeout=httpx.Timeout(2.0),
             retry=RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.05, deadline=4.0),
         )
-        directory = Directory(client)
+        directory = Directory(client, app_id=gs.client_id)
         workflow = PhoneMfaWorkflow(
             client, directory, WorkflowSettings.from_graph_settings(gs), notifier=None
         )

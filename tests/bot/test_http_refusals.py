@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
+import aiohttp
 import pytest
 
 from bot import texts
 from bot.models import RequestState
 from tests.bot.conftest import (
+    ADELE_ID,
     ALEX,
+    APPROVER_GROUP,
+    HELPDESK_GROUP,
     ISAIAH,
     MEGAN,
     MIRIAM_ID,
@@ -18,6 +23,8 @@ from tests.bot.conftest import (
     PRADEEP,
     PRIVILEGED_GROUP,
     BotHarness,
+    MakeBot,
+    Persona,
     action_data,
     card_text,
     graph_writes,
@@ -263,4 +270,113 @@ async def test_eligible_global_admin_is_refused_without_the_privileged_group(bot
     assert (
         refusal["target_id"] == HENRIETTA_ID and refusal["details"]["reason"] == "refusal.target_privileged"
     )
+    assert graph_writes(bot.sim) == []
+
+
+IRVIN = {"targetUserText": "irvin.sayers@contoso.example", "number": "+49 170 5550199", "action": "set"}
+# eligible (PIM for Groups) member of Tier-0 Admins, not active
+IRVIN_ID = "00000000-0000-0000-0000-0000000000ca"
+JONI = {"targetUserText": "joni.sherman@contoso.example", "number": "+49 170 5550199", "action": "set"}
+JONI_ID = "00000000-0000-0000-0000-0000000000c9"  # owner of the bot's own Graph application
+
+
+@pytest.mark.parametrize(
+    ("values", "target_id", "reason"),
+    [
+        (IRVIN, IRVIN_ID, "Tier-0 Admins (eligible member)"),
+        (JONI, JONI_ID, "owner of this bot's application"),
+    ],
+    ids=["eligible-for-a-role-assignable-group", "owner-of-the-bots-application"],
+)
+async def test_target_who_can_become_privileged_is_refused_without_the_privileged_group(
+    bot: BotHarness, values: dict[str, str], target_id: str, reason: str
+) -> None:
+    form = await bot.open_form(ALEX)
+    reply = await bot.review(ALEX, form, values)
+    assert en("refusal.target_privileged") in reply.text and reason in reply.text
+    assert action_data(reply.card, "mfa.confirm") is None
+    refusal = (await bot.refusals())[-1]
+    assert refusal["target_id"] == target_id and refusal["details"]["reason"] == "refusal.target_privileged"
+    assert graph_writes(bot.sim) == []
+
+
+@pytest.mark.parametrize(("values", "reason"), [(IRVIN, "Tier-0 Admins (eligible member)"), (JONI, "owner")])
+async def test_target_who_can_become_privileged_is_shown_as_privileged_to_the_privileged_group(
+    make_bot: MakeBot, values: dict[str, str], reason: str
+) -> None:
+    bot = await make_bot(APPROVAL_POLICY="privileged")
+    bot.sim.tenant.groups[PRIVILEGED_GROUP].members.append(ALEX.aad)  # Alex may ask for privileged targets
+    form = await bot.open_form(ALEX)
+    reply = await bot.review(ALEX, form, values)
+    data = action_data(reply.card, "mfa.confirm")
+    assert data is not None, reply.text
+    assert reason in reply.text  # the rule that applies: a privileged approver must decide
+    req = await bot.store.get_request(data["requestId"])
+    assert req is not None and req.target_privileged and req.approver_group == "privileged"
+    assert any(reason in r for r in req.privilege_reasons)
+
+
+# a guest (B2B) account
+ADELE = Persona(ADELE_ID, "Adele Vance", "adele_partner.example#EXT#@contoso.example")
+
+
+async def test_guest_in_the_helpdesk_group_cannot_ask_for_a_change(bot: BotHarness) -> None:
+    bot.sim.tenant.groups[HELPDESK_GROUP].members.append(ADELE.aad)
+    mark = bot.connector.mark()
+    reply = await bot.message(ADELE, "set phone")
+    assert reply.status in (200, 201)
+    sent = await bot.connector.wait_for(lambda recs: [r for r in recs if r.card], since=mark)
+    assert en("refusal.guest") in card_text(sent[0].card)
+    assert "targetUserText" not in json.dumps(sent[0].card)
+    # a forged review does not get further
+    review = await bot.invoke(ADELE, "mfa.review", {"verb": "mfa.review", **DIEGO})
+    assert review.status == 200 and en("refusal.guest") in review.text
+    assert action_data(review.card, "mfa.confirm") is None
+    refusals = await bot.refusals()
+    assert [r["details"]["reason"] for r in refusals] == ["refusal.guest", "refusal.guest"]
+    assert all(r["actor_aad_id"] == ADELE.aad for r in refusals)
+    assert graph_writes(bot.sim) == []
+
+
+async def test_guest_in_the_approver_group_cannot_approve(make_bot: MakeBot) -> None:
+    channel = "19:approvers@thread.tacv2"
+    bot = await make_bot(APPROVAL_POLICY="always", APPROVER_CONVERSATION_ID=channel)
+    bot.sim.tenant.groups[APPROVER_GROUP].members.append(ADELE.aad)
+    reply = await bot.conversation_update(MEGAN, conversation_id=channel, conversation_type="channel")
+    assert reply.status in (200, 201)
+    form, review, data = await _draft(bot)
+    confirm = await bot.confirm(ALEX, form.activity_id, review.card or {})
+    assert confirm.status == 200
+    req = await bot.store.get_request(data["requestId"])
+    assert req is not None and req.state is RequestState.AWAITING_APPROVAL
+    click = {"verb": "mfa.approve", "requestId": req.id, "rev": req.revision}
+    answer = await bot.invoke(
+        ADELE, "mfa.approve", click, conversation_id=channel, conversation_type="channel"
+    )
+    assert answer.status == 200 and en("refusal.guest_approver") in answer.text
+    after = await bot.store.get_request(req.id)
+    assert after is not None and after.state is RequestState.AWAITING_APPROVAL and after.decided_by is None
+    refused = [e for e in await bot.store.request_audit(req.id) if e.actor_aad_id == ADELE.aad]
+    assert [e.event for e in refused] == ["approval_refused"]
+    assert refused[0].details["reason"] == "refusal.guest_approver"
+    assert graph_writes(bot.sim) == []
+
+
+async def test_without_the_permission_to_read_the_bots_owners_every_target_is_privileged(
+    sim: Any, make_bot: MakeBot
+) -> None:
+    app = sim.tenant.app(sim.tenant.applications[0].client_id)
+    app.roles = [r for r in app.roles if r != "Application.Read.All"]
+    bot = await make_bot()
+    # readiness names the missing permission; the bot still serves
+    async with aiohttp.ClientSession() as http, http.get(bot.server.make_url("/readyz")) as resp:
+        body = await resp.json()
+    assert resp.status == 200, body
+    assert "missing permission Application.Read.All" in body["warnings"]["bot_owners"]
+    # an ordinary target is treated as privileged, with the reason
+    form = await bot.open_form(ALEX)
+    reply = await bot.review(ALEX, form, DIEGO)
+    assert en("refusal.target_privileged") in reply.text
+    assert "the owners of this bot's application could not be read" in reply.text
+    assert action_data(reply.card, "mfa.confirm") is None
     assert graph_writes(bot.sim) == []

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
+from graph.auth import TokenProvider
 from graph.client import RetryPolicy, create_graph_client
 from graph.directory import Directory, user_path
 from graph.settings import GraphSettings
@@ -245,6 +247,155 @@ async def test_eligibility_without_permission_counts_as_privileged(sim: Any, dir
     assert privilege.is_privileged and privilege.roles == ["role eligibility could not be read"]
     refused = [c for c in sim.calls if "roleEligibilityScheduleInstances" in c.path]
     assert refused and refused[-1].status == 403
+
+
+def make_group_eligible(sim: Any, group_id: str, principal: str, access: str = "member") -> None:
+    from graph.simulator.tenant import GroupEligibility
+
+    sim.tenant.group_eligibilities.append(GroupEligibility(group_id, principal, access))
+
+
+@pytest.mark.parametrize("access", ["member", "owner"])
+async def test_eligible_member_or_owner_of_a_role_assignable_group_is_privileged(
+    sim: Any, directory: Directory, access: str
+) -> None:
+    user = new_user(sim)
+    group = add_group(sim, assignable=True)
+    make_group_eligible(sim, group.id, user.id, access)
+    privilege = await directory.privilege(user.id)
+    assert privilege.is_privileged and privilege.roles == []
+    assert privilege.role_assignable_groups == [f"{group.display_name} (eligible {access})"]
+
+
+async def test_eligibility_for_an_ordinary_group_does_not_count(sim: Any, directory: Directory) -> None:
+    user = new_user(sim)
+    make_group_eligible(sim, add_group(sim, assignable=False).id, user.id, "owner")
+    assert not (await directory.privilege(user.id)).is_privileged
+
+
+async def test_fixture_persona_eligible_for_tier0_admins_is_privileged(directory: Directory) -> None:
+    privilege = await directory.privilege("00000000-0000-0000-0000-0000000000ca")
+    assert privilege.is_privileged and privilege.role_assignable_groups == ["Tier-0 Admins (eligible member)"]
+
+
+async def test_tenant_without_p2_has_no_eligible_group_members(sim: Any, directory: Directory) -> None:
+    user = new_user(sim)
+    make_group_eligible(sim, add_group(sim, assignable=True).id, user.id)
+    sim.behaviour.pim_licensed = False
+    assert not (await directory.privilege(user.id)).is_privileged
+    refused = [c for c in sim.calls if "privilegedAccess/group/eligibilityScheduleInstances" in c.path]
+    assert refused and refused[-1].status == 400
+
+
+async def test_group_eligibility_without_permission_counts_as_privileged(
+    sim: Any, directory: Directory
+) -> None:
+    app = sim.tenant.applications[0]
+    app.roles = [r for r in app.roles if r != "PrivilegedEligibilitySchedule.Read.AzureADGroup"]
+    privilege = await directory.privilege(new_user(sim).id)
+    assert privilege.is_privileged
+    assert privilege.role_assignable_groups == ["group eligibility (PIM for Groups) could not be read"]
+    refused = [c for c in sim.calls if "privilegedAccess/group/eligibilityScheduleInstances" in c.path]
+    assert refused and refused[-1].status == 403
+
+
+BOT_APP_ID = "5d1e7c3b-2a4f-4e6d-9b8c-0a1b2c3d4e5f"
+JONI_ID = "00000000-0000-0000-0000-0000000000c9"  # owner of the bot's application in the test tenant
+
+
+@dataclass
+class BotDirectory:
+    directory: Directory
+    clock: list[float]  # the owners' cache clock, advanced by hand
+    tokens: TokenProvider
+
+
+@pytest.fixture
+async def bot_directory(sim: Any, sim_env: dict[str, str]) -> AsyncIterator[BotDirectory]:
+    """The directory as the bot builds it (its own app id), with a hand-driven clock for the owners' cache."""
+    settings = GraphSettings.from_env(sim_env)
+    assert settings.client_id == BOT_APP_ID
+    clock = [1000.0]
+    tokens = await TokenProvider.create(settings)
+    client, close = await create_graph_client(settings, tokens=tokens, retry=RetryPolicy(deadline=5))
+    try:
+        directory = Directory(client, app_id=settings.client_id, clock=lambda: clock[0])
+        yield BotDirectory(directory, clock, tokens)
+    finally:
+        await close()
+
+
+def owner_calls(sim: Any) -> list[Any]:
+    return [c for c in sim.calls if c.path.endswith("/owners")]
+
+
+async def test_owner_of_the_bots_application_or_service_principal_is_privileged(
+    sim: Any, bot_directory: BotDirectory
+) -> None:
+    directory = bot_directory.directory
+    app = sim.tenant.app(BOT_APP_ID)
+    sp_owner = new_user(sim)
+    app.service_principal_owners = [sp_owner.id]
+    joni = await directory.privilege(JONI_ID)
+    assert joni.is_privileged and joni.roles == [] and joni.role_assignable_groups == []
+    assert joni.ownerships == ["owner of this bot's application"]
+    assert joni.reasons == ["owner of this bot's application"]
+    assert (await directory.privilege(sp_owner.id)).ownerships == ["owner of this bot's service principal"]
+    assert not (await directory.privilege(new_user(sim).id)).is_privileged
+    # both lists were read once, by the application's client id
+    paths = sorted(c.path for c in owner_calls(sim))
+    assert paths == [
+        f"/v1.0/applications(appId='{BOT_APP_ID}')/owners",
+        f"/v1.0/servicePrincipals(appId='{BOT_APP_ID}')/owners",
+    ]
+
+
+async def test_without_the_bots_app_id_nobody_is_an_owner(sim: Any, directory: Directory) -> None:
+    assert not (await directory.privilege(JONI_ID)).is_privileged
+    assert owner_calls(sim) == []
+
+
+async def test_owners_are_cached_then_read_again(sim: Any, bot_directory: BotDirectory) -> None:
+    directory, clock = bot_directory.directory, bot_directory.clock
+    newcomer = new_user(sim)
+    assert not (await directory.privilege(newcomer.id)).is_privileged
+    sim.tenant.app(BOT_APP_ID).owners.append(newcomer.id)
+    assert not (await directory.privilege(newcomer.id)).is_privileged  # cached
+    assert len(owner_calls(sim)) == 2
+    clock[0] += 601
+    assert (await directory.privilege(newcomer.id)).ownerships == ["owner of this bot's application"]
+    assert len(owner_calls(sim)) == 4
+
+
+async def test_owners_unreadable_make_every_target_privileged_and_name_the_permission(
+    sim: Any, bot_directory: BotDirectory
+) -> None:
+    directory, clock = bot_directory.directory, bot_directory.clock
+    app = sim.tenant.app(BOT_APP_ID)
+    app.roles = [r for r in app.roles if r != "Application.Read.All"]
+    privilege = await directory.privilege(new_user(sim).id)
+    assert privilege.is_privileged
+    assert privilege.ownerships == ["the owners of this bot's application could not be read"]
+    owners = await directory.bot_owners()
+    assert owners.missing_permission == "Application.Read.All" and owners.error
+    assert {c.status for c in owner_calls(sim)} == {403}
+    # the permission is granted: it is in the next token, and the owners are read again after a short while
+    app.roles.append("Application.Read.All")
+    await bot_directory.tokens.invalidate()
+    clock[0] += 31
+    assert not (await directory.privilege(new_user(sim).id)).is_privileged
+    assert (await directory.bot_owners()).missing_permission is None
+
+
+async def test_owners_of_an_app_registered_in_another_tenant_are_those_of_its_service_principal(
+    sim: Any, bot_directory: BotDirectory
+) -> None:
+    directory = bot_directory.directory
+    sim.faults.inject("GET", r"/applications\(appId=.*/owners$", 404, times=1)
+    sp_owner = new_user(sim)
+    sim.tenant.app(BOT_APP_ID).service_principal_owners = [sp_owner.id]
+    assert not (await directory.privilege(JONI_ID)).is_privileged  # no registration here: no owners of it
+    assert (await directory.privilege(sp_owner.id)).ownerships == ["owner of this bot's service principal"]
 
 
 async def test_manager_and_organization_name(sim: Any, directory: Directory) -> None:

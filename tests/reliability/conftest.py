@@ -47,7 +47,7 @@ async def fast_graph(settings: BotSettings, *, retry: RetryPolicy = FAST_RETRY) 
     assert gs is not None
     tokens = await TokenProvider.create(gs, http_timeout=2.0)
     client, close = await create_graph_client(gs, tokens=tokens, http_timeout=FAST_TIMEOUT, retry=retry)
-    directory = Directory(client)
+    directory = Directory(client, app_id=gs.client_id)
     notifier = Notifier.from_settings(gs, client) if gs.mail_sender else None
     workflow = PhoneMfaWorkflow(
         client, directory, WorkflowSettings.from_graph_settings(gs), notifier=notifier
