@@ -129,6 +129,9 @@ async def _build_runtime(
                 raise SettingsError("GRAPH_TENANT_ID", "missing")
             graph = await GraphServices.create(settings.graph)
             await _warm_graph_token(graph)
+            warning = await _bot_owners_warning(graph)
+            if warning:
+                log.warning("owners of the bot's Graph application: %s", warning)
         bf = settings.bot_framework
         if not bf.APP_ID:
             # Local mode (Agents Playground, tests): no app id, no inbound authentication. botbuilder only allows
@@ -229,6 +232,28 @@ async def _warm_graph_token(graph: Any, timeout: float = 5.0) -> None:  # noqa: 
     except Exception as exc:  # noqa: BLE001
         code = getattr(exc, "code", None) or type(exc).__name__
         log.warning("no Graph token at start-up (%s); the first card action asks again", code)
+
+
+async def _bot_owners_warning(graph: Any, timeout: float = 10.0) -> str | None:  # noqa: ASYNC109
+    """None when the owners of the bot's Graph application and service principal can be read (they count as
+    privileged targets); else what an administrator should fix. Read once at start-up (then cached, see
+    graph.directory.Directory.bot_owners) and shown by readyz: while they cannot be read every target counts as
+    privileged, so the bot stays safe and serves the privileged group only."""
+    read = getattr(getattr(graph, "directory", None), "bot_owners", None)
+    if read is None:
+        return None
+    try:
+        owners = await asyncio.wait_for(read(), timeout=timeout)
+    except Exception as exc:  # noqa: BLE001
+        return f"unreadable ({type(exc).__name__}); every target counts as privileged until they can be read"
+    if owners.error is None:
+        return None
+    if owners.missing_permission:
+        return (
+            f"missing permission {owners.missing_permission}; every target counts as privileged until it is "
+            "granted"
+        )
+    return f"unreadable ({owners.error}); every target counts as privileged until they can be read"
 
 
 def _speed_up_connector_clients() -> None:
@@ -483,8 +508,18 @@ async def _readyz(request: web.Request) -> web.Response:
     if not runtime.accepting:
         checks["accepting"] = "shutting down"
     failed = [name for name, value in checks.items() if value != "ok"]
+    # Not a failed check: the bot still serves (safely). An administrator should fix it.
+    warnings: dict[str, str] = {}
+    owners = await _bot_owners_warning(runtime.graph)
+    if owners:
+        warnings["bot_owners"] = owners
     return web.json_response(
-        {"status": "ready" if not failed else "not ready", "checks": checks, "failed": failed},
+        {
+            "status": "ready" if not failed else "not ready",
+            "checks": checks,
+            "failed": failed,
+            "warnings": warnings,
+        },
         status=200 if not failed else 503,
     )
 
