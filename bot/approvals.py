@@ -231,22 +231,32 @@ class ApprovalService:
             log.exception("approval %s: reaching approvers failed", req.id)
 
     async def eligible_approvers(self, req: ChangeRequest) -> list[tuple[Person, dict[str, Any]]]:
-        """The people who have talked to the bot (a stored "user:<aadObjectId>" reference) and may approve `req`."""
+        """The people who have talked to the bot (a stored "user:<aadObjectId>" reference) and may be asked to
+        approve `req`: the approver groups' members, listed once (Policy.approver_candidates, cached), intersected
+        with the stored references, not one membership check per stored user. Candidates only: every click is
+        checked again on the server."""
+        try:
+            candidates = await self._policy.approver_candidates(req)
+        except GraphError as exc:
+            log.warning(
+                "approval %s: the approver groups could not be listed (%s %s, request-id %s): no 1:1 copies",
+                req.id,
+                exc.status,
+                exc.code,
+                exc.request_id,
+            )
+            return []
         refs = await self._user_references()
         found: list[tuple[Person, dict[str, Any]]] = []
         for key, ref in refs.items():
             aad = key.removeprefix("user:")
+            if aad.lower() not in candidates:
+                continue
             if aad.lower() in (req.requester.aad_object_id.lower(), req.target_id.lower()):
                 continue
             user = ref.get("user") or {}
             person = Person(aad_object_id=aad, name=str(user.get("name") or ""), teams_id=_user_mri(ref))
-            try:
-                decision = await self._policy.check_approver(person, req)
-            except Exception:
-                log.exception("approval %s: approver check failed", req.id)
-                continue
-            if decision.allowed:
-                found.append((person, ref))
+            found.append((person, ref))
         return found
 
     async def _user_references(self) -> dict[str, dict[str, Any]]:

@@ -75,6 +75,7 @@ class Policy:
         self._monotonic = time.monotonic
         self._cache: dict[str, tuple[float, Roles]] = {}
         self._privilege_cache: dict[str, tuple[float, Any]] = {}
+        self._members_cache: dict[str, tuple[float, frozenset[str]]] = {}  # group id -> member user ids
         self._locks: dict[str, asyncio.Lock] = {}
         self._clock = clock
 
@@ -137,10 +138,51 @@ class Policy:
                 )
             return privilege
 
+    async def group_members(self, group_id: str) -> frozenset[str]:
+        """The enabled member users (object ids, lower case, no guests) of a group, transitively: one paged
+        listing per group, cached like memberships (ROLE_CACHE_SECONDS)."""
+        key = group_id.lower()
+        cached = self._members_cache.get(key)
+        if cached and cached[0] > self._monotonic():
+            return cached[1]
+        # one listing per group at a time: concurrent submissions wait for it instead of each paging the group
+        lock = self._locks.setdefault(f"members:{key}", asyncio.Lock())
+        async with lock:
+            cached = self._members_cache.get(key)
+            if cached and cached[0] > self._monotonic():
+                return cached[1]
+            members = frozenset(m.lower() for m in await self._directory.group_members(group_id))
+            if self._settings.role_cache_seconds > 0:
+                self._members_cache[key] = (self._monotonic() + self._settings.role_cache_seconds, members)
+            return members
+
+    async def approver_candidates(self, req: ChangeRequest) -> frozenset[str]:
+        """Who may be asked to decide `req` (object ids, lower case): the privileged group's members for a
+        privileged request, else the approver and privileged groups' members (and the target's manager when
+        MANAGER_APPROVAL is on); never the requester or the target, never a guest. A few Graph calls however many
+        people use the bot; only candidates: the click itself is checked again (check_approver)."""
+        s = self._settings
+        if req.target_privileged or req.approver_group == "privileged":
+            groups = [s.privileged_group_id]
+        else:
+            groups = [s.approver_group_id, s.privileged_group_id]
+        found: set[str] = set()
+        for gid in groups:
+            if gid:
+                found |= await self.group_members(gid)
+        if s.manager_approval and not (req.target_privileged or req.approver_group == "privileged"):
+            manager = await self._directory.manager(req.target_id)
+            if manager is not None and manager.account_enabled and manager.user_type.lower() == "member":
+                found.add(manager.id.lower())
+        found.discard(req.requester.aad_object_id.lower())
+        found.discard(req.target_id.lower())
+        return frozenset(found)
+
     def forget(self, aad_object_id: str | None = None) -> None:
         if aad_object_id is None:
             self._cache.clear()
             self._privilege_cache.clear()
+            self._members_cache.clear()
         else:
             self._cache.pop(aad_object_id.lower(), None)
             self._privilege_cache.pop(aad_object_id.lower(), None)

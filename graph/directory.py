@@ -19,6 +19,8 @@ log = logging.getLogger("graph.directory")
 
 USER_SELECT = "id,userPrincipalName,displayName,mail,userType,usageLocation,accountEnabled"
 CHECK_MEMBER_GROUPS_LIMIT = 20
+GROUP_MEMBER_SELECT = "id,userType,accountEnabled"
+GROUP_MEMBERS_PAGE = 999  # the largest page transitiveMembers gives
 # What Graph answers for PIM reads on a tenant without Entra ID P2: nobody there can be eligible for a role.
 PIM_NOT_LICENSED = "AadPremiumLicenseRequired"
 ELIGIBILITY_UNREADABLE = "role eligibility could not be read"
@@ -219,6 +221,38 @@ class Directory:
                 original = wanted.get(str(gid).lower())
                 if original is not None:
                     found.add(original)
+        return found
+
+    async def group_members(self, group_id: str) -> set[str]:
+        """Object ids (lower case) of the enabled member users of a group, directly or through nested groups;
+        guests (userType other than Member) are left out.
+
+        `GET /groups/{id}/transitiveMembers/microsoft.graph.user` (application permission GroupMember.Read.All;
+        https://learn.microsoft.com/en-us/graph/api/group-list-transitivemembers). The OData cast is an
+        advanced query: `ConsistencyLevel: eventual` and `$count=true`. Paged with `@odata.nextLink` ($top 999,
+        the largest page). A user whose userType or accountEnabled did not come back (the app may not read
+        users: "limited information") does not count.
+        """
+        found: set[str] = set()
+        limited = 0
+        async for item in self._client.paginate(
+            f"/groups/{quote(group_id.lower(), safe='')}/transitiveMembers/microsoft.graph.user",
+            {"$select": GROUP_MEMBER_SELECT, "$count": "true", "$top": str(GROUP_MEMBERS_PAGE)},
+            headers={"ConsistencyLevel": "eventual"},
+        ):
+            uid = str(item.get("id") or "")
+            if not uid:
+                continue
+            if item.get("userType") is None or item.get("accountEnabled") is None:
+                limited += 1
+                continue
+            if str(item["userType"]).lower() == "member" and item["accountEnabled"] is True:
+                found.add(uid.lower())
+        if limited:
+            log.warning(
+                "group members came back without userType/accountEnabled (User.Read.All missing?): not counted",
+                extra={"count": limited},
+            )
         return found
 
     async def privilege(self, user_id: str) -> Privilege:

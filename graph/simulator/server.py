@@ -945,6 +945,14 @@ class Simulator:
             ("POST", rf"/users/{seg}/checkMemberGroups", self._check_member_groups, GROUP_READ, "check", ""),
             (
                 "GET",
+                rf"/groups/{seg}/transitiveMembers(?:/(microsoft\.graph\.user))?",
+                self._group_transitive_members,
+                GROUP_READ,
+                "transitive",
+                "",
+            ),
+            (
+                "GET",
                 rf"/users/{seg}/transitiveMemberOf",
                 self._transitive_member_of,
                 USER_READ | GROUP_READ,
@@ -1533,6 +1541,64 @@ class Simulator:
         select = _parse_select(req.query, None, "microsoft.graph.directoryObject")
         items = [_select(self._group_json(g), select) for g in self.tenant.owned_groups(user.id)]
         return GraphResponse(200, {"@odata.context": self._context("directoryObjects"), "value": items})
+
+    def _group_transitive_members(self, req: GraphRequest, match: re.Match[str]) -> GraphResponse:
+        """GET /groups/{id}/transitiveMembers[/microsoft.graph.user], as
+        https://learn.microsoft.com/en-us/graph/api/group-list-transitivemembers describes it: a flat list of
+        all nested members (application permission GroupMember.Read.All, least privileged). The OData cast to
+        microsoft.graph.user is an advanced query: it needs the `ConsistencyLevel: eventual` header and
+        `$count=true` (else 400 Request_UnsupportedQuery), and then carries `@odata.count`. `$select`, `$top`
+        (default 100, at most 999) and `@odata.nextLink` paging as on /users. Without a permission to read
+        users, user members come back with limited information: `@odata.type` and `id`, everything else null.
+        """
+        group = self.tenant.groups.get(match.group(1))
+        if group is None:
+            raise not_found(match.group(1))
+        cast = match.group(2)
+        advanced = req.headers.get("consistencylevel", "").lower() == "eventual" and (
+            req.query.get("$count", "").lower() == "true"
+        )
+        if cast and not advanced:
+            raise GraphFailure(
+                400,
+                "Request_UnsupportedQuery",
+                "The OData cast on transitiveMembers is only supported with the ConsistencyLevel header "
+                "set to 'eventual' and $count=true.",
+            )
+        select = _parse_select(
+            req.query,
+            USER_PROPERTIES if cast else None,
+            "microsoft.graph.user" if cast else "directoryObject",
+        )
+        user_ids, group_ids = self.tenant.transitive_members(group.id)
+        assert req.identity is not None
+        full = bool(req.identity.roles & USER_READ)
+        items: list[dict[str, Any]] = []
+        for uid in user_ids:
+            user = self.tenant.users[uid]
+            props = self._user_json(user, select)
+            if not full:
+                props = {k: (v if k == "id" else None) for k, v in props.items()}
+            items.append({"@odata.type": "#microsoft.graph.user", **props})
+        if not cast:
+            items.extend(_select(self._group_json(self.tenant.groups[gid]), select) for gid in group_ids)
+        top = _page_size(req.query)
+        start = _decode_skiptoken(req.query["$skiptoken"]) if "$skiptoken" in req.query else 0
+        page = items[start : start + top]
+        body: dict[str, Any] = {
+            "@odata.context": self._context(
+                f"users({','.join(select)})" if cast and select else "users" if cast else "directoryObjects"
+            )
+        }
+        if req.query.get("$count", "").lower() == "true":
+            body["@odata.count"] = len(items)
+        if start + top < len(items):
+            params = {k: v for k, v in req.query.items() if k != "$skiptoken"}
+            params["$skiptoken"] = _encode_skiptoken(start + top)
+            encoded = urlencode(params, quote_via=quote, safe="$',:()")
+            body["@odata.nextLink"] = f"{self.base_url}{req.path}?{encoded}"
+        body["value"] = page
+        return GraphResponse(200, body)
 
     _ROLE_FILTER = FilterSpec(
         {

@@ -477,6 +477,27 @@ class Tenant:
                     frontier.append(group.id)
         return list(result.values())
 
+    def transitive_members(self, group_id: str) -> tuple[list[str], list[str]]:
+        """(user ids, nested group ids) of a group, directly or through nested groups, in the tenant's user
+        order (stable across the pages of a listing)."""
+        users: set[str] = set()
+        groups: list[str] = []
+        seen = {group_id}
+        frontier = [group_id]
+        while frontier:
+            group = self.groups.get(frontier.pop())
+            if group is None:
+                continue
+            for member in group.members:
+                if member in self.groups:
+                    if member not in seen:
+                        seen.add(member)
+                        groups.append(member)
+                        frontier.append(member)
+                elif member in self.users:
+                    users.add(member)
+        return [uid for uid in self.order if uid in users], groups
+
     def owned_groups(self, user_id: str) -> list[Group]:
         return [g for g in self.groups.values() if user_id in g.owners]
 

@@ -407,6 +407,39 @@ async def test_manager_and_organization_name(sim: Any, directory: Directory) -> 
     assert await directory.organization_name() == sim.tenant.display_name
 
 
+async def test_group_members_are_the_enabled_member_users_of_every_page_and_nested_group(
+    sim: Any, directory: Directory
+) -> None:
+    many = [new_user(sim).id for _ in range(1005)]  # more than one page of 999
+    guest = new_user(sim, userType="Guest").id
+    disabled = new_user(sim, accountEnabled=False).id
+    nested_user = new_user(sim).id
+    inner = add_group(sim, assignable=False, members=[nested_user, guest])
+    outer = add_group(sim, assignable=False, members=[*many, disabled, inner.id])
+    mark = len(sim.calls)
+    found = await directory.group_members(outer.id.upper())
+    assert found == {uid.lower() for uid in [*many, nested_user]}
+    calls = sim.calls[mark:]
+    assert len(calls) == 2 and all(c.status == 200 for c in calls)
+    assert calls[0].path.endswith(f"/groups/{outer.id}/transitiveMembers/microsoft.graph.user")
+    assert calls[0].query["$select"] == "id,userType,accountEnabled" and calls[0].query["$count"] == "true"
+    assert "$skiptoken" in calls[1].query
+
+
+async def test_group_members_without_user_details_counts_nobody(sim: Any, sim_env: dict[str, str]) -> None:
+    from graph.simulator.tenant import Application
+
+    app = Application(str(uuid.uuid4()), "groups-only-secret", roles=["GroupMember.Read.All"])
+    sim.tenant.applications.append(app)
+    env = {**sim_env, "GRAPH_CLIENT_ID": app.client_id, "GRAPH_CLIENT_SECRET": "groups-only-secret"}
+    client, close = await create_graph_client(GraphSettings.from_env(env), retry=RetryPolicy(deadline=5))
+    try:
+        found = await Directory(client).group_members("11111111-1111-1111-1111-000000000002")
+    finally:
+        await close()
+    assert found == set()  # whether they are guests cannot be told: no one counts
+
+
 def test_user_path_encodes_guest_and_dollar_upns() -> None:
     assert (
         user_path("a_b.com#EXT#@contoso.onmicrosoft.com") == "/users/a_b.com%23EXT%23@contoso.onmicrosoft.com"

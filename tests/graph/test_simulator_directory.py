@@ -356,3 +356,74 @@ async def test_unknown_paths_and_me_are_refused(graph: httpx.AsyncClient) -> Non
     assert_graph_error(await graph.get("/groupz"), 400, "BadRequest")
     r = await graph.delete("/users")
     assert r.status_code == 405
+
+
+ADVANCED = {"ConsistencyLevel": "eventual"}
+MEMBER_SELECT = "id,userType,accountEnabled"
+
+
+async def test_group_transitive_members_are_a_flat_list_of_nested_users_and_groups(
+    graph: httpx.AsyncClient,
+) -> None:
+    body = (await graph.get(f"/groups/{NESTED}/transitiveMembers")).json()
+    assert [(o["@odata.type"], o["id"]) for o in body["value"]] == [
+        ("#microsoft.graph.user", uid("a1")),
+        ("#microsoft.graph.user", uid("a2")),
+        ("#microsoft.graph.group", HELPDESK),
+    ]
+    missing = await graph.get("/groups/11111111-1111-1111-1111-0000000000ff/transitiveMembers")
+    assert_graph_error(missing, 404, "Request_ResourceNotFound")
+
+
+async def test_group_transitive_user_members_need_the_advanced_query_and_page_with_next_link(
+    sim: Simulator, graph: httpx.AsyncClient
+) -> None:
+    path = f"/groups/{APPROVERS}/transitiveMembers/microsoft.graph.user"
+    plain = await graph.get(path, params={"$select": MEMBER_SELECT})
+    assert_graph_error(plain, 400, "Request_UnsupportedQuery")
+    no_count = await graph.get(path, params={"$select": MEMBER_SELECT}, headers=ADVANCED)
+    assert_graph_error(no_count, 400, "Request_UnsupportedQuery")
+    for n in range(5):
+        sim.tenant.add_user(
+            {"id": uid(f"e{n}"), "userPrincipalName": f"e{n}@contoso.example", "displayName": f"E{n}"}
+        )
+        sim.tenant.groups[NESTED].members.append(uid(f"e{n}"))
+    sim.tenant.groups[APPROVERS].members.append(NESTED)  # nested: its members count, the group itself not
+    sim.tenant.users[uid("e4")].user_type = "Guest"
+    url: str | None = path
+    params: dict[str, str] | None = {"$select": MEMBER_SELECT, "$count": "true", "$top": "3"}
+    seen: list[dict[str, object]] = []
+    pages = 0
+    while url:
+        body = (await graph.get(url, params=params, headers=ADVANCED)).json()
+        assert body["@odata.count"] == 8
+        seen.extend(body["value"])
+        url, params, pages = body.get("@odata.nextLink"), None, pages + 1
+    assert pages == 3
+    # each user once, in a stable order across the pages
+    assert [o["id"] for o in seen] == [uid(s) for s in ("a1", "a2", "a3", "e0", "e1", "e2", "e3", "e4")]
+    assert {k for o in seen for k in o} == {"@odata.type", "id", "userType", "accountEnabled"}
+    assert [o["id"] for o in seen if o["userType"] == "Guest"] == [uid("e4")]
+    too_big = await graph.get(path, params={"$count": "true", "$top": "1000"}, headers=ADVANCED)
+    assert_graph_error(too_big, 400, "Request_BadRequest")
+
+
+async def test_group_transitive_members_without_a_user_permission_carry_only_type_and_id(
+    sim: Simulator,
+) -> None:
+    from graph.simulator.tenant import Application
+
+    app = Application(
+        "7f3a9e5d-4c6b-4a8f-9d1e-2c3d4e5f6a71", "groups-only-secret", roles=["GroupMember.Read.All"]
+    )
+    sim.tenant.applications.append(app)
+    async with http(sim, await token_for(sim, app.client_id)) as client:
+        answer = await client.get(
+            f"/groups/{PRIVILEGED}/transitiveMembers/microsoft.graph.user",
+            params={"$select": MEMBER_SELECT, "$count": "true"},
+            headers=ADVANCED,
+        )
+    assert answer.status_code == 200
+    assert answer.json()["value"] == [
+        {"@odata.type": "#microsoft.graph.user", "id": uid("a3"), "userType": None, "accountEnabled": None}
+    ]
