@@ -117,18 +117,7 @@ class BotSettings:
         port = _int(get, "PORT", 3978, low=0, high=65535)
         allow_unauthenticated = _inbound_authentication(get, bot_framework, host, demo_mode)
 
-        database_url = get("DATABASE_URL")
-        if database_url is not None:
-            scheme = urlsplit(database_url).scheme.lower()
-            if scheme not in ("sqlite+aiosqlite", "postgresql+asyncpg", "postgresql", "postgres"):
-                raise SettingsError(
-                    "DATABASE_URL",
-                    "must be postgresql+asyncpg://user@host/db or sqlite+aiosqlite:///path (got scheme "
-                    f"'{scheme[:30]}')",
-                )
-            if scheme in ("postgresql", "postgres"):
-                database_url = "postgresql+asyncpg" + database_url[len(scheme) :]
-        data_dir = Path(get("DATA_DIR") or "data")
+        database_url, data_dir = database_settings(environ)
 
         helpdesk = _guid(
             get, "HELPDESK_GROUP_ID", required=not demo_mode or get("HELPDESK_GROUP_ID") is not None
@@ -175,6 +164,24 @@ class BotSettings:
             allow_unauthenticated_inbound=allow_unauthenticated,
             log_level=_log_level(get),
         )
+
+
+def database_settings(environ: Mapping[str, str]) -> tuple[str | None, Path]:
+    """DATABASE_URL (None: the SQLite file under DATA_DIR) and DATA_DIR, as the bot and `python -m bot.audit` read
+    them."""
+    get = env_getter(environ)
+    database_url = get("DATABASE_URL")
+    if database_url is not None:
+        scheme = urlsplit(database_url).scheme.lower()
+        if scheme not in ("sqlite+aiosqlite", "postgresql+asyncpg", "postgresql", "postgres"):
+            raise SettingsError(
+                "DATABASE_URL",
+                "must be postgresql+asyncpg://user@host/db or sqlite+aiosqlite:///path (got scheme "
+                f"'{scheme[:30]}')",
+            )
+        if scheme in ("postgresql", "postgres"):
+            database_url = "postgresql+asyncpg" + database_url[len(scheme) :]
+    return database_url, Path(get("DATA_DIR") or "data")
 
 
 def _bot_framework(get: Getter, graph: GraphSettings | None) -> BotFrameworkConfig:

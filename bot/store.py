@@ -41,9 +41,11 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    delete,
     event,
     func,
     insert,
+    literal,
     select,
     update,
 )
@@ -212,7 +214,8 @@ class RequestRow(Base):
 
 
 class AuditRow(Base):
-    """Append-only: the store has no update or delete for it, and a trigger refuses both in the database."""
+    """Append-only: the store has no update or delete for it, and a trigger refuses both in the database.
+    Tamper-evident: each row is hash-chained to the one before it; `python -m bot.audit verify` checks the chain."""
 
     __tablename__ = "audit"
 
@@ -225,6 +228,9 @@ class AuditRow(Base):
     target_id: Mapped[str | None] = mapped_column(String(64))
     target_upn: Mapped[str | None] = mapped_column(Text)
     details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # the hash chain (bot/audit.py): the previous row's hash (GENESIS for the first) and this row's own
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    hash: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         Index("ix_audit_target_id_at", "target_id", "at"),
@@ -640,10 +646,8 @@ class Store:
         }
         async with self._tx() as conn:
             await conn.execute(insert(REQUESTS).values(**row))
-            await conn.execute(
-                _insert_audit(
-                    "requested", actor, stored.id, stored.target_id, stored.target_upn, audit_details, now
-                )
+            await _append_audit(
+                conn, "requested", actor, stored.id, stored.target_id, stored.target_upn, audit_details, now
             )
             if card_ref is not None:
                 await conn.execute(insert(CARD_REFS).values(**_card_ref_values(stored.id, card_ref, now)))
@@ -738,10 +742,8 @@ class Store:
                 await _explain_no_match(conn, request_id, expected_revision, to_state)
             stored = _row_to_request(row)
             audit_details = {"state": to_state.value, "revision": stored.revision, **details}
-            await conn.execute(
-                _insert_audit(
-                    event, actor, request_id, stored.target_id, stored.target_upn, audit_details, now
-                )
+            await _append_audit(
+                conn, event, actor, request_id, stored.target_id, stored.target_upn, audit_details, now
             )
         return stored
 
@@ -819,9 +821,7 @@ class Store:
         details: dict[str, Any] | None = None,
     ) -> None:
         async with self._tx() as conn:
-            await conn.execute(
-                _insert_audit(event, actor, request_id, target_id, target_upn, details or {}, _now())
-            )
+            await _append_audit(conn, event, actor, request_id, target_id, target_upn, details or {}, _now())
 
     async def history(self, target_id: str, limit: int = 20) -> list[AuditEntry]:
         return await self._select_audit(
@@ -925,7 +925,11 @@ def _card_ref_values(request_id: str, ref: CardRef, at: datetime) -> dict[str, A
     }
 
 
-def _insert_audit(
+_AUDIT_LOCK = "mfa-phone-bot audit chain "
+
+
+async def _append_audit(
+    conn: AsyncConnection,
     event: str,
     actor: Person | None,
     request_id: str | None,
@@ -933,18 +937,40 @@ def _insert_audit(
     target_upn: str | None,
     details: dict[str, Any],
     at: datetime,
-) -> Any:
-    """The INSERT of one audit row (every audit row is written through this)."""
-    return insert(AUDIT).values(
-        at=at,
-        event=event,
-        request_id=request_id,
-        actor_aad_id=actor.aad_object_id if actor else None,
-        actor_name=actor.name if actor else None,
-        target_id=target_id,
-        target_upn=target_upn,
-        details=details,
-    )
+) -> None:
+    """The one place an audit row is written, inside the transaction of the change it records: chained to the
+    newest row (bot/audit.py: id = newest id + 1, prev_hash = its hash, hash over both and the content).
+
+    The chain stays linear because reading the newest row and inserting are serialised until commit: PostgreSQL
+    by a transaction-scoped advisory lock per schema (every instance), SQLite by the database's single writer
+    (this process's write turn, and the transaction's first write before the read, so a writer of another
+    process waits for it instead of reading a stale newest row)."""
+    from bot.audit import GENESIS, row_hash
+
+    if conn.dialect.name == "postgresql":
+        await conn.execute(
+            select(func.pg_advisory_xact_lock(func.hashtext(literal(_AUDIT_LOCK) + func.current_schema())))
+        )
+    else:
+        # a write that changes nothing: takes the write lock now (waiting for busy_timeout), before the read
+        await conn.execute(delete(AUDIT).where(AUDIT.c.id.is_(None)))
+    newest = (
+        await conn.execute(select(AUDIT.c.id, AUDIT.c.hash).order_by(AUDIT.c.id.desc()).limit(1))
+    ).first()
+    row: dict[str, Any] = {
+        "id": newest.id + 1 if newest is not None else 1,
+        "at": _as_utc(at),
+        "event": event,
+        "request_id": request_id,
+        "actor_aad_id": actor.aad_object_id if actor else None,
+        "actor_name": actor.name if actor else None,
+        "target_id": target_id,
+        "target_upn": target_upn,
+        # as it will read back (the column stores this JSON text)
+        "details": json.loads(_json_dumps(details)),
+    }
+    prev_hash = (newest.hash if newest is not None else None) or GENESIS
+    await conn.execute(insert(AUDIT).values(**row, prev_hash=prev_hash, hash=row_hash(row, prev_hash)))
 
 
 async def _explain_no_match(
