@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 from app import RUNTIME
+from bot import texts
 from graph.errors import TokenError
 from graph.outcome import OutcomeKind
 from tests.bot.conftest import ALEX, DIEGO_ID, BotHarness, action_data
@@ -88,6 +89,8 @@ async def _one_case(bot: BotHarness, step: str, method: str, path: str, fault: t
     confirm = await bot.invoke(ALEX, "mfa.confirm", data, reply_to_id=f"card-{step}-{name}")
     answered = time.monotonic() - started
     assert confirm.status == 200 and confirm.card, (step, name)
+    # answered with the progress card: the click did not wait for the Graph work, whatever its faults
+    assert texts.t("en", "progress.title") in confirm.text, (step, name, confirm.text)
     req = await wait_final(bot.store, data["requestId"], timeout=40)
     events = [e.event for e in await bot.store.request_audit(req.id)]
     finals = [e for e in events if e in ("completed", "failed")]
@@ -148,7 +151,6 @@ async def test_graph_faults_at_every_step_give_one_clear_outcome_and_never_a_dou
                 assert r["outcome"] == "graph_unavailable" and r["writes"] == 0, r
         if recoverable:
             assert r["outcome"] == "added", r
-    assert max(r["answer_s"] for r in results) < 3.0
     record_figures(
         "graph_faults",
         {
