@@ -12,7 +12,16 @@ from typing import Any
 from urllib.parse import quote
 
 from graph.client import GraphClient
-from graph.errors import GraphError, NotFoundError, PermissionDeniedError
+from graph.errors import (
+    AuthenticationError,
+    GraphError,
+    GraphUnavailableError,
+    NotFoundError,
+    PermissionDeniedError,
+    ThrottledError,
+    TokenError,
+    TransportError,
+)
 from graph.outcome import PhoneMethod, PhoneState, TargetUser
 
 log = logging.getLogger("graph.directory")
@@ -91,6 +100,7 @@ class BotOwners:
     service_principal: frozenset[str] = frozenset()
     error: str | None = None
     missing_permission: str | None = None
+    failure: GraphError | None = field(default=None, compare=False, repr=False)
 
     def reasons(self, user_id: str) -> list[str]:
         """Why `user_id` counts as privileged through these owners (empty: it does not)."""
@@ -132,6 +142,16 @@ def _target(data: dict[str, Any]) -> TargetUser:
         user_type=str(data.get("userType") or "Member"),
         usage_location=data.get("usageLocation") or None,
         account_enabled=bool(data.get("accountEnabled", True)),
+    )
+
+
+def refused_this_read(exc: GraphError) -> bool:
+    """Graph answered this one read with a refusal of its own (403, 400, 404 …): a fail-safe reason may stand in
+    for the answer. Sign-in failing, a token refused, 5xx after the retries, no answer or throttling are not that:
+    they propagate, so the caller says "try again" and nothing runs on a guess (a guess of "privileged" would
+    cancel a waiting request that is fine)."""
+    return not isinstance(
+        exc, TokenError | AuthenticationError | GraphUnavailableError | TransportError | ThrottledError
     )
 
 
@@ -266,8 +286,10 @@ class Directory:
         ownerships of role-assignable groups ("Name (eligible member)" / "Name (eligible owner)"): an eligible user
         can activate them at any time; and the owners of this bot's application and service principal (cached,
         see bot_owners). Errors of the active sources propagate: a caller that cannot tell must treat the user as
-        privileged. When an eligibility or the owners cannot be read (other than PIM on a tenant without Entra ID
-        P2, where nobody is eligible), the user is privileged with that as the reason.
+        privileged. When Graph refuses to give an eligibility or the owners (403 and the like; not PIM on a tenant
+        without Entra ID P2, where nobody is eligible), the user is privileged with that as the reason; when it
+        does not answer (sign-in, 5xx after the retries, no connection, throttled) the error propagates like the
+        active sources' (see refused_this_read).
         """
         active = asyncio.ensure_future(self._active_privilege(user_id))
         roles_task = asyncio.ensure_future(self._eligible_roles(user_id))
@@ -282,6 +304,8 @@ class Directory:
             raise
         role_ids, groups = active.result()
         eligible, eligible_groups, owners = roles_task.result(), groups_task.result(), owners_task.result()
+        if owners.failure is not None and not refused_this_read(owners.failure):
+            raise owners.failure
 
         for template, name in (eligible or {}).items():
             role_ids.setdefault(template, name)  # an active assignment of the same role says more
@@ -351,6 +375,8 @@ class Directory:
         except GraphError as exc:
             if exc.code == PIM_NOT_LICENSED:
                 return {}
+            if not refused_this_read(exc):
+                raise
             log.warning(
                 "role eligibility could not be read; the target counts as privileged",
                 extra={"status": exc.status, "code": exc.code, "request_id": exc.request_id},
@@ -389,6 +415,8 @@ class Directory:
         except GraphError as exc:
             if exc.code == PIM_NOT_LICENSED:
                 return []
+            if not refused_this_read(exc):
+                raise
             log.warning(
                 "group eligibility could not be read; the target counts as privileged",
                 extra={"status": exc.status, "code": exc.code, "request_id": exc.request_id},
@@ -440,7 +468,11 @@ class Directory:
                     "missing_permission": missing,
                 },
             )
-            return BotOwners(error=f"{exc.status or ''} {exc.code}".strip(), missing_permission=missing)
+            return BotOwners(
+                error=f"{exc.status or ''} {exc.code}".strip() or type(exc).__name__,
+                missing_permission=missing,
+                failure=exc,
+            )
         return BotOwners(application=application, service_principal=service_principal)
 
     async def _owner_ids(self, path: str, *, missing_ok: bool) -> frozenset[str]:

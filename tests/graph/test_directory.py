@@ -387,6 +387,36 @@ async def test_owners_unreadable_make_every_target_privileged_and_name_the_permi
     assert (await directory.bot_owners()).missing_permission is None
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        r"/privilegedAccess/group/eligibilityScheduleInstances$",
+        r"/roleEligibilityScheduleInstances$",
+        r"/servicePrincipals\(appId=.*/owners$",
+    ],
+    ids=["group-eligibility", "role-eligibility", "owners"],
+)
+async def test_graph_not_answering_a_privilege_source_is_an_error_not_a_guess(
+    sim: Any, sim_env: dict[str, str], path: str
+) -> None:
+    from graph.errors import GraphUnavailableError
+
+    settings = GraphSettings.from_env(sim_env)
+    fast = RetryPolicy(max_attempts=2, base_delay=0.01, max_delay=0.02, deadline=5)
+    client, close = await create_graph_client(settings, retry=fast)
+    try:
+        directory = Directory(client, app_id=settings.client_id)
+        user = new_user(sim)
+        sim.faults.inject("GET", path, 503, times=2)
+        # "privileged because it could not be read" would cancel a request that is fine: the caller must be
+        # told that Graph did not answer, and try again
+        with pytest.raises(GraphUnavailableError):
+            await directory.privilege(user.id)
+        assert not (await directory.privilege(user.id)).is_privileged  # Graph answers again
+    finally:
+        await close()
+
+
 async def test_owners_of_an_app_registered_in_another_tenant_are_those_of_its_service_principal(
     sim: Any, bot_directory: BotDirectory
 ) -> None:
