@@ -46,7 +46,9 @@ async def test_review_answers_before_graph_and_the_card_becomes_the_confirmation
     assert updated_first == []
     assert f"Looking up {DIEGO_UPN}" in answer.text
     assert form.activity_id is not None
-    update = await bot.card_update(form.activity_id, since=mark)
+    # the look-up makes a few rounds of 1.5 s Graph calls (about 6 s); 30 s only ends the wait for a card that
+    # never changes
+    update = await bot.card_update(form.activity_id, since=mark, timeout=30)
     assert bot.sim.calls[calls:], "the user was looked up in Graph after the answer"
     confirm = action_data(update.card, "mfa.confirm")
     assert confirm is not None, card_text(update.card)
