@@ -144,7 +144,7 @@ async def _build_runtime(
         kwargs: dict[str, Any] = {"clock": clock} if clock is not None else {}
         policy = Policy(graph.directory, settings, **kwargs)
         executor = Executor(
-            store=store, workflow=graph.workflow, updater=updater, settings=settings, **kwargs
+            store=store, workflow=graph.workflow, updater=updater, settings=settings, policy=policy, **kwargs
         )
         approvals = ApprovalService(
             store=store, policy=policy, executor=executor, updater=updater, settings=settings, **kwargs

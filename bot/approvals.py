@@ -17,7 +17,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot import cards, texts
+from bot.limits import check_limits
 from bot.models import CardRef, ChangeRequest, Person, RequestState
+from bot.policy import Facts, Hold, hold_for, read_facts
 from bot.store import InvalidTransition, StaleRevision
 from graph.errors import GraphError
 from graph.outcome import Notification, NotificationStatus, Outcome, OutcomeKind, TargetUser
@@ -77,11 +79,30 @@ class ApprovalError(Exception):
         return say(lang, self.key, **self.params)
 
 
-class NoApproversChannel(ApprovalError):
-    """No approvers' channel or group chat has been registered, so nobody could see the request."""
+# Stored conversation references of the approvers' conversations. Ordinary requests go to APPROVERS_CHANNEL,
+# requests that a privileged approver must decide to PRIVILEGED_APPROVERS_CHANNEL: only a privileged approver (or
+# the installation in the configured APPROVER_CONVERSATION_ID) sets the latter, so an ordinary approver cannot
+# redirect the privileged cards. A database from before this split has only "approvers", whose registrant is
+# unknown: it is not trusted for privileged requests until a privileged approver registers again.
+APPROVERS_CHANNEL = "approvers"
+PRIVILEGED_APPROVERS_CHANNEL = "approvers:privileged"
 
-    def __init__(self) -> None:
-        super().__init__("approval.no_approvers_channel")
+
+def approvers_channel_for(req: ChangeRequest) -> str:
+    """The stored reference the approval card of `req` is posted to."""
+    if req.approver_group == "privileged" or req.target_privileged:
+        return PRIVILEGED_APPROVERS_CHANNEL
+    return APPROVERS_CHANNEL
+
+
+class NoApproversChannel(ApprovalError):
+    """No approvers' channel or group chat has been registered (for privileged requests: none by a privileged
+    approver), so nobody could see the request."""
+
+    def __init__(self, privileged: bool = False) -> None:
+        super().__init__(
+            "approval.no_privileged_approvers_channel" if privileged else "approval.no_approvers_channel"
+        )
 
 
 class _Refusal(Exception):
@@ -139,7 +160,8 @@ class ApprovalService:
         """
         if req.state is RequestState.AWAITING_APPROVAL:
             return req
-        approvers_ref = await self._store.conversation_reference("approvers")
+        channel = approvers_channel_for(req)
+        approvers_ref = await self._store.conversation_reference(channel)
         if approvers_ref is None:
             await self._store.audit(
                 EVENT_UNAVAILABLE,
@@ -147,9 +169,9 @@ class ApprovalService:
                 request_id=req.id,
                 target_id=req.target_id,
                 target_upn=req.target_upn,
-                details={"reason": "no_approvers_channel"},
+                details={"reason": "no_approvers_channel", "channel": channel},
             )
-            raise NoApproversChannel()
+            raise NoApproversChannel(privileged=channel == PRIVILEGED_APPROVERS_CHANNEL)
 
         expires_at = self._clock() + self.expiry
         try:
@@ -190,21 +212,23 @@ class ApprovalService:
         self._spawn(self._reach_approvers(pending, channel_ref))
         return pending
 
-    async def _reach_approvers(self, req: ChangeRequest, channel_ref: CardRef) -> None:
+    async def _reach_approvers(
+        self, req: ChangeRequest, channel_ref: CardRef, *, notice_key: str | None = None
+    ) -> None:
         """After submit, in the background: find the approvers who have the app, DM them the card, and give the
-        channel card their Teams ids for the user-specific view."""
+        channel card their Teams ids for the user-specific view. `notice_key`: a sentence on top of the channel
+        card (after an escalation: a privileged approver is now needed)."""
         try:
             approvers = await self.eligible_approvers(req)
             teams_ids = [ref["user"]["id"] for _, ref in approvers if _user_mri(ref)][:MAX_REFRESH_USER_IDS]
-            if teams_ids:
+            if teams_ids or notice_key:
                 current = await self._store.get_request(req.id) or req
                 if current.state is RequestState.AWAITING_APPROVAL:
-                    await self._updater.update_card(
-                        channel_ref,
-                        self._approval_card(
-                            _ref_lang(channel_ref.conversation_reference, current), current, teams_ids, True
-                        ),
-                    )
+                    lang = _ref_lang(channel_ref.conversation_reference, current)
+                    card = self._approval_card(lang, current, teams_ids, True)
+                    if notice_key:
+                        card = cards.with_notice(card, texts.t(lang, notice_key), color="Warning")
+                    await self._updater.update_card(channel_ref, card)
             if not self.approver_dm:
                 return
             sem = asyncio.Semaphore(_DM_CONCURRENCY)
@@ -313,11 +337,41 @@ class ApprovalService:
         if repeat is not None:
             return repeat
         self._check_waiting(req, rev)
-        await self._check_approver(req, actor)
+        fields: dict[str, Any] = {}
+        if approve:
+            # The clicker first (their groups read now): someone who may not decide changes nothing, not even a
+            # cancellation. Then the facts that decide the change, read now, not taken from the request or the
+            # cache: the requester's groups and the target's privilege (GraphError: nothing decided).
+            await self._check_approver(req, actor, fresh=True)
+            facts = await read_facts(self._policy, req)
+            hold = hold_for(req, facts, self._settings, starting=False)
+            if hold is not None:
+                return await self._cancel_on_facts(lang, req, rev, actor, hold)
+            if facts.target_privileged:
+                fields = {
+                    "target_privileged": True,
+                    "privilege_reasons": facts.privilege_reasons,
+                    "approver_group": "privileged",
+                }
+                if req.approver_group != "privileged" or not req.target_privileged:
+                    # the clicker's groups were read a moment ago (the cache holds them unless it is off)
+                    decision = await self._policy.check_approver(actor, req, privileged=True)
+                    if not decision.allowed:
+                        await self._escalate(req, facts, actor)
+                        raise _Refusal("approval.now_privileged", roles=", ".join(facts.privilege_reasons))
+            limited = await check_limits(
+                self._store, self._settings, req.requester, req.target_id, self._clock(), lang=lang
+            )
+            if limited is not None:
+                raise _Refusal(limited.reason_key or "refusal.rate_limit", **limited.params)
+        else:
+            await self._check_approver(req, actor)
         now = self._clock()
         details: dict[str, Any] = {"decision": wanted.value}
         if reason:
             details["reason"] = reason
+        if fields and req.approver_group != "privileged":
+            details["escalated"] = "target became privileged"
         try:
             decided = await self._store.transition(
                 req.id,
@@ -329,6 +383,7 @@ class ApprovalService:
                 decided_by=actor,
                 decided_at=now,
                 decision_reason=reason,
+                **fields,
             )
         except (StaleRevision, InvalidTransition):
             # Someone (or this same click, on another instance) got there first.
@@ -375,6 +430,83 @@ class ApprovalService:
         self._spawn(self._after_final(cancelled, tell_requester=False))
         return cards.decision_card(lang, cancelled)
 
+    async def _cancel_on_facts(
+        self, lang: str, req: ChangeRequest, rev: int, actor: Person, hold: Hold
+    ) -> dict[str, Any]:
+        """An approver's click found that the request may no longer go ahead (the requester left the helpdesk,
+        or a target who became privileged was asked for by someone who may not ask for them): the request is
+        cancelled, every card says why, the requester is told; the clicker sees the cancelled request."""
+        reason = texts.t(texts.lang_from_locale(req.locale), hold.key, **hold.params)
+        try:
+            cancelled = await self._store.transition(
+                req.id,
+                rev,
+                RequestState.CANCELLED,
+                actor=None,
+                event=EVENT_CANCELLED,
+                details={
+                    "decision": RequestState.CANCELLED.value,
+                    "reason": hold.key,
+                    "noticed_at_click_of": actor.aad_object_id,
+                },
+                decided_at=self._clock(),
+                decision_reason=reason,
+            )
+        except (StaleRevision, InvalidTransition):
+            current = await self._store.get_request(req.id)
+            if current is None:
+                raise _Refusal("approval.not_found") from None
+            raise self._not_waiting(current) from None
+        log.warning("approval %s: cancelled at a click: %s", req.id, hold.key)
+        self._spawn(self._after_final(cancelled, tell_requester=True))
+        return cards.decision_card(lang, cancelled)
+
+    async def _escalate(self, req: ChangeRequest, facts: Facts, actor: Person) -> None:
+        """The target became privileged while the request waited: from now on only a privileged approver may
+        approve. The request keeps waiting with that rule (audited), its cards say so, and the privileged
+        approvers who have the app get a copy."""
+        try:
+            escalated = await self._store.update_waiting(
+                req.id,
+                req.revision,
+                actor=None,
+                event="approval_escalated",
+                details={
+                    "reason": "target_privileged",
+                    "roles": ", ".join(facts.privilege_reasons)[:200],
+                    "noticed_at_click_of": actor.aad_object_id,
+                },
+                target_privileged=True,
+                privilege_reasons=facts.privilege_reasons,
+                approver_group="privileged",
+            )
+        except (StaleRevision, InvalidTransition):
+            return  # someone else moved it first; their move shows on the cards
+        log.warning("approval %s: the target became privileged; a privileged approver must approve", req.id)
+        self._spawn(self._after_escalation(escalated))
+
+    async def _after_escalation(self, req: ChangeRequest) -> None:
+        try:
+            refs: list[CardRef] = await self._store.card_refs(req.id)
+            for ref in refs:
+                if not ref.activity_id or ref.role == "approvers":
+                    continue
+                lang = _ref_lang(ref.conversation_reference, req)
+                card = (
+                    cards.awaiting_card(lang, req)
+                    if ref.role == "requester"
+                    else self._approval_card(lang, req, None, True)
+                )
+                await self._updater.update_card(
+                    ref, cards.with_notice(card, texts.t(lang, "approval.escalated"), color="Warning")
+                )
+            channel = next((r for r in refs if r.role == "approvers"), None)
+            if channel is not None:
+                # the channel card with the privileged approvers' Teams ids and the notice; their 1:1 copies
+                await self._reach_approvers(req, channel, notice_key="approval.escalated")
+        except Exception:
+            log.exception("approval %s: updating cards after the escalation failed", req.id)
+
     def _repeat_answer(
         self, lang: str, req: ChangeRequest, actor: Person, wanted: RequestState
     ) -> dict[str, Any] | None:
@@ -419,13 +551,15 @@ class ApprovalService:
             return _Refusal("approval.already_rejected", name=who, time=when)
         return _Refusal("approval.already_approved", name=who, time=when)
 
-    async def _check_approver(self, req: ChangeRequest, actor: Person) -> None:
+    async def _check_approver(
+        self, req: ChangeRequest, actor: Person, *, fresh: bool = False, privileged: bool | None = None
+    ) -> None:
         # Four eyes, checked here as well as in the policy: never the requester, never the target.
         if actor.aad_object_id.lower() == req.requester.aad_object_id.lower():
             raise _Refusal("refusal.approver_is_requester")
         if actor.aad_object_id.lower() == req.target_id.lower():
             raise _Refusal("refusal.approver_is_target")
-        decision = await self._policy.check_approver(actor, req)
+        decision = await self._policy.check_approver(actor, req, fresh=fresh, privileged=privileged)
         if not decision.allowed:
             raise _Refusal(decision.reason_key or "refusal.not_approver", **(decision.params or {}))
 
@@ -566,6 +700,7 @@ class ApprovalService:
                         else "approval.requester.rejected"
                     ),
                     RequestState.EXPIRED: "approval.requester.expired",
+                    RequestState.CANCELLED: "hold.requester_told" if req.decided_by is None else None,
                 }.get(req.state)
                 if key:
                     await self._tell_requester(req, key)
@@ -801,6 +936,8 @@ __all__ = [
     "EXECUTING_TIMEOUT",
     "ApprovalError",
     "ApprovalService",
+    "APPROVERS_CHANNEL",
+    "PRIVILEGED_APPROVERS_CHANNEL",
     "NoApproversChannel",
     "utcnow",
 ]

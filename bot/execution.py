@@ -1,8 +1,13 @@
 """Runs an approved request through the Graph workflow, exactly once, after the card action has been answered.
 
-APPROVED→EXECUTING is a conditional update on (id, revision): a second click, a Teams retry or a second instance
-loses that race and does nothing. Every copy of the card shows progress, then the outcome; the requester is told
-when someone else's decision ran the change.
+The step that starts a change decides it on facts read at that moment, never on what was true when the request was
+confirmed or approved: the requester's groups and the target's privilege are read from Graph without the cache
+(a requester who left the helpdesk, or a target who became privileged without a privileged approval, ends the
+request as cancelled; Graph not answering leaves it approved and the sweeper tries again), and the abuse limits
+are counted in the same transaction as APPROVED→EXECUTING (store.start_execution). That move is a conditional
+update on (id, revision): a second click, a Teams retry or a second instance loses that race and does nothing.
+Every copy of the card shows progress, then the outcome; the requester is told when someone else's decision ran
+the change.
 """
 
 from __future__ import annotations
@@ -13,14 +18,16 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from bot import cards, texts
 from bot.models import ChangeRequest, Person, RequestState
+from graph.errors import GraphError
 from graph.numbers import mask
 from graph.outcome import Notification, NotificationStatus, Outcome, OutcomeKind, TargetUser
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 PROGRESS_UPDATE_INTERVAL = 1.0  # seconds between owner-search progress updates of the card
 # A state change the database could not take right now ("database is locked", connection lost) is tried again
@@ -42,9 +49,11 @@ class Executor:
         workflow: Any,
         updater: Any,
         settings: Any,
+        policy: Any,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._store = store
+        self._policy = policy
         self._workflow = workflow
         self._updater = updater
         self._settings = settings
@@ -91,24 +100,44 @@ class Executor:
 
     # -------------------------------------------------------------------------------------- execution
     async def execute(self, req: ChangeRequest, *, actor: Person) -> ChangeRequest | None:
-        from bot.store import StaleRevision  # the store's race signal
+        """Run `req` (APPROVED) once. None when another instance or click started it first. A request the checks
+        or the limits refuse comes back CANCELLED; one whose checks Graph could not answer comes back FAILED
+        (graph_unavailable: nothing ran, try again)."""
+        from bot.policy import hold_for, read_facts
+        from bot.store import InvalidTransition, LimitHit, StaleRevision
 
         approved = req
         try:
-            req = await self._retrying(
+            facts = await read_facts(self._policy, approved)
+        except GraphError as exc:
+            return await self._fail_unchecked(approved, actor, exc)
+        hold = hold_for(approved, facts, self._settings, starting=True)
+        if hold is not None:
+            return await self._cancel_at_start(approved, actor, hold.key, hold.params)
+
+        def refusal_text(hit: LimitHit) -> str:
+            return texts.t(texts.lang_from_locale(approved.locale), hit.key, **_limit_params(approved, hit))
+
+        try:
+            req, hit = await self._retrying(
                 "starting",
                 req.id,
-                lambda: self._store.transition(
+                lambda: self._store.start_execution(
                     approved.id,
                     approved.revision,
-                    RequestState.EXECUTING,
                     actor=actor,
-                    event="execution_started",
+                    max_per_hour=int(getattr(self._settings, "max_changes_per_requester_per_hour", 0) or 0),
+                    cooldown_minutes=float(getattr(self._settings, "target_cooldown_minutes", 0) or 0),
+                    refusal_text=refusal_text,
                 ),
             )
-        except StaleRevision:
+        except (StaleRevision, InvalidTransition):
             log.info("request %s is already being handled elsewhere", req.id)
             return None
+        if hit is not None:
+            log.info("request %s was not started: %s", req.id, hit.key)
+            await self._after_cancel(req)
+            return req
         lang = texts.lang_from_locale(req.locale)
         refs = await self._store.card_refs(req.id)
         progress = cards.progress_card(lang, req, texts.t(lang, "progress.changing"))
@@ -179,6 +208,11 @@ class Executor:
             req.target_id,
             mask(outcome.number or req.number),
         )
+        await self._publish(req, outcome, actor, refs, lang)
+        return req
+
+    async def _publish(self, req: ChangeRequest, outcome: Outcome, actor: Person, refs: Any, lang: str) -> None:
+        """The outcome on every copy of the card; the requester told when someone else's decision ran it."""
         card = cards.outcome_card(lang, req, outcome)
         await asyncio.gather(*(self._updater.update_card(ref, card) for ref in refs))
         if actor.aad_object_id != req.requester.aad_object_id:
@@ -191,11 +225,141 @@ class Executor:
                     reference,
                     f"{texts.t(lang, 'common.request_id', id=req.id)}, {req.target_display_name}: {title}",
                 )
-        return req
 
-    async def _retrying(
-        self, what: str, request_id: str, operation: Callable[[], Awaitable[ChangeRequest]]
-    ) -> ChangeRequest:
+    async def _fail_unchecked(self, req: ChangeRequest, actor: Person, error: GraphError) -> ChangeRequest | None:
+        """Graph could not answer the checks made just before the change (the requester's groups, the target's
+        privilege): nothing runs. APPROVED → FAILED with a graph_unavailable outcome, audited; every card shows
+        it (try again)."""
+        from bot.store import InvalidTransition, StaleRevision
+
+        log.warning(
+            "request %s: the checks before the change could not be read (%s %s, request-id %s); nothing ran",
+            req.id,
+            type(error).__name__,
+            error.status,
+            error.request_id,
+        )
+        from graph.errors import AuthenticationError, PermissionDeniedError, TokenError
+        from graph.workflow import required_permission
+
+        kind = OutcomeKind.GRAPH_UNAVAILABLE
+        missing: str | None = None
+        checks = "the checks made just before the change (the requester's groups, the user's privilege)"
+        if isinstance(error, TokenError) and error.transient:
+            message = f"Microsoft sign-in did not answer ({error.code}: {error.message}); nothing was changed."
+            next_step = "Try again in a few seconds; if it keeps failing, in a few minutes."
+        elif isinstance(error, PermissionDeniedError):
+            kind, missing = OutcomeKind.PERMISSION_DENIED, required_permission(error.method, error.url)
+            message = f"Graph refused {checks}: the application lacks the permission {missing}; nothing was changed."
+            next_step = f"Grant the application permission {missing} (admin consent), then try again."
+        elif isinstance(error, TokenError | AuthenticationError):
+            kind = OutcomeKind.PERMISSION_DENIED
+            message = f"Microsoft sign-in refused the bot's credentials ({error.code}); nothing was changed."
+            next_step = "An administrator must fix the bot's Graph credentials, then try again."
+        else:
+            message = f"Microsoft Graph did not answer {checks}; nothing was changed."
+            next_step = "Try again in a few minutes."
+        outcome = Outcome(
+            kind=kind,
+            action=req.action,
+            user=TargetUser(
+                id=req.target_id, user_principal_name=req.target_upn, display_name=req.target_display_name
+            ),
+            previous_number=req.previous_number,
+            number=req.number,
+            notification=Notification(
+                NotificationStatus.NOT_ATTEMPTED if req.notify else NotificationStatus.DISABLED
+            ),
+            graph_request_ids=[error.request_id] if error.request_id else [],
+            message=message,
+            next_step=next_step,
+            missing_permission=missing,
+        )
+        try:
+            failed = await self._retrying(
+                "recording the unchecked start of",
+                req.id,
+                lambda: self._store.transition(
+                    req.id,
+                    req.revision,
+                    RequestState.FAILED,
+                    actor=actor,
+                    event="failed",
+                    details={
+                        "outcome": outcome.kind.value,
+                        "reason": "checks_unavailable",
+                        "graph_request_ids": list(outcome.graph_request_ids),
+                        "old_number": req.previous_number,
+                        "new_number": req.number if req.action == "set" else None,
+                    },
+                    outcome=outcome.to_json(),
+                ),
+            )
+        except (StaleRevision, InvalidTransition):
+            return None
+        lang = texts.lang_from_locale(failed.locale)
+        refs = await self._store.card_refs(failed.id)
+        await self._publish(failed, outcome, actor, refs, lang)
+        return failed
+
+    async def _cancel_at_start(
+        self, req: ChangeRequest, actor: Person, key: str, params: dict[str, Any]
+    ) -> ChangeRequest | None:
+        """APPROVED → CANCELLED because the facts re-read at the start forbid the change; every card says why."""
+        from bot.store import InvalidTransition, StaleRevision
+
+        lang = texts.lang_from_locale(req.locale)
+        try:
+            cancelled = await self._retrying(
+                "cancelling",
+                req.id,
+                lambda: self._store.transition(
+                    req.id,
+                    req.revision,
+                    RequestState.CANCELLED,
+                    actor=None,
+                    event="cancelled",
+                    details={"decision": RequestState.CANCELLED.value, "reason": key, "checked_for": actor.name},
+                    decided_at=self._clock(),
+                    decision_reason=texts.t(lang, key, **params),
+                ),
+            )
+        except (StaleRevision, InvalidTransition):
+            return None
+        log.warning("request %s was cancelled at its start: %s", req.id, key)
+        await self._after_cancel(cancelled)
+        return cancelled
+
+    async def _after_cancel(self, req: ChangeRequest) -> None:
+        """Every copy of the card shows the cancelled request with its reason; the requester is told."""
+        try:
+            refs = await self._store.card_refs(req.id)
+            await asyncio.gather(
+                *(
+                    self._updater.update_card(
+                        ref, cards.decision_card(_ref_lang(ref.conversation_reference, req), req)
+                    )
+                    for ref in refs
+                    if ref.activity_id
+                )
+            )
+            reference = await self._store.conversation_reference(f"user:{req.requester.aad_object_id}")
+            if reference is not None:
+                lang = texts.lang_from_locale(req.locale)
+                await self._updater.send_text(
+                    reference,
+                    texts.t(
+                        lang,
+                        "hold.requester_told",
+                        id=req.id,
+                        target=req.target_display_name,
+                        reason=req.decision_reason or "",
+                    ),
+                )
+        except Exception:
+            log.exception("request %s: telling everyone about the cancellation failed", req.id)
+
+    async def _retrying(self, what: str, request_id: str, operation: Callable[[], Awaitable[_T]]) -> _T:
         """operation(), tried again on StoreUnavailable with a growing pause for at most STORE_RETRY_SECONDS."""
         from bot.store import StoreUnavailable
 
@@ -259,3 +423,13 @@ class Executor:
                 message=f"The change could not be finished ({type(exc).__name__}).",
                 next_step="Check the user's methods in Entra and try again.",
             )
+
+
+def _ref_lang(ref: dict[str, Any], req: ChangeRequest) -> str:
+    return texts.lang_from_locale(ref.get("locale") or req.locale)
+
+
+def _limit_params(req: ChangeRequest, hit: Any) -> dict[str, Any]:
+    """The refusal text's parameters for a limit hit at the start of a run (the window is always one hour)."""
+    window = "1 Std." if texts.lang_from_locale(req.locale) == "de" else "1 h"
+    return {"window": window, **hit.params}

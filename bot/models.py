@@ -45,7 +45,10 @@ TRANSITIONS: dict[RequestState, frozenset[RequestState]] = {
     RequestState.AWAITING_APPROVAL: frozenset(
         {RequestState.APPROVED, RequestState.REJECTED, RequestState.EXPIRED, RequestState.CANCELLED}
     ),
-    RequestState.APPROVED: frozenset({RequestState.EXECUTING}),
+    # approved → cancelled: the step that starts the change refused it (an abuse limit, or the facts re-read then:
+    # the requester left the helpdesk, the target became privileged); approved → failed: Graph could not answer
+    # those checks. Nothing ran in either case.
+    RequestState.APPROVED: frozenset({RequestState.EXECUTING, RequestState.CANCELLED, RequestState.FAILED}),
     RequestState.EXECUTING: frozenset({RequestState.COMPLETED, RequestState.FAILED}),
     RequestState.COMPLETED: frozenset(),
     RequestState.FAILED: frozenset(),

@@ -80,16 +80,18 @@ class Policy:
         self._clock = clock
 
     # ---------------------------------------------------------------------------------------------- roles
-    async def roles(self, aad_object_id: str) -> Roles:
+    async def roles(self, aad_object_id: str, *, fresh: bool = False) -> Roles:
+        """The person's roles from their group memberships; `fresh` reads Graph now (and renews the cache): the
+        facts that decide a change are re-read at the moment of the change."""
         key = aad_object_id.lower()
         now = self._monotonic()
         cached = self._cache.get(key)
-        if cached and cached[0] > now:
+        if cached and cached[0] > now and not fresh:
             return cached[1]
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             cached = self._cache.get(key)
-            if cached and cached[0] > self._monotonic():
+            if cached and cached[0] > self._monotonic() and not fresh:
                 return cached[1]
             s = self._settings
             groups = [g for g in (s.helpdesk_group_id, s.approver_group_id, s.privileged_group_id) if g]
@@ -117,18 +119,19 @@ class Policy:
         cached = self._cache.get(aad_object_id.lower())
         return bool(cached and cached[0] > self._monotonic())
 
-    async def privilege(self, user_id: str) -> Any:
-        """The target's privilege (directory roles, role-assignable groups), cached like memberships."""
+    async def privilege(self, user_id: str, *, fresh: bool = False) -> Any:
+        """The target's privilege (directory roles, role-assignable groups), cached like memberships; `fresh`
+        reads Graph now (and renews the cache)."""
         key = user_id.lower()
         cached = self._privilege_cache.get(key)
-        if cached and cached[0] > self._monotonic():
+        if cached and cached[0] > self._monotonic() and not fresh:
             return cached[1]
         # one lookup per target at a time: concurrent reviews of the same user wait for it instead of each
         # asking Graph (memberOf and role assignments, several pages) on their own
         lock = self._locks.setdefault(f"privilege:{key}", asyncio.Lock())
         async with lock:
             cached = self._privilege_cache.get(key)
-            if cached and cached[0] > self._monotonic():
+            if cached and cached[0] > self._monotonic() and not fresh:
                 return cached[1]
             privilege = await self._directory.privilege(user_id)
             if self._settings.role_cache_seconds > 0:
@@ -248,7 +251,11 @@ class Policy:
             approver_group=approver_group,
         )
 
-    async def check_approver(self, person: Person, req: ChangeRequest) -> Decision:
+    async def check_approver(
+        self, person: Person, req: ChangeRequest, *, fresh: bool = False, privileged: bool | None = None
+    ) -> Decision:
+        """May `person` decide `req`? `fresh` re-reads the approver's groups (a click that decides); `privileged`
+        overrides what the request says about its target (the target's privilege re-read at the click)."""
         aad = person.aad_object_id.lower()
         if not aad:
             return refuse("refusal.bad_input")
@@ -256,10 +263,12 @@ class Policy:
             return refuse("refusal.approver_is_requester")
         if aad == req.target_id.lower():
             return refuse("refusal.approver_is_target")
-        roles = await self.roles(person.aad_object_id)
+        roles = await self.roles(person.aad_object_id, fresh=fresh)
         if roles.guest:
             return refuse("refusal.guest_approver")
-        if req.target_privileged or req.approver_group == "privileged":
+        if privileged is None:
+            privileged = req.target_privileged or req.approver_group == "privileged"
+        if privileged:
             if roles.privileged:
                 return Decision(allowed=True, privileged=True)
             return refuse("refusal.not_approver", group_key="approval.group.privileged")
@@ -270,3 +279,62 @@ class Policy:
             if manager is not None and manager.id.lower() == aad:
                 return Decision(allowed=True)
         return refuse("refusal.not_approver", group_key="approval.group.approver")
+
+
+# ---------------------------------------------------------------------------------------------- re-checks
+
+
+@dataclass(frozen=True)
+class Facts:
+    """The facts that decide a change, read from Graph without the cache at the moment they decide it: at an
+    approver's click and in the step that starts the change."""
+
+    requester_helpdesk: bool
+    requester_privileged: bool
+    target_privileged: bool
+    privilege_reasons: list[str]
+
+
+@dataclass(frozen=True)
+class Hold:
+    """Why a request may not go ahead now. `cancel`: it ends (cancelled, every card says why); otherwise only the
+    click is refused and the request keeps waiting (for a privileged approver)."""
+
+    key: str
+    params: dict[str, Any] = field(default_factory=dict)
+    cancel: bool = True
+
+
+async def read_facts(policy: Policy, req: ChangeRequest) -> Facts:
+    """The requester's groups and the target's privilege, both read from Graph now (GraphError propagates:
+    nothing may run on facts that could not be read)."""
+    roles, privilege = await asyncio.gather(
+        policy.roles(req.requester.aad_object_id, fresh=True),
+        policy.privilege(req.target_id, fresh=True),
+    )
+    return Facts(
+        requester_helpdesk=roles.helpdesk,
+        requester_privileged=roles.privileged,
+        target_privileged=bool(privilege.is_privileged),
+        privilege_reasons=list(privilege.reasons),
+    )
+
+
+def needs_privileged_approval(settings: Any, facts: Facts) -> bool:
+    return facts.target_privileged and settings.approval_policy in ("always", "privileged")
+
+
+def hold_for(req: ChangeRequest, facts: Facts, settings: Any, *, starting: bool) -> Hold | None:
+    """What the re-read facts forbid. At a click (`starting` False) a target that has become privileged only
+    asks for a privileged approver; when the change starts, a request that was not approved by one ends."""
+    if not facts.requester_helpdesk:
+        return Hold("hold.requester_not_helpdesk", {"name": req.requester.name})
+    if facts.target_privileged and not facts.requester_privileged:
+        return Hold("hold.target_now_privileged", {"roles": ", ".join(facts.privilege_reasons)})
+    if starting and needs_privileged_approval(settings, facts):
+        approved_by_privileged = (
+            req.decided_by is not None and req.approval_required and req.approver_group == "privileged"
+        )
+        if not approved_by_privileged:
+            return Hold("hold.needs_privileged_approval", {"roles": ", ".join(facts.privilege_reasons)})
+    return None

@@ -19,10 +19,10 @@ import re
 import sqlite3
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -747,6 +747,104 @@ class Store:
             )
         return stored
 
+    async def update_waiting(
+        self,
+        request_id: str,
+        expected_revision: int,
+        *,
+        actor: Person | None,
+        event: str,
+        details: dict[str, Any] | None = None,
+        **fields: Any,
+    ) -> ChangeRequest:
+        """Change fields of a request that waits for approval and keeps waiting (rev+1, audited as `event`): the
+        target turned out privileged at a click, so the request now needs a privileged approver."""
+        return await self._conditional_update(
+            request_id,
+            expected_revision,
+            RequestState.AWAITING_APPROVAL,
+            frozenset({RequestState.AWAITING_APPROVAL}),
+            _field_values(fields),
+            actor=actor,
+            event=event,
+            details=details or {},
+        )
+
+    async def start_execution(
+        self,
+        request_id: str,
+        expected_revision: int,
+        *,
+        actor: Person | None,
+        max_per_hour: int,
+        cooldown_minutes: float,
+        refusal_text: Callable[[LimitHit], str],
+    ) -> tuple[ChangeRequest, LimitHit | None]:
+        """APPROVED → EXECUTING, with the abuse limits checked in the same transaction, so that neither concurrent
+        confirmations nor two instances can exceed them: at most `max_per_hour` runs started by the requester in
+        the last hour, and no run for a target while another one runs for it or within `cooldown_minutes` of its
+        last change (0 switches either off). Over a limit the request moves to CANCELLED instead (audited
+        "cancelled" with the limit; decision_reason = refusal_text(hit)) and the LimitHit is returned with it.
+
+        PostgreSQL: one transaction-scoped advisory lock serialises every start (changes are rare; the lock is
+        held for three statements). SQLite: the conditional UPDATE comes first, so the transaction holds the
+        database's single write lock before it counts. Raises NotFound, StaleRevision or InvalidTransition.
+        """
+        now = _now()
+        move = (
+            update(REQUESTS)
+            .where(
+                REQUESTS.c.id == request_id,
+                REQUESTS.c.revision == expected_revision,
+                REQUESTS.c.state == RequestState.APPROVED.value,
+            )
+            .values(
+                state=RequestState.EXECUTING.value,
+                revision=REQUESTS.c.revision + 1,
+                updated_at=now,
+                executing_at=now,
+            )
+            .returning(*REQUESTS.c)
+        )
+        async with self._tx() as conn:
+            if self.dialect == "postgresql":
+                await conn.execute(select(func.pg_advisory_xact_lock(func.hashtext(_LIMITS_LOCK))))
+            row = (await conn.execute(move)).first()
+            if row is None:
+                await _explain_no_match(conn, request_id, expected_revision, RequestState.EXECUTING)
+            stored = _row_to_request(row)
+            hit = await _limit_hit(conn, stored, now, max_per_hour, cooldown_minutes)
+            event = "execution_started"
+            details: dict[str, Any] = {"state": RequestState.EXECUTING.value, "revision": stored.revision}
+            if hit is not None:
+                reason = refusal_text(hit)
+                row = (
+                    await conn.execute(
+                        update(REQUESTS)
+                        .where(REQUESTS.c.id == request_id)
+                        .values(
+                            state=RequestState.CANCELLED.value,
+                            executing_at=None,
+                            decided_at=now,
+                            decision_reason=reason,
+                        )
+                        .returning(*REQUESTS.c)
+                    )
+                ).first()
+                stored = _row_to_request(row)
+                event = "cancelled"
+                details = {
+                    "state": RequestState.CANCELLED.value,
+                    "revision": stored.revision,
+                    "decision": RequestState.CANCELLED.value,
+                    "reason": hit.key,
+                    **{k: str(v)[:200] for k, v in hit.params.items()},
+                }
+            await _append_audit(
+                conn, event, actor, request_id, stored.target_id, stored.target_upn, details, now
+            )
+        return stored, hit
+
     async def due_for_expiry(self, now: datetime) -> list[ChangeRequest]:
         return await self._select_requests(
             select(REQUESTS)
@@ -925,6 +1023,74 @@ def _card_ref_values(request_id: str, ref: CardRef, at: datetime) -> dict[str, A
     }
 
 
+_LIMITS_LOCK = "mfa-phone-bot execution limits"
+
+
+@dataclass(frozen=True)
+class LimitHit:
+    """An abuse limit that stopped a run at its start: the bot/texts.py key and its parameters."""
+
+    key: str
+    params: dict[str, Any]
+
+
+async def _limit_hit(
+    conn: AsyncConnection, req: ChangeRequest, now: datetime, max_per_hour: int, cooldown_minutes: float
+) -> LimitHit | None:
+    """The limits over the other requests, as committed now (the caller holds the lock)."""
+    if max_per_hour > 0:
+        count = int(
+            await conn.scalar(
+                select(func.count())
+                .select_from(REQUESTS)
+                .where(
+                    REQUESTS.c.requester_aad_id == req.requester.aad_object_id,
+                    REQUESTS.c.id != req.id,
+                    REQUESTS.c.executing_at >= now - timedelta(hours=1),
+                )
+            )
+            or 0
+        )
+        if count >= max_per_hour:
+            return LimitHit("refusal.rate_limit", {"limit": max_per_hour, "count": count})
+    if cooldown_minutes > 0:
+        running = await conn.scalar(
+            select(func.count())
+            .select_from(REQUESTS)
+            .where(
+                REQUESTS.c.target_id == req.target_id,
+                REQUESTS.c.id != req.id,
+                REQUESTS.c.state == RequestState.EXECUTING.value,
+            )
+        )
+        if running:
+            return LimitHit("refusal.target_busy", {})
+        changed = sorted(k.value for k in OutcomeKind if k.changed)
+        last = await conn.scalar(
+            select(func.max(REQUESTS.c.completed_at)).where(
+                REQUESTS.c.target_id == req.target_id,
+                REQUESTS.c.state == RequestState.COMPLETED.value,
+                REQUESTS.c.outcome_kind.in_(changed),
+            )
+        )
+        if isinstance(last, str):
+            last = datetime.fromisoformat(last)
+        last = _as_utc(last) if last is not None else None
+        if last is not None:
+            until = last + timedelta(minutes=cooldown_minutes)
+            if now < until:
+                minutes = int(cooldown_minutes) if cooldown_minutes == int(cooldown_minutes) else cooldown_minutes
+                return LimitHit(
+                    "refusal.target_cooldown",
+                    {
+                        "time": last.strftime("%H:%M UTC"),
+                        "until": until.strftime("%H:%M UTC"),
+                        "minutes": minutes,
+                    },
+                )
+    return None
+
+
 _AUDIT_LOCK = "mfa-phone-bot audit chain "
 
 
@@ -1089,6 +1255,7 @@ def new_request_id() -> str:
 __all__ = [
     "AuditEntry",
     "InvalidTransition",
+    "LimitHit",
     "NotFound",
     "StaleRevision",
     "Store",

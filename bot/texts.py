@@ -372,11 +372,22 @@ EN: Final[dict[str, str]] = {
     "approval.expired": "Expired on {time}: nobody decided in time. Nothing was changed.",
     "approval.cancelled": "Cancelled by {name} on {time}. Nothing was changed.",
     "approval.cancelled_plain": "Cancelled. Nothing was changed.",
-    "approvers.registered": "This conversation now receives the approval requests.",
+    "approvers.registered": "This conversation now receives the approval requests, those for privileged users "
+    "included.",
+    "approvers.registered_ordinary": "This conversation now receives the approval requests, except those for "
+    "privileged users: they still go to the conversation registered for the privileged approvers.",
+    "approvers.registered_ordinary_no_privileged": "This conversation now receives the approval requests, except "
+    "those for privileged users: no member of the privileged group has registered a conversation for them yet, "
+    "so they cannot be sent. A member of the privileged group must type \u201cregister approvals\u201d in the "
+    "privileged approvers' channel or group chat.",
     "approvers.not_allowed": "Only members of the approver group can register this conversation for approvals.",
     "approval.no_approvers_channel": "No approvers' channel is set up, so nobody could approve this request. "
     "It was not sent and nothing was changed. Ask an administrator to add the bot to the approvers' channel or "
     "group chat and to type \u201cregister approvals\u201d there.",
+    "approval.no_privileged_approvers_channel": "No conversation for the privileged approvers is set up, so nobody "
+    "could approve this change to a privileged user. It was not sent and nothing was changed. A member of the "
+    "privileged group must type \u201cregister approvals\u201d in the privileged approvers' channel or group "
+    "chat.",
     "approval.undelivered": "The approval request could not be posted to the approvers' channel, so it was "
     "cancelled. Nothing was changed. Please try again later or tell an administrator.",
     "approval.not_draft": "This request was already sent or decided. Type status with its ID to see where it "
@@ -437,6 +448,20 @@ EN: Final[dict[str, str]] = {
     "or ask a colleague.",
     "refusal.target_cooldown": "This user's MFA phone was changed at {time}. Another change is possible "
     "after {until}.",
+    "refusal.target_busy": "Another change for this user is running right now. Nothing was changed by this "
+    "request; start a new one when the other has finished.",
+    "hold.requester_not_helpdesk": "{name}, who asked for this change, is no longer a member of the helpdesk "
+    "group, so the request was cancelled. Nothing was changed.",
+    "hold.target_now_privileged": "This user now holds {roles}, and whoever asked for the change is not a "
+    "member of the privileged group, so the request was cancelled. Nothing was changed.",
+    "hold.needs_privileged_approval": "This user now holds {roles}, and the change was not approved by a "
+    "privileged approver, so the request was cancelled. Nothing was changed. A new request will need a "
+    "privileged approver.",
+    "hold.requester_told": "Request {id} for {target} was cancelled: {reason}",
+    "approval.now_privileged": "This user has become privileged ({roles}) since the request was made: only a "
+    "member of the privileged group may approve it now. The request keeps waiting for one.",
+    "approval.escalated": "This user has become privileged since the request was made: only a member of the "
+    "privileged group may approve it now.",
     "refusal.approver_is_requester": "You asked for this change, so you cannot approve or reject it. "
     "Another approver must decide.",
     "refusal.approver_is_target": "This change is about your own account, so you cannot approve or reject it.",
@@ -766,13 +791,25 @@ DE: Final[dict[str, str]] = {
     "approval.expired": "Abgelaufen am {time}: Niemand hat rechtzeitig entschieden. Es wurde nichts geändert.",
     "approval.cancelled": "Abgebrochen von {name} am {time}. Es wurde nichts geändert.",
     "approval.cancelled_plain": "Abgebrochen. Es wurde nichts geändert.",
-    "approvers.registered": "Diese Unterhaltung erhält jetzt die Genehmigungsanfragen.",
+    "approvers.registered": "Diese Unterhaltung erhält jetzt die Genehmigungsanfragen, auch die für "
+    "privilegierte Benutzer.",
+    "approvers.registered_ordinary": "Diese Unterhaltung erhält jetzt die Genehmigungsanfragen, außer denen für "
+    "privilegierte Benutzer: Diese gehen weiterhin an die für die privilegierten Genehmigenden eingetragene "
+    "Unterhaltung.",
+    "approvers.registered_ordinary_no_privileged": "Diese Unterhaltung erhält jetzt die Genehmigungsanfragen, "
+    "außer denen für privilegierte Benutzer: Für diese hat noch kein Mitglied der privilegierten Gruppe eine "
+    "Unterhaltung eingetragen, daher können sie nicht gesendet werden. Ein Mitglied der privilegierten Gruppe muss "
+    "im Kanal oder Gruppenchat der privilegierten Genehmigenden \u201eregister approvals\u201c eingeben.",
     "approvers.not_allowed": "Nur Mitglieder der Genehmigungsgruppe können diese Unterhaltung für "
     "Genehmigungen eintragen.",
     "approval.no_approvers_channel": "Es ist kein Genehmigungskanal eingerichtet, daher könnte niemand diese "
     "Anfrage genehmigen. Sie wurde nicht gesendet, und es wurde nichts geändert. Bitten Sie eine Administratorin "
     "oder einen Administrator, den Bot zum Genehmigungskanal oder -gruppenchat hinzuzufügen und dort "
     "\u201eregister approvals\u201c einzugeben.",
+    "approval.no_privileged_approvers_channel": "Es ist keine Unterhaltung für die privilegierten Genehmigenden "
+    "eingerichtet, daher könnte niemand diese Änderung an einem privilegierten Benutzer genehmigen. Sie wurde "
+    "nicht gesendet, und es wurde nichts geändert. Ein Mitglied der privilegierten Gruppe muss im Kanal oder "
+    "Gruppenchat der privilegierten Genehmigenden \u201eregister approvals\u201c eingeben.",
     "approval.undelivered": "Die Genehmigungsanfrage konnte nicht im Genehmigungskanal veröffentlicht werden und "
     "wurde deshalb abgebrochen. Es wurde nichts geändert. Bitte versuchen Sie es später erneut oder wenden Sie "
     "sich an eine Administratorin oder einen Administrator.",
@@ -838,6 +875,20 @@ DE: Final[dict[str, str]] = {
     "Sie es später erneut oder wenden Sie sich an eine Kollegin oder einen Kollegen.",
     "refusal.target_cooldown": "Das MFA-Telefon dieses Benutzers wurde am {time} geändert. Eine weitere "
     "Änderung ist ab {until} möglich.",
+    "refusal.target_busy": "Für diesen Benutzer läuft gerade eine andere Änderung. Mit dieser Anfrage wurde "
+    "nichts geändert; stellen Sie eine neue, wenn die andere abgeschlossen ist.",
+    "hold.requester_not_helpdesk": "{name}, die/der diese Änderung angefragt hat, ist nicht mehr Mitglied der "
+    "Helpdesk-Gruppe, daher wurde die Anfrage abgebrochen. Es wurde nichts geändert.",
+    "hold.target_now_privileged": "Dieser Benutzer hat jetzt {roles}, und wer die Änderung angefragt hat, ist "
+    "kein Mitglied der privilegierten Gruppe, daher wurde die Anfrage abgebrochen. Es wurde nichts geändert.",
+    "hold.needs_privileged_approval": "Dieser Benutzer hat jetzt {roles}, und die Änderung wurde nicht von "
+    "einer privilegierten genehmigenden Person genehmigt, daher wurde die Anfrage abgebrochen. Es wurde nichts "
+    "geändert. Eine neue Anfrage braucht eine privilegierte genehmigende Person.",
+    "hold.requester_told": "Anfrage {id} für {target} wurde abgebrochen: {reason}",
+    "approval.now_privileged": "Dieser Benutzer ist seit der Anfrage privilegiert ({roles}): Nur Mitglieder "
+    "der privilegierten Gruppe dürfen sie jetzt genehmigen. Die Anfrage wartet weiter auf eine solche Person.",
+    "approval.escalated": "Dieser Benutzer ist seit der Anfrage privilegiert: Nur Mitglieder der "
+    "privilegierten Gruppe dürfen sie jetzt genehmigen.",
     "refusal.approver_is_requester": "Sie haben diese Änderung angefragt und können sie daher weder "
     "genehmigen noch ablehnen. Eine andere genehmigende Person muss entscheiden.",
     "refusal.approver_is_target": "Diese Änderung betrifft Ihr eigenes Konto, daher können Sie sie weder "

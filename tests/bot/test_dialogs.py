@@ -105,7 +105,7 @@ async def env(sim: Any, sim_env: dict[str, str], tmp_path: Path) -> AsyncIterato
     graph = await GraphServices.create(settings.graph)
     store = await Store.open(None, data_dir=tmp_path)
     policy = Policy(graph.directory, settings)
-    executor = Executor(store=store, workflow=graph.workflow, updater=None, settings=settings)
+    executor = Executor(store=store, workflow=graph.workflow, updater=None, settings=settings, policy=policy)
     approvals = ApprovalService(
         store=store, policy=policy, executor=executor, updater=None, settings=settings
     )

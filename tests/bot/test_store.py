@@ -69,8 +69,12 @@ def path_to(state: RequestState) -> list[RequestState]:
 
 
 async def new_in_state(store: Store, state: RequestState, **overrides: object) -> ChangeRequest:
+    """A request moved to `state` the usual way (failed: through executing, as a run that failed)."""
     req = await store.create_request(make_request(**overrides), actor=AGENT)
-    for step in path_to(state):
+    steps = path_to(state)
+    if state is RequestState.FAILED and RequestState.EXECUTING not in steps:
+        steps = [*path_to(RequestState.EXECUTING), RequestState.FAILED]
+    for step in steps:
         req = await store.transition(req.id, req.revision, step, actor=AGENT, event=f"to_{step.value}")
     assert req.state is state
     return req
@@ -549,7 +553,12 @@ def test_database_urls_are_normalised_to_async_drivers(tmp_path: Path) -> None:
 def test_allowed_from_is_the_inverse_of_transitions() -> None:
     assert allowed_from(RequestState.APPROVED) == {RequestState.DRAFT, RequestState.AWAITING_APPROVAL}
     assert allowed_from(RequestState.EXECUTING) == {RequestState.APPROVED}
-    assert allowed_from(RequestState.CANCELLED) == {RequestState.DRAFT, RequestState.AWAITING_APPROVAL}
+    # approved → cancelled: the start of the run refused it (an abuse limit, or facts re-read then)
+    assert allowed_from(RequestState.CANCELLED) == {
+        RequestState.DRAFT,
+        RequestState.AWAITING_APPROVAL,
+        RequestState.APPROVED,
+    }
 
 
 async def test_unreachable_postgresql_is_store_unavailable(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 from app import RUNTIME
 from bot import texts
 from bot.approvals import APPROVED_GRACE, EXECUTING_TIMEOUT
+from bot.markdown import chat_text
 from bot.models import ChangeRequest, Person, RequestState
 from tests.bot.conftest import ALEX, MEGAN, BotHarness, Persona, action_data, card_text, graph_writes
 from tests.bot.test_approvals import (
@@ -227,7 +228,8 @@ async def test_run_cut_off_by_a_crash_is_recorded_as_interrupted_after_the_bound
         upn=running.target_upn,
         id=sub.request_id,
     )
-    await after.bot.connector.wait_for(lambda _: told in texts_to(after.bot.connector, ALEX))
+    # sent as inert chat text (markdown escaped, addresses defanged): what Teams shows is `told` itself
+    await after.bot.connector.wait_for(lambda _: chat_text(told) in texts_to(after.bot.connector, ALEX))
 
     # The status command shows the same story.
     mark = after.bot.connector.mark()
@@ -240,7 +242,7 @@ async def test_run_cut_off_by_a_crash_is_recorded_as_interrupted_after_the_bound
     # Later rounds leave the failed request alone and tell nobody again.
     await rounds_pass(after)
     assert [e.event for e in await after.bot.store.request_audit(sub.request_id)].count("failed") == 1
-    assert texts_to(after.bot.connector, ALEX).count(told) == 1
+    assert texts_to(after.bot.connector, ALEX).count(chat_text(told)) == 1
     assert after.server.app[RUNTIME].sweeper.interrupted == 1  # type: ignore[union-attr]
 
 
@@ -270,7 +272,8 @@ async def test_requester_in_german_hears_about_an_interrupted_run_in_german(bots
         upn=running.target_upn,
         id=sub.request_id,
     )
-    await after.bot.connector.wait_for(lambda _: told in texts_to(after.bot.connector, ALEX))
+    # sent as inert chat text (markdown escaped, addresses defanged): what Teams shows is `told` itself
+    await after.bot.connector.wait_for(lambda _: chat_text(told) in texts_to(after.bot.connector, ALEX))
     # the requester's own card is German too
     await wait_card_text(
         after.bot.connector,

@@ -29,6 +29,7 @@ from tests.bot.conftest import (
     MEGAN,
     PATTI,
     PRADEEP,
+    PRIVILEGED_GROUP,
     BotHarness,
     Persona,
     action_data,
@@ -204,6 +205,10 @@ async def test_every_role_action_and_target_is_allowed_or_refused_as_specified(m
     reply = await bot.conversation_update(MEGAN, conversation_id=APPROVERS_CONV, conversation_type="channel")
     assert reply.status in (200, 201)
     helpdesk = bot.sim.tenant.groups[HELPDESK_GROUP]
+    # Lynne asks for the requests others decide: a privileged helpdesk agent, so that the facts re-read at an
+    # approval click (the requester's groups, the target's privilege) let every kind of target go ahead
+    helpdesk.members.append(LYNNE.aad_object_id)
+    bot.sim.tenant.groups[PRIVILEGED_GROUP].members.append(LYNNE.aad_object_id)
     observed: dict[tuple[str, str, str], bool] = {}
     reasons: dict[tuple[str, str, str], str] = {}
     refused_unaudited: list[tuple[str, str, str]] = []
