@@ -28,6 +28,9 @@ class Behaviour:
     hang_s                   how long a "timeout" fault holds the request before closing it.
     pim_licensed             the tenant has Entra ID P2 (PIM); off: roleEligibilityScheduleInstances answers
                              400 AadPremiumLicenseRequired.
+    p1_licensed              the tenant has Entra ID P1 or P2 (usage and insights reports); off:
+                             userRegistrationDetails answers 403 Authentication_RequestFromNonPremiumTenantOrB2CTenant.
+                             A tenant without P1 has no P2 either: turn ``pim_licensed`` off with it to model one.
     """
 
     normalise_numbers: bool = True
@@ -48,6 +51,7 @@ class Behaviour:
     token_lifetime_s: int = 3599
     hang_s: float = 120.0
     pim_licensed: bool = True
+    p1_licensed: bool = True
 
     def update(self, changes: dict[str, Any]) -> None:
         known = {f.name for f in fields(self)}

@@ -183,3 +183,11 @@ class _Parser:
 
 def parse_filter(text: str, spec: FilterSpec) -> Predicate:
     return _Parser(text, spec).parse()
+
+
+def operators(text: str) -> set[str]:
+    """The lower-cased words outside string literals of a filter (``eq``, ``ne``, ``not``, property names...)."""
+    try:
+        return {value.lower() for kind, value in _tokens(text) if kind == "ident"}
+    except UnsupportedQuery:
+        return set()

@@ -33,7 +33,7 @@ from aiohttp import web
 from . import login
 from .behaviour import Behaviour, Call, Faults
 from .certs import ensure_certs
-from .odata import FilterSpec, UnsupportedQuery, parse_filter
+from .odata import FilterSpec, UnsupportedQuery, operators, parse_filter
 from .phones import METHOD_IDS, METHOD_TYPES, PHONE_TYPES, InvalidPhoneNumber, check_number
 from .tenant import Phone, Tenant, User
 
@@ -74,9 +74,11 @@ PHONE_READ = frozenset(
     }
 )
 PHONE_WRITE = frozenset({"UserAuthenticationMethod.ReadWrite.All", "UserAuthMethod-Phone.ReadWrite.All"})
-REPORT_READ = frozenset(
-    {"AuditLog.Read.All", "UserAuthenticationMethod.Read.All", "UserAuthenticationMethod.ReadWrite.All"}
-)
+# List userRegistrationDetails (authenticationmethodsroot-list-userregistrationdetails,
+# https://learn.microsoft.com/graph/api/authenticationmethodsroot-list-userregistrationdetails): application
+# permission AuditLog.Read.All, "Higher privileged permissions: Not available"; UserAuthenticationMethod.* is not
+# among them.
+REPORT_READ = frozenset({"AuditLog.Read.All"})
 MAIL_SEND = frozenset({"Mail.Send"})
 GROUP_READ = frozenset(
     {
@@ -1101,7 +1103,18 @@ class Simulator:
 
     def _list_users(self, req: GraphRequest, match: re.Match[str]) -> GraphResponse:
         select = _parse_select(req.query, USER_PROPERTIES, "microsoft.graph.user")
+        """`$filter=accountEnabled eq false` works by default; `ne` is an advanced query that needs the
+        ConsistencyLevel: eventual header and $count=true (https://learn.microsoft.com/graph/aad-advanced-queries),
+        else 400 "Filter operator 'NotEqualsMatch' is not supported." (microsoftgraph/microsoft-graph-docs-contrib
+        #9043)."""
         predicate = self._filter(req.query, self._USER_FILTER)
+        advanced = req.headers.get("consistencylevel", "").lower() == "eventual" and (
+            req.query.get("$count", "").lower() == "true"
+        )
+        if not advanced and "ne" in operators(req.query.get("$filter", "")):
+            raise GraphFailure(
+                400, "Request_UnsupportedQuery", "Filter operator 'NotEqualsMatch' is not supported."
+            )
         items, next_link = self._page(req, predicate, lambda u: self._user_json(u, select))
         body: dict[str, Any] = {
             "@odata.context": self._context(f"users({','.join(select)})" if select else "users")
@@ -1363,7 +1376,24 @@ class Simulator:
     )
 
     def _report(self, req: GraphRequest, match: re.Match[str]) -> GraphResponse:
+    def _report_licence(self) -> None:
+        """Usage and insights reports need Entra ID P1 or P2 ("A Microsoft Entra ID P1 or P2 license is required to
+        access authentication methods usage and insights reports",
+        https://learn.microsoft.com/graph/api/resources/authenticationmethods-usage-insights-overview). Without it
+        Graph answers 403 with this code and wording (microsoftgraph/microsoft-graph-docs#12919,
+        microsoftgraph/microsoft-graph-docs-contrib#3808)."""
+        if not self.behaviour.p1_licensed:
+            raise GraphFailure(
+                403,
+                "Authentication_RequestFromNonPremiumTenantOrB2CTenant",
+                "Neither tenant is B2C or tenant doesn't have premium license",
+            )
+
         select = _parse_select(req.query, self._REPORT_FIELDS, "microsoft.graph.userRegistrationDetails")
+        """List userRegistrationDetails: "This method doesn't work for disabled users"
+        (https://learn.microsoft.com/graph/api/authenticationmethodsroot-list-userregistrationdetails), so disabled
+        accounts are not in the listing, whatever the filter."""
+        self._report_licence()
         admins = self.tenant.admin_user_ids()
         spec = FilterSpec(
             {
@@ -1385,7 +1415,11 @@ class Simulator:
                 "isPasswordlessCapable": (lambda u: False, "bool", False),
             }
         )
-        predicate = self._filter(req.query, spec)
+        filtered = self._filter(req.query, spec)
+
+        def predicate(u: User) -> bool:
+            return u.account_enabled and (filtered is None or filtered(u))
+
         items, next_link = self._page(req, predicate, lambda u: _select(self._report_json(u, admins), select))
         body: dict[str, Any] = {
             "@odata.context": self._context("reports/authenticationMethods/userRegistrationDetails")
@@ -1397,6 +1431,7 @@ class Simulator:
 
     def _report_item(self, req: GraphRequest, match: re.Match[str]) -> GraphResponse:
         user = self.tenant.users.get(match.group(1))
+        self._report_licence()
         if user is None:
             raise not_found(match.group(1))
         body = {

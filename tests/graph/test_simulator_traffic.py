@@ -50,7 +50,8 @@ async def test_report_pages_over_phone_users_with_next_link(sim: Simulator, grap
         seen.extend(item["id"] for item in body["value"])
         url = body.get("@odata.nextLink")
         assert url is None or "$skiptoken=" in url
-    expected = [i for i in sim.tenant.order if "mobile" in sim.tenant.users[i].phones]
+    users = sim.tenant.users
+    expected = [i for i in sim.tenant.order if "mobile" in users[i].phones and users[i].account_enabled]
     assert seen == expected
     other = await graph.get(
         REPORT,
@@ -72,7 +73,8 @@ async def test_report_default_page_is_100_and_top_goes_to_999(sim_cert_dir: Path
         await sim.stop()
     assert len(default["value"]) == 100 and "@odata.nextLink" in default
     assert len(big["value"]) == 999
-    assert len(rest["value"]) == len(sim.tenant.order) - 999 and "@odata.nextLink" not in rest
+    enabled = sum(1 for u in sim.tenant.users.values() if u.account_enabled)
+    assert len(rest["value"]) == enabled - 999 and "@odata.nextLink" not in rest
 
 
 async def test_report_throttle_allows_five_requests_per_ten_seconds(
@@ -95,6 +97,70 @@ async def test_report_throttle_window_reopens(sim: Simulator, graph: httpx.Async
     # once a window has passed since the refusal, both admitted requests are out of it
     await asyncio.sleep(sim.behaviour.report_window_s)
     assert (await graph.get(REPORT)).status_code == 200
+
+
+async def test_report_leaves_out_disabled_accounts_which_users_lists_without_advanced_query(
+    sim: Simulator, graph: httpx.AsyncClient
+) -> None:
+    sim.behaviour.report_throttle = False
+    disabled = uid("d8")  # Dirk Disabled holds +49 1708880006 for SMS sign-in
+    assert sim.tenant.users[disabled].phones["mobile"].sms == "ready"
+    report = await graph.get(REPORT, params={"$filter": MOBILE_FILTER, "$top": "999"})
+    assert disabled not in [item["id"] for item in report.json()["value"]]
+    by_filter = await graph.get(REPORT, params={"$filter": f"id eq '{disabled}'"})
+    assert by_filter.json()["value"] == []
+
+    listed = await graph.get(
+        "/users",
+        params={"$filter": "accountEnabled eq false", "$select": "id,displayName,userPrincipalName"},
+    )
+    assert listed.status_code == 200, listed.text
+    assert listed.json()["value"] == [
+        {"id": disabled, "displayName": "Dirk Disabled", "userPrincipalName": "dirk.disabled@contoso.example"}
+    ]
+    assert_graph_error(
+        await graph.get("/users", params={"$filter": "accountEnabled ne true"}),
+        400,
+        "Request_UnsupportedQuery",
+        "Filter operator 'NotEqualsMatch' is not supported.",
+    )
+    advanced = await graph.get(
+        "/users",
+        params={"$filter": "accountEnabled ne true", "$count": "true", "$select": "id"},
+        headers={"ConsistencyLevel": "eventual"},
+    )
+    assert [u["id"] for u in advanced.json()["value"]] == [disabled]
+
+
+async def test_report_needs_audit_log_read_all_and_no_authentication_method_permission_will_do(
+    sim: Simulator,
+) -> None:
+    app = sim.tenant.applications[0]
+    app.roles = [r for r in app.roles if r != "AuditLog.Read.All"]
+    assert "UserAuthenticationMethod.ReadWrite.All" in app.roles
+    async with http(sim, await token_for(sim)) as graph:
+        report = await graph.get(REPORT)
+        item = await graph.get(f"{REPORT}/{uid('c1')}")
+        phones = await graph.get(f"/users/{uid('c1')}/authentication/phoneMethods")
+    for answer in (report, item):
+        assert_graph_error(
+            answer, 403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation."
+        )
+    assert phones.status_code == 200
+
+
+async def test_report_in_a_tenant_without_entra_id_p1_or_p2_is_403_non_premium(
+    sim: Simulator, graph: httpx.AsyncClient
+) -> None:
+    sim.behaviour.update({"p1_licensed": False})
+    for path in (REPORT, f"{REPORT}/{uid('c1')}"):
+        assert_graph_error(
+            await graph.get(path),
+            403,
+            "Authentication_RequestFromNonPremiumTenantOrB2CTenant",
+            "Neither tenant is B2C or tenant doesn't have premium license",
+        )
+    assert (await graph.get(f"/users/{uid('c1')}/authentication/phoneMethods")).status_code == 200
 
 
 def batch_get(i: int, url: str) -> dict:
