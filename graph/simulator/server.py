@@ -706,6 +706,7 @@ class Simulator:
 
     def _fault_response(self, status: int, retry_after: float | None, rid: str, crid: str) -> GraphResponse:
         codes = {
+            403: ("Authorization_RequestDenied", "Insufficient privileges to complete the operation."),
             429: ("TooManyRequests", "Please retry again later."),
             500: ("generalException", "General exception while processing."),
             502: ("BadGateway", "Bad Gateway"),
