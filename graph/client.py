@@ -95,6 +95,8 @@ class BatchResult:
     headers: Mapping[str, str]
     body: Any | None
     request_id: str | None = None  # the item's request-id if Graph gave one, else the $batch request's
+    method: str | None = None  # the item's own method and url, so its error names the endpoint that refused
+    url: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -102,7 +104,7 @@ class BatchResult:
 
     def error(self) -> GraphError:
         """The item's failure as a typed error (only meaningful when not ok)."""
-        err = error_from_response(self.status, self.body, self.headers)
+        err = error_from_response(self.status, self.body, self.headers, method=self.method, url=self.url)
         if err.request_id is None:
             err.request_id = self.request_id
         return err
@@ -430,7 +432,7 @@ class GraphClient:
                 answer = by_id.get(item.id)
                 if answer is None:
                     results[item.id] = BatchResult(
-                        item.id, 0, {}, None, request_id=response.request_id
+                        item.id, 0, {}, None, request_id=response.request_id, method=item.method, url=item.url
                     )  # Graph left it out: report it, do not guess
                     continue
                 raw_headers = answer.get("headers")
@@ -442,6 +444,8 @@ class GraphClient:
                     headers=item_headers,
                     body=item_body,
                     request_id=_item_request_id(item_headers, item_body) or response.request_id,
+                    method=item.method.upper(),
+                    url=item.url,
                 )
                 results[item.id] = result
                 if result.status == 429:

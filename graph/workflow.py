@@ -43,6 +43,7 @@ from graph.outcome import (
     TargetUser,
 )
 from graph.owner_search import OwnerSearch, ProgressCallback, SearchProgress, SearchResult
+from graph.permissions import missing_permission
 
 MOBILE_METHOD_ID = "3179e48a-750b-4051-897c-87b9720928f7"
 
@@ -105,21 +106,13 @@ class WorkflowRequest:
     owner_search: bool = True
 
 
+UNKNOWN_PERMISSION = "the permission Microsoft Graph documents for this call (see the README's permission table)"
+
+
 def required_permission(method: str | None, url: str | None) -> str:
-    """The application permission a failed call needs, by endpoint."""
-    m = (method or "GET").upper()
-    u = (url or "").lower()
-    if "/authentication/phonemethods" in u or "$batch" in u:
-        if m == "GET" or "$batch" in u:
-            return "UserAuthenticationMethod.Read.All (or UserAuthenticationMethod.ReadWrite.All)"
-        return "UserAuthenticationMethod.ReadWrite.All"
-    if "/reports/" in u:
-        return "AuditLog.Read.All"
-    if "/sendmail" in u:
-        return "Mail.Send"
-    if "/organization" in u:
-        return "Organization.Read.All"
-    return "User.Read.All"
+    """What to grant when Graph answered a call with 403, by endpoint (graph/permissions.py): the narrowest
+    permission first, then the broader ones that work too. A call outside the table says so instead of guessing."""
+    return missing_permission(method, url) or UNKNOWN_PERMISSION
 
 
 def e164(graph_number: str | None) -> str | None:

@@ -211,6 +211,39 @@ async def test_review_when_graph_refuses_the_permission_names_it(make_fast_bot: 
     await assert_nothing_changed(bot)
 
 
+@pytest.mark.parametrize(
+    ("path", "permission"),
+    [
+        (r"/roleManagement/directory/roleAssignments$", "RoleManagement.Read.Directory"),
+        (r"/transitiveMemberOf$", "GroupMember.Read.All"),
+    ],
+)
+async def test_review_when_graph_refuses_a_privilege_read_names_that_calls_permission(
+    make_fast_bot: MakeFastBot, path: str, permission: str
+) -> None:
+    bot = await make_fast_bot()
+    form = await bot.open_form(ALEX)
+    bot.sim.faults.inject("GET", path, 403, times=5)
+    reply = await bot.review(ALEX, form, DIEGO)
+    error = assert_form_kept_with_error_on_top(reply, f"lacks the permission {permission}")
+    assert "permission User.Read.All" not in error
+    await assert_nothing_changed(bot)
+
+
+async def test_opening_the_form_when_graph_refuses_the_group_check_names_group_member_read_all(
+    make_fast_bot: MakeFastBot,
+) -> None:
+    bot = await make_fast_bot()
+    bot.sim.faults.inject("POST", MEMBER_GROUPS, 403, times=100)  # the helpdesk role cannot be read
+    mark = bot.connector.mark()
+    reply = await bot.message(ALEX, "set phone")
+    assert reply.status in (200, 201)
+    sent = await bot.connector.wait_for(lambda rs: [r for r in rs if r.card or r.text] or None, since=mark)
+    said = "\n".join(card_text(r.card) + r.text for r in sent)
+    assert "lacks the permission GroupMember.Read.All" in said and INTERNAL not in said
+    assert "permission User.Read.All" not in said
+
+
 async def test_opening_the_form_while_graph_is_down_says_so_instead_of_something_went_wrong(
     make_fast_bot: MakeFastBot,
 ) -> None:

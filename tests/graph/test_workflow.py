@@ -322,8 +322,8 @@ async def test_403_on_the_write_names_the_missing_permission(stack: Stack) -> No
     stack.sim.faults.inject("POST", r"/phoneMethods$", 403, times=1)
     out = await stack.workflow.run(request("set", user.upn, "+49 176 1234567"))
     assert out.kind is OutcomeKind.PERMISSION_DENIED
-    assert out.missing_permission == "UserAuthenticationMethod.ReadWrite.All"
-    assert "UserAuthenticationMethod.ReadWrite.All" in out.message
+    assert out.missing_permission == "UserAuthMethod-Phone.ReadWrite.All (or UserAuthenticationMethod.ReadWrite.All)"
+    assert out.missing_permission in out.message
 
 
 @pytest.mark.parametrize(
@@ -332,12 +332,12 @@ async def test_403_on_the_write_names_the_missing_permission(stack: Stack) -> No
         (
             "GET",
             "https://graph/v1.0/users/x/authentication/phoneMethods",
-            "UserAuthenticationMethod.Read.All",
+            "UserAuthMethod-Phone.Read.All",
         ),
         (
             "DELETE",
             "https://graph/v1.0/users/x/authentication/phoneMethods/y",
-            "UserAuthenticationMethod.ReadWrite.All",
+            "UserAuthMethod-Phone.ReadWrite.All",
         ),
         ("GET", "https://graph/v1.0/users/x", "User.Read.All"),
         (
