@@ -7,6 +7,7 @@ run makes has a row, so no 403 falls through to a guess.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -14,7 +15,7 @@ import pytest
 
 from graph.client import BatchItem, GraphClient
 from graph.directory import Directory, user_path
-from graph.errors import PermissionDeniedError
+from graph.errors import GraphError, PermissionDeniedError
 from graph.outcome import OutcomeKind
 from graph.owner_search import REPORT_PATH
 from graph.permissions import ENDPOINTS, requirement_for
@@ -114,8 +115,8 @@ CASES: list[tuple[str, str, Call, str]] = [
     ("GET", r"/phoneMethods$", _phones_in_batch, "UserAuthMethod-Phone.Read.All"),
     ("POST", r"/checkMemberGroups$", lambda c, d, u: d.member_groups(u.id, [APPROVERS]), "GroupMember.Read.All"),
     ("GET", r"/transitiveMembers", lambda c, d, u: d.group_members(APPROVERS), "GroupMember.Read.All"),
-    ("GET", r"/transitiveMemberOf$", lambda c, d, u: d.privilege(u.id), "GroupMember.Read.All"),
-    ("GET", r"/roleAssignments$", lambda c, d, u: d.privilege(u.id), "RoleManagement.Read.Directory"),
+    ("GET", r"/transitiveMemberOf$", lambda c, d, u: _collect(c, f"{user_path(u.id)}/transitiveMemberOf"), "GroupMember.Read.All"),
+    ("GET", r"/roleAssignments$", lambda c, d, u: _collect(c, "/roleManagement/directory/roleAssignments", {"$filter": f"principalId eq '{u.id}'"}), "RoleManagement.Read.Directory"),
     ("GET", r"/roleEligibilityScheduleInstances$", lambda c, d, u: _collect(c, "/roleManagement/directory/roleEligibilityScheduleInstances", {"$filter": f"principalId eq '{u.id}'"}), "RoleEligibilitySchedule.Read.Directory"),
     ("GET", r"/group/eligibilityScheduleInstances$", lambda c, d, u: _collect(c, "/identityGovernance/privilegedAccess/group/eligibilityScheduleInstances", {"$filter": f"principalId eq '{u.id}'"}), "PrivilegedEligibilitySchedule.Read.AzureADGroup"),
     ("GET", r"/owners$", _owners, "Application.Read.All"),
@@ -187,7 +188,8 @@ async def test_every_call_a_full_run_makes_has_a_row_in_the_table(stack: Stack) 
     out = await stack.workflow.run(request("set", target.upn, "+49 176 1112222", notify=True))
     assert out.kind is OutcomeKind.CONFLICT_UNRESOLVED and out.holder is not None
     directory = Directory(stack.client, app_id=stack.settings.client_id)
-    await directory.privilege(holder.id)
+    with contextlib.suppress(GraphError):  # whatever it decides, every call it made must have a row
+        await directory.privilege(holder.id)
     await directory.member_groups(holder.id, [APPROVERS])
     await directory.group_members(APPROVERS)
     await directory.manager(holder.id)
