@@ -29,6 +29,7 @@ from botbuilder.dialogs import DialogSet, DialogTurnStatus
 from botbuilder.schema import Activity, AdaptiveCardInvokeResponse, ChannelAccount
 
 from bot import cards, markdown, texts
+from bot.approvals import APPROVERS_CHANNEL, PRIVILEGED_APPROVERS_CHANNEL
 from bot.models import Person
 from bot.policy import activity_tenant_id
 from bot.service import Caller, MfaService
@@ -235,11 +236,15 @@ class MfaBot(ActivityHandler):
             if not self.service.policy.check_tenant(caller.tenant_id).allowed:
                 log.warning("the approvers' conversation was added from another tenant; ignored")
                 return
-            await self.service.store.save_conversation_reference("approvers", caller.conversation_reference)
+            # The administrator chose this conversation (APPROVER_CONVERSATION_ID), whoever added the app there:
+            # it receives the privileged requests too.
+            channels = [APPROVERS_CHANNEL, PRIVILEGED_APPROVERS_CHANNEL]
+            for channel in channels:
+                await self.service.store.save_conversation_reference(channel, caller.conversation_reference)
             await self.service.store.audit(
                 "approvers_registered",
                 actor=None,
-                details={"conversation_id": conversation_id[:200], "by": "install"},
+                details={"conversation_id": conversation_id[:200], "by": "install", "channels": channels},
             )
             log.info("approvers' conversation registered on installation")
 

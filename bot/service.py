@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from bot import cards, texts
+from bot.approvals import APPROVERS_CHANNEL, PRIVILEGED_APPROVERS_CHANNEL
 from bot.models import CardRef, ChangeRequest, Person, RequestState
 from bot.policy import Decision, Policy
 from graph.errors import GraphError
@@ -874,21 +875,31 @@ class MfaService:
         if not tenant.allowed:
             await self._audit_refusal(caller, "refusal.other_tenant", verb="register approvals", req=None)
             return say(caller.lang, "refusal.other_tenant")
-        roles = await self.policy.roles(caller.person.aad_object_id)
+        # Read now, not from the cache: this decides where the approval cards of privileged targets go.
+        roles = await self.policy.roles(caller.person.aad_object_id, fresh=True)
         if not (roles.approver or roles.privileged):
             await self._audit_refusal(caller, "approvers.not_allowed", verb="register approvals", req=None)
             return say(caller.lang, "approvers.not_allowed")
-        await self.store.save_conversation_reference("approvers", caller.conversation_reference)
+        # Only a privileged approver sets where the privileged requests go; an ordinary approver moves only the
+        # ordinary ones (an approver could otherwise send the privileged cards to a chat of their choosing).
+        channels = [APPROVERS_CHANNEL, PRIVILEGED_APPROVERS_CHANNEL] if roles.privileged else [APPROVERS_CHANNEL]
+        for channel in channels:
+            await self.store.save_conversation_reference(channel, caller.conversation_reference)
         await self.store.audit(
             "approvers_registered",
             actor=caller.person,
             details={
                 "conversation_id": str(caller.conversation_reference.get("conversation", {}).get("id", ""))[
                     :200
-                ]
+                ],
+                "channels": channels,
             },
         )
-        return say(caller.lang, "approvers.registered")
+        if roles.privileged:
+            return say(caller.lang, "approvers.registered")
+        if await self.store.conversation_reference(PRIVILEGED_APPROVERS_CHANNEL) is None:
+            return say(caller.lang, "approvers.registered_ordinary_no_privileged")
+        return say(caller.lang, "approvers.registered_ordinary")
 
 
 @dataclass

@@ -184,7 +184,8 @@ def demo_environment(
         "APPROVAL_POLICY": "always",
         "APPROVER_DM": "true",
         # Megan Bowen's group chat "Helpdesk approvals" in her Playground: the bot registers it as the approvers'
-        # conversation when it is added there (when she opens that chat).
+        # conversation, for every request (privileged ones too: the configuration chose it), when it is added
+        # there (when she opens that chat). Her own `register approvals` would move only the ordinary requests.
         "APPROVER_CONVERSATION_ID": APPROVERS_CHAT_ID,
         "NOTIFY_DEFAULT": "true",
         # Try things again and again on the same demo users without waiting for the cool-down.
