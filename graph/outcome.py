@@ -120,7 +120,10 @@ class PhoneState:
 
 @dataclass(frozen=True)
 class Holder:
-    """The user who holds a number for SMS sign-in (result of the owner search)."""
+    """The user who holds a number for SMS sign-in (result of the owner search).
+
+    ``account_enabled`` False: a disabled account (found by the search's own look at disabled accounts, since the
+    registration report leaves them out); it keeps the number until it is removed from it or deleted."""
 
     id: str
     display_name: str
@@ -128,6 +131,7 @@ class Holder:
     phone_type: str
     sms_sign_in_state: str | None
     portal_url: str
+    account_enabled: bool = True
 
 
 @dataclass(frozen=True)
@@ -148,7 +152,9 @@ class Outcome:
     sms_sign_in_state: str | None = None  # of the mobile method after the run
     sms_sign_in_conflict: bool = False
     holder: Holder | None = None
-    holder_search: Literal["not_run", "found", "not_found", "failed"] = "not_run"
+    # not_licensed: the tenant has no Entra ID P1/P2, so the registration report (and the holder among enabled
+    # accounts) cannot be searched; not_permitted: a read of the search was refused, `missing_permission` names it.
+    holder_search: Literal["not_run", "found", "not_found", "failed", "not_licensed", "not_permitted"] = "not_run"
     notification: Notification = field(default_factory=lambda: Notification(NotificationStatus.DISABLED))
     graph_request_ids: list[str] = field(default_factory=list)
     message: str = ""  # one plain English sentence for logs and the CLI
@@ -185,6 +191,7 @@ class Outcome:
                 "phoneType": self.holder.phone_type,
                 "smsSignInState": self.holder.sms_sign_in_state,
                 "portalUrl": self.holder.portal_url,
+                "accountEnabled": self.holder.account_enabled,
             }
         phones = None
         if self.phones is not None:

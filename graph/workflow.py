@@ -432,6 +432,9 @@ class _Run:
                 self.ids.append(rid)
         self.out.holder = result.holder
         self.out.holder_search = result.status
+        if result.status == "not_permitted" and result.error is not None:
+            result.missing_permission = required_permission(result.error.method, result.error.url)
+            self.out.missing_permission = result.missing_permission
         self.search_result = result
 
     def _search_text(self) -> str:

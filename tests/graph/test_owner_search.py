@@ -7,9 +7,13 @@ from typing import Any
 import pytest
 
 from graph.owner_search import OwnerSearch, SearchProgress, portal_link, profile_forms
+from tests.conftest import TEST_CLIENT_ID
+from tests.graph.simulator_helpers import uid
 from tests.graph.workflow_helpers import Stack, add_user, make_stack
 
 NUMBER = "+49 1765550077"
+DIRK_DISABLED = uid("d8")  # disabled account of the test tenant, holds +49 1708880006 for SMS sign-in
+HANNA_HIDDEN_NUMBER = "+49 1708880003"  # enabled, found only by the report scan (no profile phone)
 
 
 @pytest.fixture
@@ -117,8 +121,73 @@ async def test_report_throttle_is_honoured_with_retry_after(stack: Stack) -> Non
     assert any(c.status == 429 for c in report_calls(stack.sim))
 
 
-async def test_missing_report_permission_fails_the_search_with_the_error(stack: Stack) -> None:
-    stack.sim.faults.inject("GET", r"userRegistrationDetails", 403, times=1)
+async def test_a_report_that_fails_otherwise_fails_the_search_with_the_error(stack: Stack) -> None:
+    stack.sim.faults.inject("GET", r"userRegistrationDetails", 400, times=1)
     result = await OwnerSearch(stack.client).find("+49 176 0000098")
     assert result.status == "failed"
+    assert result.error is not None and result.error.status == 400
+
+
+async def test_a_disabled_account_holding_the_number_is_found_and_named_disabled(stack: Stack) -> None:
+    start = len(stack.sim.calls)
+    result = await OwnerSearch(stack.client).find("+49 170 8880006")
+    assert result.status == "found" and result.holder is not None
+    assert result.holder.id == DIRK_DISABLED and result.holder.account_enabled is False
+    assert result.holder.sms_sign_in_state == "ready"
+    assert "disabled account" in result.message
+    listed = [c for c in stack.sim.calls[start:] if c.path == "/v1.0/users" and c.status == 200]
+    assert any(c.query.get("$filter") == "accountEnabled eq false" for c in listed)
+    assert report_calls(stack.sim, start) == []  # found before the report, which would never list him
+
+
+async def test_a_disabled_profile_match_is_named_disabled(stack: Stack) -> None:
+    holder = add_user(
+        stack.sim,
+        name="Gone Profile",
+        mobile=NUMBER,
+        mobile_sms="ready",
+        mobilePhone=NUMBER,
+        accountEnabled=False,
+    )
+    result = await OwnerSearch(stack.client).find(NUMBER)
+    assert result.holder is not None and result.holder.id == holder.id
+    assert result.holder.account_enabled is False
+
+
+async def test_an_enabled_holder_found_by_the_scan_is_named_enabled(stack: Stack) -> None:
+    result = await OwnerSearch(stack.client).find(HANNA_HIDDEN_NUMBER)
+    assert result.status == "found" and result.holder is not None
+    assert result.holder.id == uid("d4") and result.holder.account_enabled is True
+    assert result.disabled_checked >= 1 and "enabled account" in result.message
+
+
+async def test_a_tenant_without_p1_says_the_holder_cannot_be_searched(stack: Stack) -> None:
+    stack.sim.behaviour.update({"p1_licensed": False})
+    result = await OwnerSearch(stack.client).find(HANNA_HIDDEN_NUMBER)
+    assert result.status == "not_licensed" and result.holder is None
+    assert (
+        result.error is not None
+        and result.error.code == "Authentication_RequestFromNonPremiumTenantOrB2CTenant"
+    )
+    assert "cannot be searched in this tenant" in result.message and "P1 or P2" in result.message
+    assert "deleted" not in result.message
+    assert result.disabled_checked >= 1
+
+
+async def test_a_tenant_without_p1_still_finds_a_disabled_holder(stack: Stack) -> None:
+    stack.sim.behaviour.update({"p1_licensed": False})
+    result = await OwnerSearch(stack.client).find("+49 170 8880006")
+    assert result.status == "found" and result.holder is not None and result.holder.id == DIRK_DISABLED
+
+
+async def test_the_report_refused_without_audit_log_read_all_is_not_permitted(
+    sim: Any, sim_env: dict[str, str]
+) -> None:
+    app = sim.tenant.app(TEST_CLIENT_ID)
+    app.roles = [r for r in app.roles if r != "AuditLog.Read.All"]  # phone-method permissions alone
+    sim.behaviour.update({"report_throttle": False})
+    async for stack in make_stack(sim, sim_env):
+        result = await OwnerSearch(stack.client).find(HANNA_HIDDEN_NUMBER)
+    assert result.status == "not_permitted" and result.holder is None
     assert result.error is not None and result.error.status == 403
+    assert result.error.url is not None and "userRegistrationDetails" in result.error.url

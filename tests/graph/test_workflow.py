@@ -9,6 +9,7 @@ import pytest
 
 from graph.outcome import NotificationStatus, OutcomeKind
 from graph.workflow import ALTERNATE_FIRST, required_permission
+from tests.conftest import TEST_CLIENT_ID
 from tests.graph.workflow_helpers import Stack, add_user, graph_calls, make_stack, mobile_of, request, writes
 
 SENDER = "helpdesk@contoso.example"
@@ -446,12 +447,50 @@ async def test_conflict_with_a_failed_owner_search_still_explains_the_conflict(s
     add_user(stack.sim, name="Holder Four", mobile="+49 1765550004", mobile_sms="ready")
     user = add_user(stack.sim, name="Target Four")
     stack.sim.behaviour.update({"conflict_stores_method": False})
-    stack.sim.faults.inject("GET", r"userRegistrationDetails", 403, times=1)
+    stack.sim.faults.inject("GET", r"userRegistrationDetails", 400, times=1)
     wf = stack.with_settings(conflict_poll_timeout=0.2)
     out = await wf.run(request("set", user.upn, "+49 176 5550004"))
     assert out.kind is OutcomeKind.CONFLICT_UNRESOLVED
     assert out.holder is None and out.holder_search == "failed"
     assert "another user holds it" in out.message
+
+
+async def test_conflict_with_a_disabled_holder_names_the_disabled_account(stack: Stack) -> None:
+    user = add_user(stack.sim, name="Target Five")
+    stack.sim.behaviour.update({"conflict_stores_method": False})
+    wf = stack.with_settings(conflict_poll_timeout=0.2)
+    out = await wf.run(request("set", user.upn, "+49 170 8880006"))  # Dirk Disabled's number
+    assert out.kind is OutcomeKind.CONFLICT_UNRESOLVED and out.holder_search == "found"
+    assert out.holder is not None and out.holder.user_principal_name == "dirk.disabled@contoso.example"
+    assert out.holder.account_enabled is False
+    assert out.to_json()["holder"]["accountEnabled"] is False
+    assert "disabled account" in out.message and "deleted" not in out.message
+
+
+async def test_conflict_in_a_tenant_without_p1_says_the_holder_cannot_be_searched(stack: Stack) -> None:
+    user = add_user(stack.sim, name="Target Six")
+    stack.sim.behaviour.update({"conflict_stores_method": False, "p1_licensed": False, "pim_licensed": False})
+    wf = stack.with_settings(conflict_poll_timeout=0.2)
+    out = await wf.run(request("set", user.upn, "+49 170 8880003"))  # Hanna Hidden: only the report finds her
+    assert out.kind is OutcomeKind.CONFLICT_UNRESOLVED
+    assert out.holder is None and out.holder_search == "not_licensed"
+    assert "cannot be searched in this tenant" in out.message and "deleted" not in out.message
+    assert out.graph_request_ids  # the report's refusal is among them
+
+
+async def test_conflict_with_the_report_refused_names_audit_log_read_all(
+    sim: Any, sim_env: dict[str, str]
+) -> None:
+    app = sim.tenant.app(TEST_CLIENT_ID)
+    app.roles = [r for r in app.roles if r != "AuditLog.Read.All"]
+    sim.behaviour.update({"conflict_stores_method": False, "report_throttle": False})
+    async for s in make_stack(sim, sim_env, conflict_poll_timeout=0.2):
+        user = add_user(sim, name="Target Seven")
+        out = await s.workflow.run(request("set", user.upn, "+49 170 8880003"))
+    assert out.kind is OutcomeKind.CONFLICT_UNRESOLVED and out.holder_search == "not_permitted"
+    assert out.missing_permission is not None and "AuditLog.Read.All" in out.missing_permission
+    assert out.to_json()["missing_permission"] == out.missing_permission
+    assert "AuditLog.Read.All" in out.message
 
 
 async def test_a_hostile_display_name_is_escaped_in_the_mail(stack: Stack) -> None:
