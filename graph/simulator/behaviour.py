@@ -31,6 +31,10 @@ class Behaviour:
     p1_licensed              the tenant has Entra ID P1 or P2 (usage and insights reports); off:
                              userRegistrationDetails answers 403 Authentication_RequestFromNonPremiumTenantOrB2CTenant.
                              A tenant without P1 has no P2 either: turn ``pim_licensed`` off with it to model one.
+    owned_objects_app_only   GET /users/{id}/ownedObjects answers an app-only token (with a user or group read
+                             permission), as an older revision of Microsoft's page said. Off (the default): 403
+                             Authorization_RequestDenied, as the current page says "Application: Not supported"
+                             (the status itself is not documented).
     """
 
     normalise_numbers: bool = True
@@ -52,6 +56,7 @@ class Behaviour:
     hang_s: float = 120.0
     pim_licensed: bool = True
     p1_licensed: bool = True
+    owned_objects_app_only: bool = False
 
     def update(self, changes: dict[str, Any]) -> None:
         known = {f.name for f in fields(self)}

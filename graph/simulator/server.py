@@ -30,6 +30,8 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 import jwt
 from aiohttp import web
 
+from graph import permissions
+
 from . import login
 from .behaviour import Behaviour, Call, Faults
 from .certs import ensure_certs
@@ -56,84 +58,18 @@ AGS_DIAGNOSTIC = json.dumps(
 MAX_PAGE = 999
 DEFAULT_PAGE = 100
 
-USER_READ = frozenset(
-    {
-        "User.Read.All",
-        "User.ReadWrite.All",
-        "User.ReadBasic.All",
-        "Directory.Read.All",
-        "Directory.ReadWrite.All",
-    }
-)
-PHONE_READ = frozenset(
-    {
-        "UserAuthenticationMethod.Read.All",
-        "UserAuthenticationMethod.ReadWrite.All",
-        "UserAuthMethod-Phone.Read.All",
-        "UserAuthMethod-Phone.ReadWrite.All",
-    }
-)
-PHONE_WRITE = frozenset({"UserAuthenticationMethod.ReadWrite.All", "UserAuthMethod-Phone.ReadWrite.All"})
+# Which permissions each endpoint accepts is graph/permissions.py (one table, from Microsoft's pages). These two
+# sets only decide what a directoryObject collection shows of an object type: without a permission to read that
+# type, "members of that type are returned but with limited information" (@odata.type and id, the rest null), as
+# the pages of transitiveMemberOf, transitiveMembers and owners say.
+USER_READ = frozenset().union(*permissions.USER_READ.accepted)
 # List userRegistrationDetails (authenticationmethodsroot-list-userregistrationdetails,
 # https://learn.microsoft.com/graph/api/authenticationmethodsroot-list-userregistrationdetails): application
 # permission AuditLog.Read.All, "Higher privileged permissions: Not available"; UserAuthenticationMethod.* is not
 # among them.
 REPORT_READ = frozenset({"AuditLog.Read.All"})
-MAIL_SEND = frozenset({"Mail.Send"})
-GROUP_READ = frozenset(
-    {
-        "GroupMember.Read.All",
-        "Group.Read.All",
-        "Group.ReadWrite.All",
-        "Directory.Read.All",
-        "Directory.ReadWrite.All",
-    }
-)
-ORG_READ = frozenset(
-    {"Organization.Read.All", "Organization.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"}
-)
-ROLE_READ = frozenset(
-    {
-        "RoleManagement.Read.Directory",
-        "RoleManagement.ReadWrite.Directory",
-        "RoleManagement.Read.All",
-        "Directory.Read.All",
-        "Directory.ReadWrite.All",
-    }
-)
-# roleEligibilityScheduleInstances (rbacapplication-list-roleeligibilityscheduleinstances): least privileged
-# RoleEligibilitySchedule.Read.Directory; Directory.Read.All is not among them.
-ELIGIBILITY_READ = frozenset(
-    {
-        "RoleEligibilitySchedule.Read.Directory",
-        "RoleEligibilitySchedule.ReadWrite.Directory",
-        "RoleManagement.Read.All",
-        "RoleManagement.Read.Directory",
-        "RoleManagement.ReadWrite.Directory",
-    }
-)
-
-# PIM for Groups eligibilityScheduleInstances (privilegedaccessgroup-list-eligibilityscheduleinstances,
-# https://learn.microsoft.com/graph/api/privilegedaccessgroup-list-eligibilityscheduleinstances): application
-# permission PrivilegedEligibilitySchedule.Read.AzureADGroup (higher: .ReadWrite.AzureADGroup); no Directory.* one.
-GROUP_ELIGIBILITY_READ = frozenset(
-    {
-        "PrivilegedEligibilitySchedule.Read.AzureADGroup",
-        "PrivilegedEligibilitySchedule.ReadWrite.AzureADGroup",
-    }
-)
-# Owners of an application / a service principal (application-list-owners, serviceprincipal-list-owners,
-# https://learn.microsoft.com/graph/api/application-list-owners): least privileged Application.Read.All.
-# Application.ReadWrite.OwnedBy is accepted here for any app (Graph limits it to apps the caller owns).
-APP_OWNERS_READ = frozenset(
-    {
-        "Application.Read.All",
-        "Application.ReadWrite.OwnedBy",
-        "Application.ReadWrite.All",
-        "Directory.Read.All",
-        "Directory.ReadWrite.All",
-    }
-)
+GROUP_READ = frozenset().union(*permissions.GROUP_OWNERS.accepted)
+# Application.ReadWrite.OwnedBy is accepted for any app's owners (Graph limits it to apps the caller owns).
 
 USER_DEFAULT_SELECT = (
     "businessPhones",
@@ -247,7 +183,8 @@ class Route:
     method: str
     pattern: re.Pattern[str]
     handler: Handler
-    roles: frozenset[str]
+    # the permission sets that allow the call (graph/permissions.py); None: the handler decides
+    accepted: tuple[frozenset[str], ...] | None
     kind: str  # cost class for the identity throttle: "users", "read", "write", "check", "transitive", "report", "batch"
     forbidden_message: str = "Insufficient privileges to complete the operation."
     forbidden_code: str = "Authorization_RequestDenied"
@@ -802,7 +739,8 @@ class Simulator:
         try:
             req.identity = identity or self._authenticate(req)
             route, match = self._route(req)
-            if route.roles and not (route.roles & req.identity.roles):
+            held = req.identity.roles
+            if route.accepted is not None and not any(need <= held for need in route.accepted):
                 raise GraphFailure(403, route.forbidden_code, route.forbidden_message)
             if route.kind == "batch":
                 if req.in_batch:
@@ -909,21 +847,22 @@ class Simulator:
         app_ref = r"(?:/([^/()]+)|\(appId='([^'/]*)'\))"  # /{object id} or (appId='{client id}')
         pm = rf"/users/{seg}/authentication/phoneMethods"
         pm_denied = "Request Authorization failed"
-        specs: list[tuple[str, str, Handler, frozenset[str], str, str]] = [
-            ("POST", r"/\$batch", self._batch_placeholder, frozenset(), "batch", ""),
-            ("GET", r"/users", self._list_users, USER_READ, "users", ""),
-            ("GET", rf"/users/{seg}", self._get_user, USER_READ, "users", ""),
-            ("GET", pm, self._list_phones, PHONE_READ, "read", pm_denied),
-            ("POST", pm, self._create_phone, PHONE_WRITE, "write", pm_denied),
-            ("GET", rf"{pm}/{seg}", self._get_phone, PHONE_READ, "read", pm_denied),
-            ("PATCH", rf"{pm}/{seg}", self._update_phone, PHONE_WRITE, "write", pm_denied),
-            ("DELETE", rf"{pm}/{seg}", self._delete_phone, PHONE_WRITE, "write", pm_denied),
-            ("PUT", rf"{pm}/{seg}", self._put_phone, PHONE_WRITE, "write", pm_denied),
+        p = permissions  # which permission sets allow each call: one table, from Microsoft's pages
+        specs: list[tuple[str, str, Handler, tuple[frozenset[str], ...] | None, str, str]] = [
+            ("POST", r"/\$batch", self._batch_placeholder, None, "batch", ""),
+            ("GET", r"/users", self._list_users, p.USER_READ.accepted, "users", ""),
+            ("GET", rf"/users/{seg}", self._get_user, p.USER_READ.accepted, "users", ""),
+            ("GET", pm, self._list_phones, p.PHONE_READ.accepted, "read", pm_denied),
+            ("POST", pm, self._create_phone, p.PHONE_WRITE.accepted, "write", pm_denied),
+            ("GET", rf"{pm}/{seg}", self._get_phone, p.PHONE_READ.accepted, "read", pm_denied),
+            ("PATCH", rf"{pm}/{seg}", self._update_phone, p.PHONE_WRITE.accepted, "write", pm_denied),
+            ("DELETE", rf"{pm}/{seg}", self._delete_phone, p.PHONE_WRITE.accepted, "write", pm_denied),
+            ("PUT", rf"{pm}/{seg}", self._put_phone, p.PHONE_WRITE.accepted, "write", pm_denied),
             (
                 "POST",
                 rf"{pm}/{seg}/(enableSmsSignIn|disableSmsSignIn)",
                 self._sms_sign_in,
-                PHONE_WRITE,
+                p.PHONE_WRITE.accepted,
                 "write",
                 pm_denied,
             ),
@@ -931,7 +870,7 @@ class Simulator:
                 "GET",
                 r"/reports/authenticationMethods/userRegistrationDetails",
                 self._report,
-                REPORT_READ,
+                p.REPORT_READ.accepted,
                 "report",
                 "",
             ),
@@ -939,18 +878,27 @@ class Simulator:
                 "GET",
                 rf"/reports/authenticationMethods/userRegistrationDetails/{seg}",
                 self._report_item,
-                REPORT_READ,
+                p.REPORT_READ.accepted,
                 "report",
                 "",
             ),
-            ("GET", r"/organization", self._organization, ORG_READ, "read", ""),
-            ("POST", rf"/users/{seg}/sendMail", self._send_mail, MAIL_SEND, "write", ""),
-            ("POST", rf"/users/{seg}/checkMemberGroups", self._check_member_groups, GROUP_READ, "check", ""),
+            ("GET", r"/organization", self._organization, p.ORGANIZATION_READ.accepted, "read", ""),
+            ("POST", rf"/users/{seg}/sendMail", self._send_mail, p.MAIL_SEND.accepted, "write", ""),
+            (
+                "POST",
+                rf"/users/{seg}/checkMemberGroups",
+                self._check_member_groups,
+                p.CHECK_MEMBER_GROUPS.accepted,
+                "check",
+                "",
+            ),
+            ("GET", r"/groups", self._list_groups, p.GROUPS_LIST.accepted, "read", ""),
+            ("GET", rf"/groups/{seg}/owners", self._group_owners, p.GROUP_OWNERS.accepted, "read", ""),
             (
                 "GET",
                 rf"/groups/{seg}/transitiveMembers(?:/(microsoft\.graph\.user))?",
                 self._group_transitive_members,
-                GROUP_READ,
+                p.GROUP_TRANSITIVE_MEMBERS.accepted,
                 "transitive",
                 "",
             ),
@@ -958,7 +906,7 @@ class Simulator:
                 "GET",
                 rf"/users/{seg}/transitiveMemberOf",
                 self._transitive_member_of,
-                USER_READ | GROUP_READ,
+                p.TRANSITIVE_MEMBER_OF.accepted,
                 "transitive",
                 "",
             ),
@@ -966,16 +914,16 @@ class Simulator:
                 "GET",
                 rf"/users/{seg}/transitiveMemberOf/(microsoft\.graph\.group|microsoft\.graph\.directoryRole)",
                 self._transitive_member_of,
-                USER_READ | GROUP_READ,
+                p.TRANSITIVE_MEMBER_OF.accepted,
                 "transitive",
                 "",
             ),
-            ("GET", rf"/users/{seg}/ownedObjects", self._owned_objects, USER_READ | GROUP_READ, "read", ""),
+            ("GET", rf"/users/{seg}/ownedObjects", self._owned_objects, None, "read", ""),
             (
                 "GET",
                 r"/roleManagement/directory/roleAssignments",
                 self._role_assignments,
-                ROLE_READ,
+                p.ROLE_ASSIGNMENTS.accepted,
                 "read",
                 "",
             ),
@@ -983,7 +931,7 @@ class Simulator:
                 "GET",
                 r"/roleManagement/directory/roleEligibilityScheduleInstances",
                 self._role_eligibilities,
-                ELIGIBILITY_READ,
+                p.ROLE_ELIGIBILITY.accepted,
                 "read",
                 "",
             ),
@@ -991,32 +939,39 @@ class Simulator:
                 "GET",
                 r"/identityGovernance/privilegedAccess/group/eligibilityScheduleInstances",
                 self._group_eligibilities,
-                GROUP_ELIGIBILITY_READ,
+                p.GROUP_ELIGIBILITY.accepted,
                 "read",
                 "",
             ),
-            ("GET", rf"/applications{app_ref}/owners", self._app_owners, APP_OWNERS_READ, "read", ""),
-            ("GET", rf"/servicePrincipals{app_ref}/owners", self._app_owners, APP_OWNERS_READ, "read", ""),
-            ("GET", rf"/users/{seg}/manager", self._manager, USER_READ, "read", ""),
+            ("GET", rf"/applications{app_ref}/owners", self._app_owners, p.APP_OWNERS.accepted, "read", ""),
+            (
+                "GET",
+                rf"/servicePrincipals{app_ref}/owners",
+                self._app_owners,
+                p.APP_OWNERS.accepted,
+                "read",
+                "",
+            ),
+            ("GET", rf"/users/{seg}/manager", self._manager, p.USER_READ.accepted, "read", ""),
         ]
         routes = []
-        for method, pattern, handler, roles, kind, denied in specs:
+        for method, pattern, handler, accepted, kind, denied in specs:
             if handler == self._send_mail:
                 routes.append(
                     Route(
                         method,
                         re.compile(pattern),
                         handler,
-                        roles,
+                        accepted,
                         kind,
                         "Access is denied. Check credentials and try again.",
                         "ErrorAccessDenied",
                     )
                 )
             elif denied:
-                routes.append(Route(method, re.compile(pattern), handler, roles, kind, denied))
+                routes.append(Route(method, re.compile(pattern), handler, accepted, kind, denied))
             else:
-                routes.append(Route(method, re.compile(pattern), handler, roles, kind))
+                routes.append(Route(method, re.compile(pattern), handler, accepted, kind))
         return routes
 
     def _batch_placeholder(
@@ -1103,12 +1058,11 @@ class Simulator:
         return items, next_link
 
     def _list_users(self, req: GraphRequest, match: re.Match[str]) -> GraphResponse:
-        select = _parse_select(req.query, USER_PROPERTIES, "microsoft.graph.user")
         """`$filter=accountEnabled eq false` works by default; `ne` is an advanced query that needs the
         ConsistencyLevel: eventual header and $count=true (https://learn.microsoft.com/graph/aad-advanced-queries),
         else 400 "Filter operator 'NotEqualsMatch' is not supported." (microsoftgraph/microsoft-graph-docs-contrib
         #9043)."""
-        predicate = self._filter(req.query, self._USER_FILTER)
+        select = _parse_select(req.query, USER_PROPERTIES, "microsoft.graph.user")
         advanced = req.headers.get("consistencylevel", "").lower() == "eventual" and (
             req.query.get("$count", "").lower() == "true"
         )
@@ -1116,6 +1070,7 @@ class Simulator:
             raise GraphFailure(
                 400, "Request_UnsupportedQuery", "Filter operator 'NotEqualsMatch' is not supported."
             )
+        predicate = self._filter(req.query, self._USER_FILTER)
         items, next_link = self._page(req, predicate, lambda u: self._user_json(u, select))
         body: dict[str, Any] = {
             "@odata.context": self._context(f"users({','.join(select)})" if select else "users")
@@ -1376,7 +1331,6 @@ class Simulator:
         }
     )
 
-    def _report(self, req: GraphRequest, match: re.Match[str]) -> GraphResponse:
     def _report_licence(self) -> None:
         """Usage and insights reports need Entra ID P1 or P2 ("A Microsoft Entra ID P1 or P2 license is required to
         access authentication methods usage and insights reports",
@@ -1390,11 +1344,12 @@ class Simulator:
                 "Neither tenant is B2C or tenant doesn't have premium license",
             )
 
-        select = _parse_select(req.query, self._REPORT_FIELDS, "microsoft.graph.userRegistrationDetails")
+    def _report(self, req: GraphRequest, match: re.Match[str]) -> GraphResponse:
         """List userRegistrationDetails: "This method doesn't work for disabled users"
         (https://learn.microsoft.com/graph/api/authenticationmethodsroot-list-userregistrationdetails), so disabled
         accounts are not in the listing, whatever the filter."""
         self._report_licence()
+        select = _parse_select(req.query, self._REPORT_FIELDS, "microsoft.graph.userRegistrationDetails")
         admins = self.tenant.admin_user_ids()
         spec = FilterSpec(
             {
@@ -1431,8 +1386,8 @@ class Simulator:
         return GraphResponse(200, body)
 
     def _report_item(self, req: GraphRequest, match: re.Match[str]) -> GraphResponse:
-        user = self.tenant.users.get(match.group(1))
         self._report_licence()
+        user = self.tenant.users.get(match.group(1))
         if user is None:
             raise not_found(match.group(1))
         body = {
@@ -1541,12 +1496,21 @@ class Simulator:
         }
 
     def _transitive_member_of(self, req: GraphRequest, match: re.Match[str]) -> GraphResponse:
+        """GET /users/{id}/transitiveMemberOf (https://learn.microsoft.com/graph/api/user-list-transitivememberof):
+        application permission User.Read.All or a group or directory one. With User.Read.All alone the groups come
+        back with limited information (the page: `@odata.type` and `id`, every other property null)."""
         user = self._user_or_404(match.group(1))
         cast = match.group(2) if match.lastindex and match.lastindex >= 2 else None
         select = _parse_select(req.query, None, "microsoft.graph.directoryObject")
+        assert req.identity is not None
+        groups_readable = bool(req.identity.roles & GROUP_READ)
         items: list[dict[str, Any]] = []
         if cast in (None, "microsoft.graph.group"):
-            items.extend(self._group_json(g) for g in self.tenant.transitive_groups(user.id))
+            for g in self.tenant.transitive_groups(user.id):
+                props = self._group_json(g)
+                if not groups_readable:
+                    props = {k: (v if k in ("@odata.type", "id") else None) for k, v in props.items()}
+                items.append(props)
         if cast in (None, "microsoft.graph.directoryRole"):
             seen: set[str] = set()
             for assignment in self.tenant.roles_of(user.id):
@@ -1573,10 +1537,89 @@ class Simulator:
         return GraphResponse(200, body)
 
     def _owned_objects(self, req: GraphRequest, match: re.Match[str]) -> GraphResponse:
+        """GET /users/{id}/ownedObjects. Microsoft's page (https://learn.microsoft.com/graph/api/user-list-ownedobjects)
+        lists "Application: Not supported." (an older revision listed User.Read.All): an app-only token is refused.
+        Which answer Graph gives is not documented; the simulator answers 403 Authorization_RequestDenied, Graph's
+        answer to a token without the permission a directory call needs. `Behaviour.owned_objects_app_only` turns
+        the older revision's behaviour back on (read with a user or group permission)."""
+        assert req.identity is not None
+        if not self.behaviour.owned_objects_app_only or not (req.identity.roles & (USER_READ | GROUP_READ)):
+            raise GraphFailure(
+                403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation."
+            )
         user = self._user_or_404(match.group(1))
         select = _parse_select(req.query, None, "microsoft.graph.directoryObject")
         items = [_select(self._group_json(g), select) for g in self.tenant.owned_groups(user.id)]
         return GraphResponse(200, {"@odata.context": self._context("directoryObjects"), "value": items})
+
+    _GROUP_FILTER = FilterSpec(
+        {
+            "id": (lambda g: g.id, "str", True),
+            "displayName": (lambda g: g.display_name, "str", True),
+            "isAssignableToRole": (lambda g: g.is_assignable_to_role, "bool", False),
+            "securityEnabled": (lambda g: True, "bool", False),
+            "mailEnabled": (lambda g: False, "bool", False),
+        }
+    )
+    _GROUP_PROPERTIES = frozenset(
+        {"id", "displayName", "isAssignableToRole", "securityEnabled", "mailEnabled", "groupTypes"}
+    )
+
+    def _list_groups(self, req: GraphRequest, match: re.Match[str]) -> GraphResponse:
+        """GET /groups (https://learn.microsoft.com/graph/api/group-list; application permission GroupMember.Read.All
+        or a broader group or directory one). `isAssignableToRole` "Supports $filter (eq, ne, not)"
+        (https://learn.microsoft.com/graph/api/resources/group); `eq` works by default, `ne` and `not` only as an
+        advanced query (ConsistencyLevel: eventual and $count=true,
+        https://learn.microsoft.com/graph/aad-advanced-queries), else 400 as on /users. `$select`, `$top` (default
+        100, at most 999) and `@odata.nextLink`; `@odata.count` with `$count=true` in an advanced query."""
+        select = _parse_select(req.query, self._GROUP_PROPERTIES, "microsoft.graph.group")
+        advanced = req.headers.get("consistencylevel", "").lower() == "eventual" and (
+            req.query.get("$count", "").lower() == "true"
+        )
+        outside_strings = re.sub(r"'(?:[^']|'')*'", "''", req.query.get("$filter", ""))
+        if not advanced and re.search(r"\b(?:ne|not)\b", outside_strings, re.IGNORECASE):
+            raise GraphFailure(
+                400, "Request_UnsupportedQuery", "Filter operator 'NotEqualsMatch' is not supported."
+            )
+        predicate = self._filter(req.query, self._GROUP_FILTER)
+        groups = [g for g in self.tenant.groups.values() if predicate is None or predicate(g)]
+        items = [_select(self._group_json(g), select) for g in groups]
+        return self._collection(req, items, "groups", count=advanced)
+
+    def _group_owners(self, req: GraphRequest, match: re.Match[str]) -> GraphResponse:
+        """GET /groups/{id}/owners (https://learn.microsoft.com/graph/api/group-list-owners; application permission
+        GroupMember.Read.All or broader): the owners as directoryObjects; users with limited information (the page's
+        `@odata.type` and `id`) when the token cannot read users. Unknown group 404."""
+        group = self.tenant.groups.get(match.group(1))
+        if group is None:
+            raise not_found(match.group(1))
+        select = _parse_select(req.query, None, "microsoft.graph.directoryObject")
+        assert req.identity is not None
+        users_readable = bool(req.identity.roles & USER_READ)
+        items = []
+        for owner in group.owners:
+            props = self._directory_object(owner, select)
+            if not users_readable and props.get("@odata.type") == "#microsoft.graph.user":
+                props = {k: (v if k in ("@odata.type", "id") else None) for k, v in props.items()}
+            items.append(props)
+        return self._collection(req, items, "directoryObjects", count=False)
+
+    def _collection(
+        self, req: GraphRequest, items: list[dict[str, Any]], context: str, *, count: bool
+    ) -> GraphResponse:
+        """One page of a collection held in full: `$top` (default 100, at most 999) and `$skiptoken` paging."""
+        top = _page_size(req.query)
+        start = _decode_skiptoken(req.query["$skiptoken"]) if "$skiptoken" in req.query else 0
+        body: dict[str, Any] = {"@odata.context": self._context(context)}
+        if count:
+            body["@odata.count"] = len(items)
+        if start + top < len(items):
+            params = {k: v for k, v in req.query.items() if k != "$skiptoken"}
+            params["$skiptoken"] = _encode_skiptoken(start + top)
+            encoded = urlencode(params, quote_via=quote, safe="$',:()")
+            body["@odata.nextLink"] = f"{self.base_url}{req.path}?{encoded}"
+        body["value"] = items[start : start + top]
+        return GraphResponse(200, body)
 
     def _group_transitive_members(self, req: GraphRequest, match: re.Match[str]) -> GraphResponse:
         """GET /groups/{id}/transitiveMembers[/microsoft.graph.user], as

@@ -192,9 +192,75 @@ async def test_transitive_member_of_lists_groups_and_directory_roles(graph: http
     assert {g["id"] for g in alex} == {HELPDESK, NESTED}
 
 
-async def test_owned_objects_role_assignments_and_manager(graph: httpx.AsyncClient) -> None:
+async def test_owned_objects_refuse_an_application_token(sim: Simulator, graph: httpx.AsyncClient) -> None:
+    # "Application: Not supported." (https://learn.microsoft.com/graph/api/user-list-ownedobjects)
+    refused = await graph.get(f"/users/{uid('a2')}/ownedObjects")
+    assert_graph_error(refused, 403, "Authorization_RequestDenied")
+    sim.behaviour.owned_objects_app_only = True  # what an older revision of the page said
     owned = (await graph.get(f"/users/{uid('a2')}/ownedObjects")).json()["value"]
     assert [g["id"] for g in owned] == [HELPDESK]
+
+
+async def test_role_assignable_groups_by_filter_and_their_owners(
+    sim: Simulator, graph: httpx.AsyncClient
+) -> None:
+    sim.tenant.groups[TIER0].owners.extend([uid("c3"), uid("a3")])
+    assignable = await graph.get(
+        "/groups", params={"$filter": "isAssignableToRole eq true", "$select": "id,displayName"}
+    )
+    assert assignable.status_code == 200, assignable.text
+    assert [{k: v for k, v in g.items() if not k.startswith("@")} for g in assignable.json()["value"]] == [
+        {"id": TIER0, "displayName": "Tier-0 Admins"}
+    ]
+    # eq works by default; ne only as an advanced query (https://learn.microsoft.com/graph/aad-advanced-queries)
+    plain_ne = await graph.get("/groups", params={"$filter": "isAssignableToRole ne true"})
+    assert_graph_error(plain_ne, 400, "Request_UnsupportedQuery")
+    advanced = await graph.get(
+        "/groups",
+        params={"$filter": "isAssignableToRole ne true", "$count": "true", "$select": "id"},
+        headers={"ConsistencyLevel": "eventual"},
+    )
+    assert advanced.json()["@odata.count"] == 4 and TIER0 not in {g["id"] for g in advanced.json()["value"]}
+    paged = await graph.get("/groups", params={"$top": "2", "$select": "id"})
+    assert len(paged.json()["value"]) == 2 and "$skiptoken" in paged.json()["@odata.nextLink"]
+    assert_graph_error(
+        await graph.get("/groups", params={"$select": "id,shoeSize"}), 400, "Request_BadRequest"
+    )
+
+    owners = (await graph.get(f"/groups/{TIER0}/owners", params={"$select": "id,displayName"})).json()
+    assert [(o["@odata.type"], o["id"], o["displayName"]) for o in owners["value"]] == [
+        ("#microsoft.graph.user", uid("c3"), "Nestor Wilke"),
+        ("#microsoft.graph.user", uid("a3"), sim.tenant.users[uid("a3")].display_name),
+    ]
+    missing = await graph.get("/groups/11111111-1111-1111-1111-0000000000ff/owners")
+    assert_graph_error(missing, 404, "Request_ResourceNotFound")
+
+
+async def test_group_owners_without_a_user_permission_carry_only_type_and_id(sim: Simulator) -> None:
+    from graph.simulator.tenant import Application
+
+    sim.tenant.groups[TIER0].owners.append(uid("c3"))
+    app = Application(
+        "7f3a9e5d-4c6b-4a8f-9d1e-2c3d4e5f6a73", "group-owners-secret", roles=["GroupMember.Read.All"]
+    )
+    sim.tenant.applications.append(app)
+    async with http(sim, await token_for(sim, app.client_id)) as client:
+        owners = (await client.get(f"/groups/{TIER0}/owners")).json()["value"]
+    assert owners and owners[0]["id"] == uid("c3") and owners[0]["displayName"] is None
+
+
+async def test_user_read_alone_lists_memberships_but_not_what_the_groups_are(sim: Simulator) -> None:
+    readonly = "6e2f8d4c-3b5a-4f7e-8c2d-1b2c3d4e5f60"  # User.Read.All and UserAuthMethod-Phone.Read.All
+    async with http(sim, await token_for(sim, readonly)) as client:
+        miriam = (await client.get(f"/users/{uid('c7')}/transitiveMemberOf")).json()["value"]
+        groups_check = await client.post(f"/users/{uid('c7')}/checkMemberGroups", json={"groupIds": [TIER0]})
+    [group] = [o for o in miriam if o["@odata.type"] == "#microsoft.graph.group"]
+    assert group["id"] == TIER0 and group["isAssignableToRole"] is None  # "limited information"
+    # checkMemberGroups for other users wants User.Read.All and GroupMember.Read.All together
+    assert_graph_error(groups_check, 403, "Authorization_RequestDenied")
+
+
+async def test_role_assignments_and_manager(graph: httpx.AsyncClient) -> None:
     assigned = await graph.get(
         "/roleManagement/directory/roleAssignments", params={"$filter": f"principalId eq '{uid('b1')}'"}
     )
