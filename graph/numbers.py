@@ -9,7 +9,9 @@ Non-ASCII digits (full-width ``４``, Arabic-Indic ``٤`` ...) are refused rathe
 see and confirm exactly the digits that will be stored, and look-alike digits pasted from elsewhere are more
 often a mistake (or a trick) than an intent.
 
-`digits` is the one way numbers are compared; `mask` is the one way a number appears in logs.
+`same_number` (on `number_key`) is the one way numbers are compared: a stored number that kept the trunk zero
+after the country code ("+49 0170 1234567", typed that way into a portal or an older tool) is the same number as
+"+49 170 1234567". `mask` is the one way a number appears in logs.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Final
 
 import phonenumbers
@@ -164,6 +167,38 @@ def parse_number(text: str | None, default_region: str | None = None) -> ParsedN
 def digits(number: str) -> str:
     """The ASCII digits of a number: "+49 170 1234567" -> "491701234567". The one way numbers are compared."""
     return "".join(ch for ch in number if "0" <= ch <= "9")
+
+
+@lru_cache(maxsize=4096)
+def number_key(number: str | None) -> str:
+    """The comparison key of a number: the digits of its E.164 form, country code first, extension left out.
+
+    A number in international form ("+CC ..." or "00CC ...") goes through the numbering plan of its country, so a
+    trunk zero kept after the country code is dropped ("+49 0170 1234567" -> "491701234567") where the country
+    dials one, and kept where it is part of the number (Italy: "+39 06 1234 5678" -> "390612345678"). A number
+    the plan cannot read, or one without a country code, is compared by its digits."""
+    if not number:
+        return ""
+    main = _without_extension(number).strip()
+    all_digits = digits(main)
+    if main.startswith("00"):
+        all_digits = all_digits[2:]
+    elif not main.startswith("+"):
+        return all_digits
+    if not all_digits:
+        return ""
+    try:
+        parsed = phonenumbers.parse("+" + all_digits, None)
+    except NumberParseException:
+        return all_digits
+    national = phonenumbers.national_significant_number(parsed)
+    return f"{parsed.country_code}{national}" if national else all_digits
+
+
+def same_number(a: str | None, b: str | None) -> bool:
+    """Whether two numbers are the same number (see number_key); an empty number is never the same as another."""
+    key = number_key(a)
+    return bool(key) and key == number_key(b)
 
 
 def last_digits(number: str | None, count: int = 4) -> str:

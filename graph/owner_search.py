@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from graph.errors import GraphError, PermissionDeniedError
-from graph.numbers import digits
+from graph.numbers import digits, number_key
 from graph.outcome import Holder
 
 REPORT_PATH = "/reports/authenticationMethods/userRegistrationDetails"
@@ -192,9 +192,10 @@ class OwnerSearch:
         exclude_user_id: str | None = None,
         progress: ProgressCallback | None = None,
     ) -> SearchResult:
-        """``number`` in any form (digits are compared); ``exclude_user_id`` is the target, never its own holder."""
+        """``number`` in any form (compared by graph.numbers.number_key, so a holder's number stored with a trunk zero
+        is found); ``exclude_user_id`` is the target, never its own holder."""
         self._progress = progress
-        wanted = digits(number)
+        wanted = number_key(number)
         result = SearchResult(status="not_found")
         try:
             if self._use_profile:
@@ -381,7 +382,7 @@ class OwnerSearch:
             body = res.body if isinstance(res.body, dict) else {}
             methods: Iterable[dict[str, Any]] = body.get("value", []) or []
             for m in methods:
-                if digits(str(m.get("phoneNumber") or "")) != wanted:
+                if number_key(str(m.get("phoneNumber") or "")) != wanted:
                     continue
                 holder = Holder(
                     id=user_id,

@@ -32,7 +32,7 @@ from graph.errors import (
     TokenError,
     TransportError,
 )
-from graph.numbers import InvalidNumber, ParsedNumber, digits, mask, parse_number
+from graph.numbers import InvalidNumber, ParsedNumber, mask, number_key, parse_number
 from graph.outcome import (
     Notification,
     NotificationStatus,
@@ -118,7 +118,7 @@ def required_permission(method: str | None, url: str | None) -> str:
 def e164(graph_number: str | None) -> str | None:
     if not graph_number:
         return None
-    d = digits(graph_number)
+    d = number_key(graph_number)  # a kept trunk zero ("+49 0170 ...") is not part of the E.164 form
     return "+" + d if d else None
 
 
@@ -302,8 +302,8 @@ class _Run:
         req: WorkflowRequest,
     ) -> Outcome:
         mobile = state.mobile
-        target = digits(parsed.e164)
-        if mobile is not None and digits(mobile.phone_number) == target:
+        target = number_key(parsed.e164)
+        if mobile is not None and number_key(mobile.phone_number) == target:
             return self.finish(
                 OutcomeKind.UNCHANGED,
                 f"{user.display_name} already has {parsed.e164} as mobile phone MFA method; nothing was changed.",
@@ -348,7 +348,7 @@ class _Run:
                 OutcomeKind.NOTHING_TO_REMOVE,
                 f"{user.display_name} has no mobile phone MFA method; nothing was removed.",
             )
-        if digits(mobile.phone_number) != digits(parsed.e164):
+        if number_key(mobile.phone_number) != number_key(parsed.e164):
             return self.finish(
                 OutcomeKind.NUMBER_MISMATCH,
                 f"The mobile phone MFA method of {user.display_name} holds {mask(mobile.phone_number)}, "
@@ -392,7 +392,7 @@ class _Run:
     ) -> Outcome:
         self._keep_error(err)
         self.out.graph_error_code, self.out.graph_message = err.code, err.message
-        stored = await self._poll_for(user.id, digits(parsed.e164), until_present=True)
+        stored = await self._poll_for(user.id, number_key(parsed.e164), until_present=True)
         if isinstance(stored, GraphError):
             return self._from_error(stored)
         if stored is not None:
@@ -456,7 +456,7 @@ class _Run:
         and Graph's 502/503/504 allows sending it once more (the caller does, at most `write_attempts` times).
         """
         self._keep_error(err)
-        want = digits(parsed.e164)
+        want = number_key(parsed.e164)
         if isinstance(err, TokenError) or (isinstance(err, TransportError) and not err.write_outcome_unknown):
             # Nothing reached Graph (no token, no connection): there is nothing to read back.
             return self._from_error(err)
@@ -476,9 +476,9 @@ class _Run:
         self._describe_state(state, keep_previous=True)
         mobile = state.mobile
         if kind is OutcomeKind.REMOVED:
-            applied = mobile is None or digits(mobile.phone_number) != want
+            applied = mobile is None or number_key(mobile.phone_number) != want
         else:
-            applied = mobile is not None and digits(mobile.phone_number) == want
+            applied = mobile is not None and number_key(mobile.phone_number) == want
         if applied:
             done = {OutcomeKind.REMOVED: "removed", OutcomeKind.UPDATED: "updated", OutcomeKind.ADDED: "set"}[
                 kind
@@ -497,7 +497,7 @@ class _Run:
         unchanged = (mobile is None and before_mobile is None) or (
             mobile is not None
             and before_mobile is not None
-            and digits(mobile.phone_number) == digits(before_mobile.phone_number)
+            and number_key(mobile.phone_number) == number_key(before_mobile.phone_number)
         )
         retryable = isinstance(err, TransportError) and err.status in (502, 503, 504)
         if retryable and unchanged and attempt < max(1, self.wf._settings.write_attempts):
@@ -583,7 +583,7 @@ class _Run:
             except GraphError as err:
                 return err
             mobile = state.mobile
-            if mobile is not None and digits(mobile.phone_number) == want:
+            if mobile is not None and number_key(mobile.phone_number) == want:
                 self._describe_state(state, keep_previous=True)
                 return mobile
             remaining = deadline - self.wf._clock()

@@ -9,9 +9,59 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from graph.numbers import REASON_CODES, InvalidNumber, ParsedNumber, digits, last_digits, mask, parse_number
+from graph.numbers import (
+    REASON_CODES,
+    InvalidNumber,
+    ParsedNumber,
+    digits,
+    last_digits,
+    mask,
+    number_key,
+    parse_number,
+    same_number,
+)
 
 GERMAN_MOBILE = ("+491701234567", "+49 1701234567")
+
+
+@pytest.mark.parametrize(
+    ("stored", "typed"),
+    [
+        ("+49 01701234567", "+49 170 1234567"),  # the trunk zero kept after the country code
+        ("+49 0170 1234567", "+49 1701234567"),
+        ("+4901701234567", "+491701234567"),
+        ("0049 0170 1234567", "+49 170 1234567"),
+        ("+49 (0)170 1234567", "+49 170 1234567"),
+        ("+43 0664 1234567", "+43 664 1234567"),  # Austria
+        ("+33 0612345678", "+33 6 12 34 56 78"),  # France
+        ("+44 07911 123456", "+44 7911 123456"),  # United Kingdom
+        ("+41 079 123 45 67", "+41 79 123 45 67"),  # Switzerland
+        ("+49 1701234567", "+49 170 1234567"),  # no trunk zero at all
+    ],
+)
+def test_a_stored_number_that_kept_the_trunk_zero_is_the_same_number(stored: str, typed: str) -> None:
+    assert same_number(stored, typed) and same_number(typed, stored)
+    assert number_key(stored) == digits(parse_number(typed).e164)
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("+39 06 12345678", "+39 6 12345678"),  # Italy: the leading zero is part of the number
+        ("+49 01701234567", "+49 1701234568"),
+        ("+49 1701234567", "+43 1701234567"),
+        ("+49 1701234567", ""),
+        ("", ""),
+        (None, None),
+    ],
+)
+def test_different_numbers_stay_different(a: str | None, b: str | None) -> None:
+    assert not same_number(a, b)
+
+
+def test_an_italian_number_keeps_its_leading_zero_in_the_key() -> None:
+    assert number_key("+39 06 1234 5678") == "390612345678"
+    assert same_number("+39 06 1234 5678", parse_number("+39 06 1234 5678").e164)
 
 
 @pytest.mark.parametrize(
