@@ -163,6 +163,10 @@ class Call:
     client_request_id: str | None = None
     fault: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # time.time() when the request arrived and when its answer was handed back (latency included), so a test can
+    # tell which calls overlapped and which waited for another (None inside $batch, and until it is answered)
+    started: float | None = None
+    ended: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -57,6 +57,7 @@ AGS_DIAGNOSTIC = json.dumps(
 )
 MAX_PAGE = 999
 DEFAULT_PAGE = 100
+_CALL_KEY = "graph_simulator_call"  # the request's Call record, kept on the aiohttp request
 
 # Which permissions each endpoint accepts is graph/permissions.py (one table, from Microsoft's pages). These two
 # sets only decide what a directoryObject collection shows of an object type: without a permission to read that
@@ -345,7 +346,7 @@ class Simulator:
         self.ca_file = str(paths.ca_file)
         self._stopping = asyncio.Event()
         app = web.Application(client_max_size=16 * 1024 * 1024)
-        app.router.add_route("*", "/v1.0/{tail:.*}", self._graph_entry)
+        app.router.add_route("*", "/v1.0/{tail:.*}", self._timed_graph_entry)
         app.router.add_route("*", "/_sim/{tail:.*}", self._control)
         app.router.add_get("/{tenant}/v2.0/.well-known/openid-configuration", self._openid)
         app.router.add_get("/{tenant}/discovery/v2.0/keys", self._jwks)
@@ -576,6 +577,16 @@ class Simulator:
     def _failure_response(self, failure: GraphFailure, rid: str, crid: str) -> GraphResponse:
         return GraphResponse(failure.status, self._error_body(failure, rid, crid), dict(failure.headers))
 
+    async def _timed_graph_entry(self, request: web.Request) -> web.StreamResponse:
+        """_graph_entry, with the request's arrival and the hand-back of its answer on its Call record."""
+        arrived = time.time()
+        try:
+            return await self._graph_entry(request)
+        finally:
+            call = request.get(_CALL_KEY)
+            if isinstance(call, Call):
+                call.started, call.ended = arrived, time.time()
+
     async def _graph_entry(self, request: web.Request) -> web.StreamResponse:
         rid = str(uuid.uuid4())
         crid = request.headers.get("client-request-id") or rid
@@ -609,6 +620,7 @@ class Simulator:
             client_request_id=request.headers.get("client-request-id"),
         )
         self.calls.append(call)
+        request[_CALL_KEY] = call
         fault = self.faults.take(request.method, path)
         if fault is not None and not fault.after_apply:
             call.fault = str(fault.action)

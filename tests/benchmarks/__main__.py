@@ -1,7 +1,8 @@
 """`python -m tests.benchmarks` (= `make bench`): owner search, 409 answer time and Graph calls, ours vs the runbook.
 
 The simulator runs in its own process (`python -m graph.simulator`), so only our memory is measured here.
-The last line printed is exactly `owner_search_speedup=X conflict_answer_s=Y peak_rss_mb=Z`.
+The last line printed is exactly
+`owner_search_speedup=X conflict_answer_s=Y peak_rss_mb=Z review_round_trips=A confirm_round_trips=B`.
 See docs/BENCHMARKS.md for what dominates and how the runbook's time is obtained.
 """
 
@@ -29,6 +30,15 @@ def _args(argv: list[str]) -> argparse.Namespace:
     )
     p.add_argument("--runbook-sample-pages", type=int, default=15)
     p.add_argument("--runbook-sample-batches", type=int, default=60)
+    p.add_argument(
+        "--round-trip-latency-ms",
+        type=int,
+        default=100,
+        help="Graph latency per request while the round trips of Review and Confirm are counted",
+    )
+    p.add_argument(
+        "--round-trips-only", action="store_true", help="count the round trips of Review and Confirm only"
+    )
     return p.parse_args(argv)
 
 

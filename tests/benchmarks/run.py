@@ -27,7 +27,7 @@ from graph.outcome import OutcomeKind
 from graph.owner_search import OwnerSearch
 from graph.settings import GraphSettings
 from graph.workflow import PhoneMfaWorkflow, WorkflowRequest, WorkflowSettings
-from tests.benchmarks import runbook
+from tests.benchmarks import round_trips, runbook
 
 ROOT = Path(__file__).resolve().parents[2]
 TENANT_ID = "7f3b6c1e-5a2d-4c8e-9b1f-0d2e3a4b5c6d"
@@ -369,10 +369,32 @@ async def bench_calls(
     return ours, theirs
 
 
+async def bench_round_trips(latency_ms: int) -> tuple[int, int]:
+    """Sequential Graph round trips from the click to the card, for Review and Confirm, through the bot's HTTP
+    endpoint (tests/benchmarks/round_trips.py); the worse of a picked and a typed target."""
+    measured = await round_trips.measure_all(latency_ms)
+    for m in measured:
+        log(f"  {m.variant}: Review {m.review.depth} round trip(s): {m.review.describe()}")
+        log(
+            f"  {m.variant}: Confirm {m.confirm.depth} round trip(s) to the {m.outcome} card: "
+            f"{m.confirm.describe()}"
+        )
+    return max(m.review.depth for m in measured), max(m.confirm.depth for m in measured)
+
+
 # ----------------------------------------------------------------------------------------------- main
 
 
 async def main(args: argparse.Namespace) -> int:
+    log(
+        "Graph round trips on the critical path of Review and Confirm, "
+        f"{args.round_trip_latency_ms} ms per request ..."
+    )
+    review_rt, confirm_rt = await bench_round_trips(args.round_trip_latency_ms)
+    if args.round_trips_only:
+        log("")
+        log(f"review_round_trips={review_rt} confirm_round_trips={confirm_rt}")
+        return 0
     work = Path(tempfile.mkdtemp(prefix="mfa-bench-"))
     log(f"generating a tenant of {args.users} phone-registered users (holder at {args.holder_at:.0%}) ...")
     info = generate_tenant(work, args.users, args.holder_at)
@@ -461,6 +483,14 @@ async def main(args: argparse.Namespace) -> int:
     log(f"| peak RSS growth during our search | {rss_mb:.1f} MB | | {scanned:,} users checked |")
     log(f"| 409 answered, write visible after 300 ms | {conflict_ours:.2f} s | {conflict_rb:.2f} s | |")
     log(f"| Graph calls, set without conflict | {calls_ours} | {calls_rb} | |")
+    log(f"| sequential Graph round trips, Review (click to confirmation card) | {review_rt} | | worse of picker/UPN |")
+    log(
+        f"| sequential Graph round trips, Confirm (click to outcome card) | {confirm_rt} | 3 | worse of picker/UPN;"
+        " the runbook: user, phone methods, write |"
+    )
     log("")
-    log(f"owner_search_speedup={speedup:.1f} conflict_answer_s={conflict_ours:.2f} peak_rss_mb={rss_mb:.1f}")
+    log(
+        f"owner_search_speedup={speedup:.1f} conflict_answer_s={conflict_ours:.2f} peak_rss_mb={rss_mb:.1f}"
+        f" review_round_trips={review_rt} confirm_round_trips={confirm_rt}"
+    )
     return 0
