@@ -4,6 +4,8 @@ Readable text by default; ``--json`` prints exactly one JSON object (``Outcome.t
 long owner search goes to stderr. Exit codes: 0 success (added, updated, removed, unchanged, nothing_to_remove,
 shown); 2 the request needs correcting (invalid_number, number_mismatch, user_not_found, invalid_request) and
 command-line usage errors; 1 everything else, including a settings error.
+
+``python -m graph doctor [--user UPN] [--json]`` checks a tenant without changing anything (graph/doctor.py).
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m graph",
         description="Set, update, remove or show a user's mobile phone MFA method in Microsoft Entra ID.",
         epilog="Exit codes: 0 done or nothing to do; 2 the request needs correcting (invalid number, number "
-        "mismatch, user not found, usage error); 1 anything else (Graph refused or unavailable, settings).",
+        "mismatch, user not found, usage error); 1 anything else (Graph refused or unavailable, settings). "
+        "Check a tenant before the first change: python -m graph doctor [--user UPN] [--json].",
     )
     parser.add_argument("action", choices=["set", "remove", "show"], help="what to do")
     parser.add_argument("--user", required=True, help="object id, user principal name or mail address")
@@ -151,6 +154,10 @@ def main(
     mask_numbers_in_logs()  # a warning logged on the way (httpx, msal) carries no full number
     out = stdout or sys.stdout
     err = stderr or sys.stderr
+    if argv and argv[0] == "doctor":  # the read-only tenant preflight (graph/doctor.py)
+        from graph import doctor
+
+        return doctor.main(list(argv[1:]), environ if environ is not None else {}, stdout=out, stderr=err)
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -189,6 +189,16 @@ GROUPS_LIST = Requirement(
     "GET",
     r"/groups",
 )
+GROUP_GET = Requirement(
+    "group_get",
+    "checking that the groups named in the settings exist (python -m graph doctor)",
+    "GroupMember.Read.All",
+    "Group.Read.All",
+    _GROUP_MEMBERS,
+    _LEARN + "group-get",
+    "GET",
+    r"/groups/[^/]+",
+)
 GROUP_OWNERS = Requirement(
     "group_owners",
     "protecting privileged targets: the owners of the role-assignable groups",
@@ -286,6 +296,7 @@ ENDPOINTS: tuple[Requirement, ...] = (
     GROUP_TRANSITIVE_MEMBERS,
     GROUP_OWNERS,
     GROUPS_LIST,
+    GROUP_GET,
     ROLE_ASSIGNMENTS,
     ROLE_ELIGIBILITY,
     GROUP_ELIGIBILITY,

@@ -905,6 +905,7 @@ class Simulator:
                 "",
             ),
             ("GET", r"/groups", self._list_groups, p.GROUPS_LIST.accepted, "read", ""),
+            ("GET", rf"/groups/{seg}", self._get_group, p.GROUP_GET.accepted, "read", ""),
             ("GET", rf"/groups/{seg}/owners", self._group_owners, p.GROUP_OWNERS.accepted, "read", ""),
             (
                 "GET",
@@ -1597,6 +1598,17 @@ class Simulator:
         groups = [g for g in self.tenant.groups.values() if predicate is None or predicate(g)]
         items = [_select(self._group_json(g), select) for g in groups]
         return self._collection(req, items, "groups", count=advanced)
+
+    def _get_group(self, req: GraphRequest, match: re.Match[str]) -> GraphResponse:
+        """GET /groups/{id} (https://learn.microsoft.com/graph/api/group-get; application permission
+        GroupMember.Read.All, least privileged, or a broader group or directory one): the group, `$select` honoured;
+        an id that names no group answers 404 Request_ResourceNotFound."""
+        group = self.tenant.groups.get(match.group(1))
+        if group is None:
+            raise not_found(match.group(1))
+        select = _parse_select(req.query, self._GROUP_PROPERTIES, "microsoft.graph.group")
+        body = {"@odata.context": self._context("groups/$entity"), **_select(self._group_json(group), select)}
+        return GraphResponse(200, body)
 
     def _group_owners(self, req: GraphRequest, match: re.Match[str]) -> GraphResponse:
         """GET /groups/{id}/owners (https://learn.microsoft.com/graph/api/group-list-owners; application permission
