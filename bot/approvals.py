@@ -501,6 +501,37 @@ class ApprovalService:
                     ref, cards.with_notice(card, texts.t(lang, "approval.escalated"), color="Warning")
                 )
             channel = next((r for r in refs if r.role == "approvers"), None)
+            # The card also goes to the privileged approvers' conversation when that is another one (only a
+            # privileged approver registers it), so that the people who may now decide see it.
+            privileged_ref = await self._store.conversation_reference(PRIVILEGED_APPROVERS_CHANNEL)
+            if privileged_ref is not None and (
+                channel is None
+                or _conversation_id(privileged_ref) != _conversation_id(channel.conversation_reference)
+            ):
+                lang = _ref_lang(privileged_ref, req)
+                card = cards.with_notice(
+                    self._approval_card(lang, req, None, True),
+                    texts.t(lang, "approval.escalated"),
+                    color="Warning",
+                )
+                activity_id = await self._updater.send_card(privileged_ref, card)
+                if activity_id is not None:
+                    posted = CardRef(
+                        role="approvers", conversation_reference=privileged_ref, activity_id=activity_id
+                    )
+                    await self._store.add_card_ref(req.id, posted)
+                    if channel is not None:
+                        await self._updater.update_card(
+                            channel,
+                            cards.with_notice(
+                                self._approval_card(
+                                    _ref_lang(channel.conversation_reference, req), req, None, False
+                                ),
+                                texts.t(_ref_lang(channel.conversation_reference, req), "approval.escalated"),
+                                color="Warning",
+                            ),
+                        )
+                    channel = posted
             if channel is not None:
                 # the channel card with the privileged approvers' Teams ids and the notice; their 1:1 copies
                 await self._reach_approvers(req, channel, notice_key="approval.escalated")
@@ -907,6 +938,10 @@ def _parse_reason(data: dict[str, Any]) -> str | None:
     if len(reason) > MAX_REASON_CHARS:
         raise _Refusal("approval.reason_too_long", audit=False, limit=MAX_REASON_CHARS)
     return reason or None
+
+
+def _conversation_id(ref: dict[str, Any]) -> str:
+    return str((ref.get("conversation") or {}).get("id") or "")
 
 
 def _user_mri(ref: dict[str, Any]) -> str | None:

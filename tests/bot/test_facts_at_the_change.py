@@ -30,20 +30,24 @@ from tests.bot.conftest import (
     graph_writes,
 )
 from tests.bot.test_approvals import (
+    APPROVERS_CONV,
     Bots,
     bots,  # noqa: F401  (fixture)
     channel_card,
     click,
     notice,
+    posted_approval,
     register_approvers,
     submit,
     texts_to,
     wait_card_text,
     wait_state,
 )
+from tests.bot.test_approvers_channels import register  # noqa: E402
 from tests.bot.test_sweeper_recovery import crashed_after_decision, recovering_instances, rounds_pass
 
 GLOBAL_ADMIN = "62e90394-69f5-4237-9190-012177145e10"
+PRIVILEGED_CHAT = "19:privileged-approvers@thread.v2"
 
 
 def make_global_admin(sim: Any, user_id: str) -> None:
@@ -126,6 +130,44 @@ async def test_target_who_became_privileged_needs_a_privileged_approver_and_the_
     assert approved.status == 200 and not notice(approved)
     done = await wait_state(bot, sub.request_id, RequestState.COMPLETED)
     assert done.decided_by.name == ALEX.name
+    assert len(graph_writes(bot.sim)) == 1
+
+
+async def test_an_escalated_request_is_put_before_the_privileged_approvers_in_their_own_conversation(
+    bots: Bots,  # noqa: F811
+) -> None:
+    one = await bots.start()
+    bot = one.bot
+    bot.sim.tenant.groups[HELPDESK_GROUP].members.append(PATTI.aad)
+    bot.sim.tenant.groups[PRIVILEGED_GROUP].members.append(ALEX.aad)
+    await register_approvers(bot, MEGAN, ALEX)
+    # Alex (privileged) takes every request to the privileged approvers' chat; Megan takes the ordinary ones back
+    await register(bot, ALEX, PRIVILEGED_CHAT)
+    await register(bot, MEGAN, APPROVERS_CONV)
+    sub = await submit(bot, PATTI)
+    assert posted_approval(bot.connector.records, sub.request_id, PRIVILEGED_CHAT) is None
+    channel = await channel_card(bot, sub.request_id)
+    make_global_admin(bot.sim, DIEGO_ID)
+
+    refused = await click(bot, MEGAN, "mfa.approve", sub.request_id, sub.rev, card=channel)
+
+    assert "privileged" in notice(refused)
+    posted = await bot.connector.wait_for(
+        lambda recs: posted_approval(recs, sub.request_id, PRIVILEGED_CHAT), timeout=15
+    )
+    assert texts.t("en", "approval.escalated") in card_text(posted.card)
+    current = await bot.store.get_request(sub.request_id)
+    data = {"verb": "mfa.approve", "requestId": sub.request_id, "rev": current.revision}
+    answer = await bot.invoke(
+        ALEX,
+        "mfa.approve",
+        data,
+        reply_to_id=posted.activity_id,
+        conversation_id=PRIVILEGED_CHAT,
+        conversation_type="groupChat",
+    )
+    assert answer.status == 200 and not notice(answer)
+    await wait_state(bot, sub.request_id, RequestState.COMPLETED)
     assert len(graph_writes(bot.sim)) == 1
 
 
