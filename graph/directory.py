@@ -23,6 +23,7 @@ from graph.errors import (
     TransportError,
 )
 from graph.outcome import PhoneMethod, PhoneState, TargetUser
+from graph.permissions import missing_permission
 
 log = logging.getLogger("graph.directory")
 
@@ -42,6 +43,11 @@ OWNERS_UNREADABLE = "the owners of this bot's application could not be read"
 OWNERS_PERMISSION = "Application.Read.All"
 OWNERS_CACHE_SECONDS = 600.0  # owners change rarely; a new owner counts after at most this long
 OWNERS_RETRY_SECONDS = 30.0  # an owners read that failed is tried again after this long
+# Owners of role-assignable groups are read from the groups' side (ownedObjects is not available to applications)
+# and cached like the owners of the bot's application.
+GROUP_OWNERS_UNREADABLE = "the owners of role-assignable groups could not be read"
+GROUP_OWNER_READS = 8  # the owners of this many groups are read at the same time
+GROUP_MEMBERSHIPS_UNREADABLE = "the target's groups could not be read (limited information)"
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _MAX_REF = 320  # longer than any UPN or mail address Entra accepts
@@ -117,6 +123,24 @@ class BotOwners:
         ]
 
 
+@dataclass(frozen=True)
+class GroupOwners:
+    """The owners of the tenant's role-assignable groups: owner object id (lower case) -> the names of the groups
+    they own. `error` is set when they could not be read (then every target counts as privileged);
+    `missing_permission` names the permission when Graph refused it (403)."""
+
+    by_owner: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    error: str | None = None
+    missing_permission: str | None = None
+    failure: GraphError | None = field(default=None, compare=False, repr=False)
+
+    def reasons(self, user_id: str) -> list[str]:
+        """ "Name (owner)" for each role-assignable group `user_id` owns; the unreadable reason when unknown."""
+        if self.error is not None:
+            return [GROUP_OWNERS_UNREADABLE]
+        return [f"{name} (owner)" for name in self.by_owner.get(user_id.lower(), ())]
+
+
 def user_path(ref: str) -> str:
     """The /users/{...} path segment for an object id or a UPN.
 
@@ -172,6 +196,8 @@ class Directory:
         self._clock = clock
         self._owners: tuple[float, BotOwners] | None = None
         self._owners_lock = asyncio.Lock()
+        self._group_owners: tuple[float, GroupOwners] | None = None
+        self._group_owners_lock = asyncio.Lock()
 
     async def find_user(self, ref: str) -> TargetUser | None:
         """Find the target by object id, UPN (guests too) or mail address. None when nobody matches."""
@@ -280,7 +306,8 @@ class Directory:
         bot's application.
 
         Sources, read at the same time: transitiveMemberOf (directory roles, also through role-assignable groups,
-        and the groups themselves), ownedObjects (owner of a role-assignable group), the active role assignments
+        and the groups themselves), the owners of the tenant's role-assignable groups (cached, see
+        role_assignable_group_owners: ownedObjects is not available to applications), the active role assignments
         with the user as principal (administrative-unit scoped ones too), the PIM-eligible roles
         (roleEligibilityScheduleInstances, named "… (eligible)"), the PIM for Groups eligible memberships and
         ownerships of role-assignable groups ("Name (eligible member)" / "Name (eligible owner)"): an eligible user
@@ -295,7 +322,8 @@ class Directory:
         roles_task = asyncio.ensure_future(self._eligible_roles(user_id))
         groups_task = asyncio.ensure_future(self._eligible_groups(user_id))
         owners_task = asyncio.ensure_future(self.bot_owners())
-        tasks: list[asyncio.Future[Any]] = [active, roles_task, groups_task, owners_task]
+        group_owners_task = asyncio.ensure_future(self.role_assignable_group_owners())
+        tasks: list[asyncio.Future[Any]] = [active, roles_task, groups_task, owners_task, group_owners_task]
         try:
             await asyncio.gather(*tasks)
         except BaseException:
@@ -306,6 +334,9 @@ class Directory:
         eligible, eligible_groups, owners = roles_task.result(), groups_task.result(), owners_task.result()
         if owners.failure is not None and not refused_this_read(owners.failure):
             raise owners.failure
+        group_owners = group_owners_task.result()
+        if group_owners.failure is not None and not refused_this_read(group_owners.failure):
+            raise group_owners.failure
 
         for template, name in (eligible or {}).items():
             role_ids.setdefault(template, name)  # an active assignment of the same role says more
@@ -314,9 +345,12 @@ class Directory:
         harmless = sorted({name for tid, name in role_ids.items() if tid in HARMLESS_ROLES})
         if eligible is None:
             roles.append(ELIGIBILITY_UNREADABLE)
-        unique_groups = sorted(set(groups) | set(eligible_groups or ()))
+        owned = group_owners.reasons(user_id) if group_owners.error is None else []
+        unique_groups = sorted(set(groups) | set(eligible_groups or ()) | set(owned))
         if eligible_groups is None:
             unique_groups.append(GROUP_ELIGIBILITY_UNREADABLE)
+        if group_owners.error is not None:
+            unique_groups.append(GROUP_OWNERS_UNREADABLE)
         ownerships = owners.reasons(user_id)
         return Privilege(
             roles=roles,
@@ -327,7 +361,11 @@ class Directory:
         )
 
     async def _active_privilege(self, user_id: str) -> tuple[dict[str, str], list[str]]:
-        """Active roles (template id -> display name) and role-assignable groups ("Name (member|owner)")."""
+        """Active roles (template id -> display name) and role-assignable groups ("Name (member)").
+
+        A group that comes back with `isAssignableToRole` null ("limited information": the app may not read
+        groups, https://learn.microsoft.com/graph/api/user-list-transitivememberof) cannot be told apart: the
+        target counts as privileged (GROUP_MEMBERSHIPS_UNREADABLE)."""
         role_ids: dict[str, str] = {}  # template id -> display name
         groups: list[str] = []
         async for item in self._client.paginate(f"{user_path(user_id)}/transitiveMemberOf"):
@@ -337,11 +375,9 @@ class Directory:
                 role_ids[template] = str(item.get("displayName") or KNOWN_ROLES.get(template) or template)
             elif kind == "#microsoft.graph.group" and item.get("isAssignableToRole"):
                 groups.append(f"{item.get('displayName') or item.get('id')} (member)")
-        async for item in self._client.paginate(f"{user_path(user_id)}/ownedObjects"):
-            if str(item.get("@odata.type") or "") == "#microsoft.graph.group" and item.get(
-                "isAssignableToRole"
-            ):
-                groups.append(f"{item.get('displayName') or item.get('id')} (owner)")
+            elif kind == "#microsoft.graph.group" and "isAssignableToRole" in item:
+                if item["isAssignableToRole"] is None and GROUP_MEMBERSHIPS_UNREADABLE not in groups:
+                    groups.append(GROUP_MEMBERSHIPS_UNREADABLE)
         async for item in self._client.paginate(
             "/roleManagement/directory/roleAssignments",
             {"$filter": f"principalId eq {odata_string(user_id)}"},
@@ -423,6 +459,81 @@ class Directory:
             )
             return None
         return found
+
+    async def role_assignable_group_owners(self) -> GroupOwners:
+        """The owners of the tenant's role-assignable groups, cached like bot_owners (a 403 OWNERS_RETRY_SECONDS,
+        any other failure not at all). Never raises for a Graph failure: `error` and `failure` say what went
+        wrong."""
+        cached = self._group_owners
+        if cached is not None and cached[0] > self._clock():
+            return cached[1]
+        async with self._group_owners_lock:  # one read at a time; the others wait for its answer
+            cached = self._group_owners
+            if cached is not None and cached[0] > self._clock():
+                return cached[1]
+            owners = await self._read_group_owners()
+            ttl = self._owners_cache_seconds
+            if owners.error is not None:
+                ttl = min(ttl, OWNERS_RETRY_SECONDS) if owners.missing_permission else 0.0
+            self._group_owners = (self._clock() + ttl, owners) if ttl > 0 else None
+            return owners
+
+    async def _read_group_owners(self) -> GroupOwners:
+        """`GET /groups?$filter=isAssignableToRole eq true&$select=id,displayName`, then `GET /groups/{id}/owners`
+        of each, GROUP_OWNER_READS at a time (https://learn.microsoft.com/graph/api/group-list,
+        https://learn.microsoft.com/graph/api/group-list-owners: application permission GroupMember.Read.All).
+        `eq` on isAssignableToRole works without the advanced query headers
+        (https://learn.microsoft.com/graph/api/resources/group: "Supports $filter (eq, ne, not)"; only ne/not need
+        ConsistencyLevel: eventual), so the list is not eventually consistent. A group deleted between the two
+        reads (404) has no owners. This replaces `GET /users/{id}/ownedObjects`, which Microsoft's page lists as
+        "Application: Not supported" (https://learn.microsoft.com/graph/api/user-list-ownedobjects)."""
+        try:
+            groups = [
+                (str(item["id"]), str(item.get("displayName") or item["id"]))
+                async for item in self._client.paginate(
+                    "/groups",
+                    {
+                        "$filter": "isAssignableToRole eq true",
+                        "$select": "id,displayName",
+                        "$top": str(GROUP_MEMBERS_PAGE),
+                    },
+                )
+                if isinstance(item, dict) and item.get("id")
+            ]
+            limit = asyncio.Semaphore(GROUP_OWNER_READS)
+
+            async def owners_of(group_id: str) -> frozenset[str]:
+                async with limit:
+                    return await self._owner_ids(
+                        f"/groups/{quote(group_id.lower(), safe='')}/owners", missing_ok=True
+                    )
+
+            found = await asyncio.gather(*(owners_of(gid) for gid, _ in groups))
+        except GraphError as exc:
+            missing = (
+                missing_permission(exc.method, exc.url) or "GroupMember.Read.All"
+                if isinstance(exc, PermissionDeniedError)
+                else None
+            )
+            log.warning(
+                "the owners of role-assignable groups could not be read; every target counts as privileged",
+                extra={
+                    "status": exc.status,
+                    "code": exc.code,
+                    "request_id": exc.request_id,
+                    "missing_permission": missing,
+                },
+            )
+            return GroupOwners(
+                error=f"{exc.status or ''} {exc.code}".strip() or type(exc).__name__,
+                missing_permission=missing,
+                failure=exc,
+            )
+        by_owner: dict[str, list[str]] = {}
+        for (_, name), owner_ids in zip(groups, found, strict=True):
+            for owner in owner_ids:
+                by_owner.setdefault(owner, []).append(name)
+        return GroupOwners(by_owner={owner: tuple(sorted(names)) for owner, names in by_owner.items()})
 
     async def bot_owners(self) -> BotOwners:
         """The owners of this bot's application and of its service principal, cached OWNERS_CACHE_SECONDS (a 403

@@ -183,6 +183,41 @@ async def test_owner_of_a_role_assignable_group_is_privileged(sim: Any, director
     privilege = await directory.privilege(user.id)
     assert privilege.is_privileged
     assert privilege.role_assignable_groups == [f"{group.display_name} (owner)"]
+    # read from the groups' side: ownedObjects refuses an application token
+    assert [c for c in sim.calls if c.path.endswith("/ownedObjects")] == []
+    [groups] = [c for c in sim.calls if c.path.endswith("/groups")]
+    assert groups.query["$filter"] == "isAssignableToRole eq true" and groups.status == 200
+
+
+async def test_owner_of_an_ordinary_group_is_not_privileged(sim: Any, directory: Directory) -> None:
+    user = new_user(sim)
+    add_group(sim, assignable=False, owners=[user.id])
+    assert not (await directory.privilege(user.id)).is_privileged
+
+
+async def test_owner_of_two_role_assignable_groups_is_named_with_both(sim: Any, directory: Directory) -> None:
+    user = new_user(sim)
+    first = add_group(sim, assignable=True, owners=[user.id])
+    second = add_group(sim, assignable=True, owners=[new_user(sim).id, user.id], members=[user.id])
+    privilege = await directory.privilege(user.id)
+    assert privilege.role_assignable_groups == sorted(
+        [f"{first.display_name} (owner)", f"{second.display_name} (owner)", f"{second.display_name} (member)"]
+    )
+
+
+async def test_a_token_that_cannot_read_groups_makes_a_group_member_privileged(
+    sim: Any, directory: Directory
+) -> None:
+    from graph.directory import GROUP_MEMBERSHIPS_UNREADABLE, GROUP_OWNERS_UNREADABLE
+
+    app = sim.tenant.applications[0]
+    app.roles = [r for r in app.roles if r != "GroupMember.Read.All"]  # User.Read.All stays
+    user = new_user(sim)
+    add_group(sim, assignable=False, members=[user.id])
+    privilege = await directory.privilege(user.id)
+    # transitiveMemberOf answers with "limited information": whether the group is role-assignable is unknown
+    assert privilege.is_privileged
+    assert privilege.role_assignable_groups == [GROUP_MEMBERSHIPS_UNREADABLE, GROUP_OWNERS_UNREADABLE]
 
 
 async def test_role_through_a_role_assignable_group_is_privileged(sim: Any, directory: Directory) -> None:
@@ -326,7 +361,17 @@ async def bot_directory(sim: Any, sim_env: dict[str, str]) -> AsyncIterator[BotD
 
 
 def owner_calls(sim: Any) -> list[Any]:
-    return [c for c in sim.calls if c.path.endswith("/owners")]
+    """The reads of the owners of the bot's application and service principal."""
+    return [c for c in sim.calls if c.path.endswith("/owners") and "/groups/" not in c.path]
+
+
+def group_owner_calls(sim: Any) -> list[Any]:
+    """The reads of the role-assignable groups and of their owners."""
+    return [
+        c
+        for c in sim.calls
+        if c.path.endswith("/groups") or ("/groups/" in c.path and c.path.endswith("/owners"))
+    ]
 
 
 async def test_owner_of_the_bots_application_or_service_principal_is_privileged(
@@ -387,14 +432,53 @@ async def test_owners_unreadable_make_every_target_privileged_and_name_the_permi
     assert (await directory.bot_owners()).missing_permission is None
 
 
+async def test_role_assignable_group_owners_are_cached_then_read_again(
+    sim: Any, bot_directory: BotDirectory
+) -> None:
+    directory, clock = bot_directory.directory, bot_directory.clock
+    group = add_group(sim, assignable=True, owners=[new_user(sim).id])
+    newcomer = new_user(sim)
+    assert not (await directory.privilege(newcomer.id)).is_privileged
+    reads = len(group_owner_calls(sim))
+    assert reads >= 2  # the groups, then the owners of each
+    group.owners.append(newcomer.id)
+    assert not (await directory.privilege(newcomer.id)).is_privileged  # cached
+    assert len(group_owner_calls(sim)) == reads
+    clock[0] += 601
+    assert (await directory.privilege(newcomer.id)).role_assignable_groups == [
+        f"{group.display_name} (owner)"
+    ]
+    assert len(group_owner_calls(sim)) == 2 * reads
+
+
+async def test_group_owners_unreadable_make_every_target_privileged_and_name_the_permission(
+    sim: Any, bot_directory: BotDirectory
+) -> None:
+    from graph.directory import GROUP_OWNERS_UNREADABLE
+
+    directory, clock = bot_directory.directory, bot_directory.clock
+    sim.faults.inject("GET", r"/groups$", 403, times=1)
+    privilege = await directory.privilege(new_user(sim).id)
+    assert privilege.is_privileged and privilege.role_assignable_groups == [GROUP_OWNERS_UNREADABLE]
+    owners = await directory.role_assignable_group_owners()
+    assert owners.error and (owners.missing_permission or "").startswith("GroupMember.Read.All")
+    # a refusal is asked again after a short while, not at every check
+    assert not [c for c in sim.calls if c.path.endswith("/groups") and c.status == 200]
+    clock[0] += 31
+    assert not (await directory.privilege(new_user(sim).id)).is_privileged
+    assert (await directory.role_assignable_group_owners()).error is None
+
+
 @pytest.mark.parametrize(
     "path",
     [
         r"/privilegedAccess/group/eligibilityScheduleInstances$",
         r"/roleEligibilityScheduleInstances$",
         r"/servicePrincipals\(appId=.*/owners$",
+        r"/groups$",
+        r"/groups/[^/]+/owners$",
     ],
-    ids=["group-eligibility", "role-eligibility", "owners"],
+    ids=["group-eligibility", "role-eligibility", "owners", "role-assignable-groups", "group-owners"],
 )
 async def test_graph_not_answering_a_privilege_source_is_an_error_not_a_guess(
     sim: Any, sim_env: dict[str, str], path: str
