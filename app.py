@@ -44,6 +44,8 @@ class Runtime:
     owns_graph: bool
     accepting: bool = True
     inbound: Any | None = None  # bot.inbound_auth.ChannelTokenValidator; None without an app id
+    tenant_report: Any | None = None  # graph.doctor.Report of the start-up tenant check, None until it ends
+    tenant_task: asyncio.Task[None] | None = None  # the start-up tenant check; None when switched off
 
 
 RUNTIME: web.AppKey[Runtime] = web.AppKey("runtime", Runtime)
@@ -56,18 +58,22 @@ def create_app(
     store: Any | None = None,
     clock: Callable[[], Any] | None = None,
     start_sweeper: bool = True,
+    tenant_check: bool = True,
 ) -> web.Application:
     """The bot as an aiohttp application. `graph` (bot.service.GraphServices) and `store` (bot.store.Store) may be
-    passed in (tests, demo mode); otherwise they are built from settings at start-up and closed at clean-up."""
+    passed in (tests, demo mode); otherwise they are built from settings at start-up and closed at clean-up.
+    `tenant_check`: run the read-only tenant check (graph/doctor.py) in the background once started."""
     from graph.log_privacy import install as mask_numbers_in_logs
 
     mask_numbers_in_logs()  # every log record of the process, httpx's request lines included
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[_errors_as_json])
 
     async def on_startup(app: web.Application) -> None:
-        app[RUNTIME] = await _build_runtime(
+        runtime = app[RUNTIME] = await _build_runtime(
             settings, graph=graph, store=store, clock=clock, start_sweeper=start_sweeper
         )
+        if tenant_check:  # in the background: start-up does not wait for a dozen Graph reads
+            runtime.tenant_task = asyncio.create_task(_check_tenant(runtime), name="tenant-check")
 
     async def on_shutdown(app: web.Application) -> None:
         runtime = app.get(RUNTIME)
@@ -81,6 +87,8 @@ def create_app(
         if runtime is None:
             return
         runtime.accepting = False
+        if runtime.tenant_task is not None and not runtime.tenant_task.done():
+            runtime.tenant_task.cancel()
         if runtime.sweeper is not None:
             await runtime.sweeper.stop()
         await runtime.executor.shutdown(timeout=settings.shutdown_timeout_seconds)
@@ -254,6 +262,40 @@ async def _bot_owners_warning(graph: Any, timeout: float = 10.0) -> str | None: 
             "granted"
         )
     return f"unreadable ({owners.error}); every target counts as privileged until they can be read"
+
+
+async def _check_tenant(runtime: Runtime) -> None:
+    """The read-only tenant check of `python -m graph doctor` with the bot's own Graph client and group settings: a
+    warning per problem in the log, the result on /readyz and in the approvers' help card."""
+    from graph.doctor import run_checks
+
+    s = runtime.settings
+    graph = runtime.graph
+    if s.graph is None or getattr(graph, "client", None) is None or getattr(graph, "tokens", None) is None:
+        return
+    named = (
+        ("HELPDESK_GROUP_ID", s.helpdesk_group_id),
+        ("APPROVER_GROUP_ID", s.approver_group_id),
+        ("PRIVILEGED_GROUP_ID", s.privileged_group_id),
+    )
+    try:
+        report = await run_checks(graph.client, graph.tokens, s.graph, groups={k: v for k, v in named if v})
+    except Exception as exc:  # noqa: BLE001 - the check must never take the bot down
+        log.warning("tenant check could not run: %s", type(exc).__name__)
+        return
+    runtime.tenant_report = report
+    runtime.bot.service.tenant_report = report
+    for check in report.problems:
+        log.warning(
+            "tenant check %s: %s; to fix: %s (%s)",
+            check.name,
+            check.status,
+            check.permission or "see the detail",
+            check.detail,
+            extra={"check": check.name, "status": check.status, "request_id": check.request_id},
+        )
+    if report.ok:
+        log.info("tenant check: all required checks ok")
 
 
 def _speed_up_connector_clients() -> None:
@@ -519,9 +561,21 @@ async def _readyz(request: web.Request) -> web.Response:
             "checks": checks,
             "failed": failed,
             "warnings": warnings,
+            "tenant": _tenant_state(runtime),
         },
         status=200 if not failed else 503,
     )
+
+
+def _tenant_state(runtime: Runtime) -> dict[str, Any]:
+    """The start-up tenant check for /readyz: graph/doctor.py's JSON (`ok`, `checks`) and whether it has run. It
+    does not decide readiness: the graph_token check above already fails when sign-in does."""
+    report = runtime.tenant_report
+    if report is not None:
+        return {"state": "done", **report.to_json()}
+    task = runtime.tenant_task
+    state = "off" if task is None else "running" if not task.done() else "not run"
+    return {"state": state, "ok": None, "checks": []}
 
 
 # ------------------------------------------------------------------------------------------------ main

@@ -541,17 +541,11 @@ def _holder_block(lang: str, outcome: Outcome) -> list[dict[str, Any]]:
                 [
                     (t(lang, "fact.holder"), holder.display_name),
                     (t(lang, "fact.upn"), holder.user_principal_name),
-                    (
-                        t(lang, "fact.account"),
-                        t(lang, f"outcome.holder.account.{'enabled' if holder.account_enabled else 'disabled'}"),
-                    ),
                     (t(lang, "fact.phone_type"), _phone_type(lang, holder.phone_type)),
                     (t(lang, "fact.sms_sign_in"), _sms_state(lang, holder.sms_sign_in_state)),
                 ]
             )
         )
-        if not holder.account_enabled:
-            body.append(_text(t(lang, "outcome.holder.disabled_hint")))
         if holder.portal_url.startswith("https://"):
             body.append(
                 _actions(
@@ -562,15 +556,10 @@ def _holder_block(lang: str, outcome: Outcome) -> list[dict[str, Any]]:
                     }
                 )
             )
-    elif outcome.holder_search == "not_permitted":
-        permission = outcome.missing_permission or t(lang, "common.unknown")
-        body.append(_text(t(lang, "outcome.holder.not_permitted", permission=permission), weight="Bolder"))
     else:
-        key = {
-            "not_found": "outcome.holder.not_found",
-            "failed": "outcome.holder.failed",
-            "not_licensed": "outcome.holder.not_licensed",
-        }.get(outcome.holder_search, "outcome.holder.not_run")
+        key = {"not_found": "outcome.holder.not_found", "failed": "outcome.holder.failed"}.get(
+            outcome.holder_search, "outcome.holder.not_run"
+        )
         body.append(_text(t(lang, key)))
     return body
 
@@ -783,17 +772,36 @@ def refusal_card(lang: str, title: str, reason: str) -> Card:
     return _card([_title(title, "Attention"), _text(reason)])
 
 
-def help_card(lang: str) -> Card:
+def help_card(lang: str, *, tenant: Any = None) -> Card:
+    """`tenant`: the start-up tenant check (graph.doctor.Report), shown to approvers and privileged approvers as
+    one line."""
     commands = ["help", "set", "remove", "history", "status", "cancel"]
-    return _card(
-        [
-            _title(t(lang, "help.title")),
-            _text(t(lang, "help.intro")),
-            _text(t(lang, "help.commands"), weight="Bolder"),
-            *[_text(f"• {t(lang, f'help.cmd.{c}')}", spacing="Small") for c in commands],
-            _text(t(lang, "help.rules"), isSubtle=True),
-        ]
+    body = [
+        _title(t(lang, "help.title")),
+        _text(t(lang, "help.intro")),
+        _text(t(lang, "help.commands"), weight="Bolder"),
+        *[_text(f"• {t(lang, f'help.cmd.{c}')}", spacing="Small") for c in commands],
+        _text(t(lang, "help.rules"), isSubtle=True),
+    ]
+    if tenant is not None:
+        body.append(_tenant_check_line(lang, tenant))
+    return _card(body)
+
+
+def _tenant_check_line(lang: str, report: Any) -> dict[str, Any]:
+    if not report.problems:
+        return _text(t(lang, "help.tenant.ok"), color="Good")
+    problems = "; ".join(
+        t(
+            lang,
+            "help.tenant.problem",
+            check=c.name,
+            status=t(lang, f"help.tenant.status.{c.status.replace(' ', '_')}"),  # a problem: missing or failed
+            fix=c.permission or c.detail,
+        )
+        for c in report.problems
     )
+    return _text(t(lang, "help.tenant.problems", problems=problems), color="Attention")
 
 
 # ------------------------------------------------------------------------------------------------ history, status

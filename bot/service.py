@@ -143,6 +143,7 @@ class MfaService:
         self.settings = settings
         self.approvals = approvals
         self._clock = clock
+        self.tenant_report: Any = None  # graph.doctor.Report of the start-up tenant check (app.py), once it ends
 
     @property
     def directory(self) -> Any:
@@ -251,8 +252,18 @@ class MfaService:
             draft=draft,
         )
 
-    def help_card(self, caller: Caller) -> dict[str, Any]:
-        return cards.help_card(caller.lang)
+    async def help_card(self, caller: Caller) -> dict[str, Any]:
+        """The commands; for approvers and privileged approvers also the start-up tenant check in one line."""
+        report = self.tenant_report
+        if report is None:
+            return cards.help_card(caller.lang)
+        try:
+            roles = await self.policy.roles(caller.person.aad_object_id)
+        except Exception:  # noqa: BLE001 - the help card never fails on the line it adds
+            return cards.help_card(caller.lang)
+        if not (roles.approver or roles.privileged):
+            return cards.help_card(caller.lang)
+        return cards.help_card(caller.lang, tenant=report)
 
     # ------------------------------------------------------------------------------------ card actions
     async def on_card_action(self, caller: Caller, verb: Any, data: Any, activity: Any) -> dict[str, Any]:

@@ -143,6 +143,11 @@ EN: Final[dict[str, str]] = {
     "help.cmd.cancel": "cancel: cancels your request that is still open",
     "help.rules": "Nobody can change their own MFA phone through me. Accounts with administrator roles need the "
     "privileged group, and some changes need an approver's confirmation.",
+    "help.tenant.ok": "Tenant check: all ok.",
+    "help.tenant.problems": "Tenant check: {problems}. Details: python -m graph doctor",
+    "help.tenant.problem": "{check} {status} ({fix})",
+    "help.tenant.status.missing": "missing",
+    "help.tenant.status.failed": "failed",
     # request form
     "form.title": "Change a mobile phone MFA method",
     "form.intro": "Pick the user, or type their UPN, e-mail or object ID if the search is not available.",
@@ -345,17 +350,8 @@ EN: Final[dict[str, str]] = {
     "outcome.sms_conflict.why": "Why: another account already uses this number for SMS sign-in, and a number "
     "can be used for SMS sign-in by only one account in the tenant.",
     "outcome.holder.title": "Account that holds the number",
-    "outcome.holder.not_found": "No enabled or disabled account holds the number. It may be held by a "
+    "outcome.holder.not_found": "The account that holds the number was not found. It may be held by a "
     "deleted or soft-deleted user.",
-    "outcome.holder.account.enabled": "enabled",
-    "outcome.holder.account.disabled": "disabled",
-    "outcome.holder.disabled_hint": "A disabled account holds the number: it keeps it for SMS sign-in while it is "
-    "disabled. Remove the number from that account (or delete the account), then try again.",
-    "outcome.holder.not_licensed": "The account that holds the number cannot be searched in this tenant: the "
-    "search needs Microsoft Entra ID P1 or P2. Profile phone numbers and disabled accounts were checked without a "
-    "match.",
-    "outcome.holder.not_permitted": "The account that holds the number could not be searched: the application "
-    "lacks the permission {permission}. An administrator can grant it.",
     "outcome.holder.failed": "The search for the account that holds the number did not finish.",
     "outcome.holder.not_run": "The account that holds the number was not searched for.",
     "outcome.graph_says": "Microsoft Graph says: {code}: {message}",
@@ -567,6 +563,11 @@ DE: Final[dict[str, str]] = {
     "help.rules": "Niemand kann über mich das eigene MFA-Telefon ändern. Konten mit Administratorrollen "
     "erfordern die privilegierte Gruppe, und manche Änderungen brauchen die Bestätigung einer genehmigenden "
     "Person.",
+    "help.tenant.ok": "Mandantenprüfung: alles in Ordnung.",
+    "help.tenant.problems": "Mandantenprüfung: {problems}. Einzelheiten: python -m graph doctor",
+    "help.tenant.problem": "{check} {status} ({fix})",
+    "help.tenant.status.missing": "fehlt",
+    "help.tenant.status.failed": "fehlgeschlagen",
     "form.title": "Mobiltelefon als MFA-Methode ändern",
     "form.intro": "Wählen Sie den Benutzer aus oder geben Sie UPN, E-Mail-Adresse oder Objekt-ID ein, falls "
     "die Suche nicht verfügbar ist.",
@@ -775,18 +776,8 @@ DE: Final[dict[str, str]] = {
     "SMS-Anmeldung, und eine Nummer kann im Mandanten nur von einem Konto für die SMS-Anmeldung verwendet "
     "werden.",
     "outcome.holder.title": "Konto, das die Nummer verwendet",
-    "outcome.holder.not_found": "Kein aktiviertes oder deaktiviertes Konto verwendet die Nummer. Möglicherweise "
+    "outcome.holder.not_found": "Das Konto, das die Nummer verwendet, wurde nicht gefunden. Möglicherweise "
     "gehört sie einem gelöschten oder vorläufig gelöschten Benutzer.",
-    "outcome.holder.account.enabled": "aktiviert",
-    "outcome.holder.account.disabled": "deaktiviert",
-    "outcome.holder.disabled_hint": "Ein deaktiviertes Konto verwendet die Nummer: Es behält sie für die "
-    "SMS-Anmeldung, auch solange es deaktiviert ist. Entfernen Sie die Nummer aus diesem Konto (oder löschen Sie "
-    "das Konto) und versuchen Sie es dann erneut.",
-    "outcome.holder.not_licensed": "Das Konto, das die Nummer verwendet, kann in diesem Mandanten nicht gesucht "
-    "werden: Die Suche braucht Microsoft Entra ID P1 oder P2. Telefonnummern im Profil und deaktivierte Konten "
-    "wurden ohne Treffer geprüft.",
-    "outcome.holder.not_permitted": "Das Konto, das die Nummer verwendet, konnte nicht gesucht werden: Der "
-    "Anwendung fehlt die Berechtigung {permission}. Ein Administrator kann sie erteilen.",
     "outcome.holder.failed": "Die Suche nach dem Konto, das die Nummer verwendet, wurde nicht abgeschlossen.",
     "outcome.holder.not_run": "Nach dem Konto, das die Nummer verwendet, wurde nicht gesucht.",
     "outcome.graph_says": "Microsoft Graph meldet: {code}: {message}",

@@ -39,7 +39,7 @@ class MainDialog(ComponentDialog):
             if command.name == "register_approvals":
                 await context.send_activity(await self.service.register_approvers(caller))
             elif command.name == "help":
-                await _send_card(context, self.service.help_card(caller))
+                await _send_card(context, await self.service.help_card(caller))
             else:
                 await _send_card(
                     context, self.service.refusal_card(caller.lang, "refusal.not_in_personal_chat")
@@ -62,7 +62,7 @@ class MainDialog(ComponentDialog):
                 await _send_card(context, refusal)
                 return await step.end_dialog()
             if command.name == "help":
-                await _send_card(context, self.service.help_card(caller))
+                await _send_card(context, await self.service.help_card(caller))
             elif command.name == "unknown" and not first:
                 await context.send_activity(_text(caller.lang, command.argument))
             values = {"action": "remove"} if command.name == "remove" else {"action": "set"}

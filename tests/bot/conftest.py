@@ -408,6 +408,8 @@ class BotLauncher:
         """Serve create_app(settings, store=…, **app_options); store None: a new Store on the test's database."""
         if store is None:
             store = await self.database.open()
+        # The start-up tenant check reads Graph in the background; only its own tests turn it on.
+        app_options.setdefault("tenant_check", False)
         server = TestServer(create_app(settings, store=store, **app_options), host="127.0.0.1")
         await server.start_server()
         self._servers.append(server)
