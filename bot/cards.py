@@ -541,11 +541,17 @@ def _holder_block(lang: str, outcome: Outcome) -> list[dict[str, Any]]:
                 [
                     (t(lang, "fact.holder"), holder.display_name),
                     (t(lang, "fact.upn"), holder.user_principal_name),
+                    (
+                        t(lang, "fact.account"),
+                        t(lang, f"outcome.holder.account.{'enabled' if holder.account_enabled else 'disabled'}"),
+                    ),
                     (t(lang, "fact.phone_type"), _phone_type(lang, holder.phone_type)),
                     (t(lang, "fact.sms_sign_in"), _sms_state(lang, holder.sms_sign_in_state)),
                 ]
             )
         )
+        if not holder.account_enabled:
+            body.append(_text(t(lang, "outcome.holder.disabled_hint")))
         if holder.portal_url.startswith("https://"):
             body.append(
                 _actions(
@@ -556,10 +562,15 @@ def _holder_block(lang: str, outcome: Outcome) -> list[dict[str, Any]]:
                     }
                 )
             )
+    elif outcome.holder_search == "not_permitted":
+        permission = outcome.missing_permission or t(lang, "common.unknown")
+        body.append(_text(t(lang, "outcome.holder.not_permitted", permission=permission), weight="Bolder"))
     else:
-        key = {"not_found": "outcome.holder.not_found", "failed": "outcome.holder.failed"}.get(
-            outcome.holder_search, "outcome.holder.not_run"
-        )
+        key = {
+            "not_found": "outcome.holder.not_found",
+            "failed": "outcome.holder.failed",
+            "not_licensed": "outcome.holder.not_licensed",
+        }.get(outcome.holder_search, "outcome.holder.not_run")
         body.append(_text(t(lang, key)))
     return body
 

@@ -350,8 +350,17 @@ EN: Final[dict[str, str]] = {
     "outcome.sms_conflict.why": "Why: another account already uses this number for SMS sign-in, and a number "
     "can be used for SMS sign-in by only one account in the tenant.",
     "outcome.holder.title": "Account that holds the number",
-    "outcome.holder.not_found": "The account that holds the number was not found. It may be held by a "
+    "outcome.holder.not_found": "No enabled or disabled account holds the number. It may be held by a "
     "deleted or soft-deleted user.",
+    "outcome.holder.account.enabled": "enabled",
+    "outcome.holder.account.disabled": "disabled",
+    "outcome.holder.disabled_hint": "A disabled account holds the number: it keeps it for SMS sign-in while it is "
+    "disabled. Remove the number from that account (or delete the account), then try again.",
+    "outcome.holder.not_licensed": "The account that holds the number cannot be searched in this tenant: the "
+    "search needs Microsoft Entra ID P1 or P2. Profile phone numbers and disabled accounts were checked without a "
+    "match.",
+    "outcome.holder.not_permitted": "The account that holds the number could not be searched: the application "
+    "lacks the permission {permission}. An administrator can grant it.",
     "outcome.holder.failed": "The search for the account that holds the number did not finish.",
     "outcome.holder.not_run": "The account that holds the number was not searched for.",
     "outcome.graph_says": "Microsoft Graph says: {code}: {message}",
@@ -776,8 +785,18 @@ DE: Final[dict[str, str]] = {
     "SMS-Anmeldung, und eine Nummer kann im Mandanten nur von einem Konto für die SMS-Anmeldung verwendet "
     "werden.",
     "outcome.holder.title": "Konto, das die Nummer verwendet",
-    "outcome.holder.not_found": "Das Konto, das die Nummer verwendet, wurde nicht gefunden. Möglicherweise "
+    "outcome.holder.not_found": "Kein aktiviertes oder deaktiviertes Konto verwendet die Nummer. Möglicherweise "
     "gehört sie einem gelöschten oder vorläufig gelöschten Benutzer.",
+    "outcome.holder.account.enabled": "aktiviert",
+    "outcome.holder.account.disabled": "deaktiviert",
+    "outcome.holder.disabled_hint": "Ein deaktiviertes Konto verwendet die Nummer: Es behält sie für die "
+    "SMS-Anmeldung, auch solange es deaktiviert ist. Entfernen Sie die Nummer aus diesem Konto (oder löschen Sie "
+    "das Konto) und versuchen Sie es dann erneut.",
+    "outcome.holder.not_licensed": "Das Konto, das die Nummer verwendet, kann in diesem Mandanten nicht gesucht "
+    "werden: Die Suche braucht Microsoft Entra ID P1 oder P2. Telefonnummern im Profil und deaktivierte Konten "
+    "wurden ohne Treffer geprüft.",
+    "outcome.holder.not_permitted": "Das Konto, das die Nummer verwendet, konnte nicht gesucht werden: Der "
+    "Anwendung fehlt die Berechtigung {permission}. Ein Administrator kann sie erteilen.",
     "outcome.holder.failed": "Die Suche nach dem Konto, das die Nummer verwendet, wurde nicht abgeschlossen.",
     "outcome.holder.not_run": "Nach dem Konto, das die Nummer verwendet, wurde nicht gesucht.",
     "outcome.graph_says": "Microsoft Graph meldet: {code}: {message}",

@@ -63,7 +63,9 @@ class _Progress:
             return
         self._last = now
         if p.stage == "profile":
-            text = "profile fields checked" + (": holder found" if p.found else "; scanning the tenant")
+            text = "profile fields checked" + (": holder found" if p.found else "; checking disabled accounts")
+        elif p.stage == "disabled":
+            text = "disabled accounts checked" + (": holder found" if p.found else "; scanning the tenant")
         else:
             text = f"{p.scanned} phone-registered users checked" + (": holder found" if p.found else "")
         print(f"owner search: {text}", file=self._stream, flush=True)
@@ -92,10 +94,18 @@ def render_text(outcome: Outcome) -> str:
         lines.append("SMS sign-in conflict: yes (the number works for MFA, not for SMS sign-in)")
     if outcome.holder is not None:
         h = outcome.holder
+        account = "enabled" if h.account_enabled else "disabled"
         lines.append(
-            f"Holder: {h.display_name} <{h.user_principal_name}> {h.phone_type} phone, "
+            f"Holder: {h.display_name} <{h.user_principal_name}> ({account} account) {h.phone_type} phone, "
             f"smsSignInState {h.sms_sign_in_state}, {h.portal_url}"
         )
+    elif outcome.holder_search == "not_licensed":
+        lines.append(
+            "Holder search: not_licensed (the holder cannot be searched in this tenant: the registration report "
+            "needs Microsoft Entra ID P1 or P2)"
+        )
+    elif outcome.holder_search == "not_permitted":
+        lines.append(f"Holder search: not_permitted (missing permission {outcome.missing_permission})")
     elif outcome.holder_search != "not_run":
         lines.append(f"Holder search: {outcome.holder_search}")
     n = outcome.notification

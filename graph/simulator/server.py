@@ -895,7 +895,7 @@ class Simulator:
                 "",
             ),
             ("GET", r"/organization", self._organization, p.ORGANIZATION_READ.accepted, "read", ""),
-            ("POST", rf"/users/{seg}/sendMail", self._send_mail, p.MAIL_SEND.accepted, "write", ""),
+            ("POST", rf"/users/{seg}/sendMail", self._send_mail, None, "write", ""),  # the handler decides
             (
                 "POST",
                 rf"/users/{seg}/checkMemberGroups",
@@ -1435,7 +1435,22 @@ class Simulator:
         )
 
     def _send_mail(self, req: GraphRequest, match: re.Match[str]) -> GraphResponse:
+        """POST /users/{sender}/sendMail (https://learn.microsoft.com/graph/api/user-sendmail): application
+        permission Mail.Send (any mailbox), or the Exchange Online role "Application Mail.Send" for the mailboxes
+        of its scope (Role Based Access Control for Applications,
+        https://learn.microsoft.com/exchange/permissions-exo/application-rbac: "independent of the unscoped grants
+        in Microsoft Entra ID"; the app's `exchange_mail_send`). Neither: 403 ErrorAccessDenied."""
         ref = match.group(1)
+        assert req.identity is not None
+        if not permissions.MAIL_SEND.allows(req.identity.roles):
+            app = self.tenant.app(req.identity.app_id)
+            scope = {a.lower() for a in (app.exchange_mail_send if app else [])}
+            who = self.tenant.user(ref) or self.tenant.user_by_address(ref)
+            names = {ref.lower()} | ({who.upn.lower(), (who.mail or "").lower()} if who else set())
+            if not scope & names:
+                raise GraphFailure(
+                    403, "ErrorAccessDenied", "Access is denied. Check credentials and try again."
+                )
         sender = _with_mailbox(self.tenant.user(ref) or self.tenant.user_by_address(ref), ref)
         body = req.body
         message = body.get("message") if isinstance(body, dict) else None

@@ -151,7 +151,9 @@ def _derived_id(client_id: str, kind: str) -> str:
 class Application:
     """An app registration and its service principal in this tenant. `owners` are the object ids of the
     registration's owners, `service_principal_owners` those of the service principal's (either may add a
-    credential to the app and act with its application permissions)."""
+    credential to the app and act with its application permissions). `exchange_mail_send`: the mailboxes (addresses)
+    the app may send as through the Exchange Online role "Application Mail.Send" in a management scope (Role Based
+    Access Control for Applications), without `Mail.Send` in `roles`."""
 
     client_id: str
     client_secret: str | None = None
@@ -163,6 +165,7 @@ class Application:
     service_principal_id: str = ""
     owners: list[str] = field(default_factory=list)
     service_principal_owners: list[str] = field(default_factory=list)
+    exchange_mail_send: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.object_id = self.object_id or _derived_id(self.client_id, "application")
@@ -181,6 +184,7 @@ class Application:
             service_principal_id=str(data.get("servicePrincipalId") or ""),
             owners=[str(o) for o in data.get("owners") or []],
             service_principal_owners=[str(o) for o in data.get("servicePrincipalOwners") or []],
+            exchange_mail_send=[str(a) for a in data.get("exchangeMailSend") or []],
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -195,6 +199,7 @@ class Application:
             "servicePrincipalId": self.service_principal_id,
             "owners": list(self.owners),
             "servicePrincipalOwners": list(self.service_principal_owners),
+            "exchangeMailSend": list(self.exchange_mail_send),
         }
 
 

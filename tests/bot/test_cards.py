@@ -116,6 +116,13 @@ OUTCOMES |= {
     "conflict_holder_found": _outcome(OutcomeKind.CONFLICT_UNRESOLVED, holder=HOLDER, holder_search="found"),
     "conflict_holder_not_found": _outcome(OutcomeKind.CONFLICT_UNRESOLVED, holder_search="not_found"),
     "conflict_holder_failed": _outcome(OutcomeKind.CONFLICT_UNRESOLVED, holder_search="failed"),
+    "conflict_holder_disabled": _outcome(
+        OutcomeKind.CONFLICT_UNRESOLVED, holder=replace(HOLDER, account_enabled=False), holder_search="found"
+    ),
+    "conflict_holder_not_licensed": _outcome(OutcomeKind.CONFLICT_UNRESOLVED, holder_search="not_licensed"),
+    "conflict_holder_not_permitted": _outcome(
+        OutcomeKind.CONFLICT_UNRESOLVED, holder_search="not_permitted", missing_permission="AuditLog.Read.All"
+    ),
     "permission_named": _outcome(
         OutcomeKind.PERMISSION_DENIED,
         missing_permission="UserAuthenticationMethod.ReadWrite.All",
@@ -637,6 +644,25 @@ def test_conflict_unresolved_shows_holder_or_deleted_user_hint() -> None:
     assert "deleted or soft-deleted user" in not_found
     failed = " ".join(rendered_strings(CARDS["en:outcome_conflict_holder_failed"])).replace("\\", "")
     assert texts.EN["outcome.holder.failed"] in failed
+
+
+def test_conflict_card_says_which_kind_of_holder_it_found_or_why_it_could_not_search() -> None:
+    def shown(name: str) -> str:
+        return " ".join(rendered_strings(CARDS[name])).replace("\\", "")
+
+    for lang in texts.LANGUAGES:
+        enabled = shown(f"{lang}:outcome_conflict_holder_found")
+        assert texts.t(lang, "outcome.holder.account.enabled") in enabled
+        assert texts.t(lang, "outcome.holder.disabled_hint") not in enabled
+        disabled = shown(f"{lang}:outcome_conflict_holder_disabled")
+        assert "Megan Bowen" in disabled and texts.t(lang, "outcome.holder.account.disabled") in disabled
+        assert texts.t(lang, "outcome.holder.disabled_hint") in disabled
+        licence = shown(f"{lang}:outcome_conflict_holder_not_licensed")
+        assert texts.t(lang, "outcome.holder.not_licensed") in licence
+        assert texts.t(lang, "outcome.holder.not_found") not in licence
+        permission = shown(f"{lang}:outcome_conflict_holder_not_permitted")
+        assert texts.t(lang, "outcome.holder.not_permitted", permission="AuditLog.Read.All") in permission
+    assert "cannot be searched in this tenant" in texts.EN["outcome.holder.not_licensed"]
 
 
 def test_error_outcomes_name_permission_rule_and_request_ids() -> None:

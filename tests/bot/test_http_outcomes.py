@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
+from bot import texts
 from bot.models import RequestState
 from tests.bot.conftest import (
     ALEX,
@@ -20,6 +22,9 @@ from tests.bot.conftest import (
     graph_writes,
 )
 from tests.bot.fake_connector import Recorded
+from tests.conftest import TEST_CLIENT_ID
+
+DIRK_ID = "00000000-0000-0000-0000-0000000000d8"  # disabled account holding +49 170 8880006 for SMS sign-in
 
 
 async def _request(bot: BotHarness, review_card: dict) -> object:
@@ -74,6 +79,52 @@ async def test_conflict_that_blocked_the_change_names_the_holder(bot: BotHarness
     text = card_text(final.card)
     assert "Grady Archie" in text
     assert req.state is RequestState.COMPLETED  # type: ignore[attr-defined]
+
+
+async def test_conflict_with_a_disabled_holder_names_the_account_as_disabled(bot: BotHarness) -> None:
+    bot.sim.behaviour.update({"conflict_stores_method": False})
+    # Dirk Disabled holds the number; the registration report never lists him.
+    review, _, final = await bot.run_change(
+        ALEX, {"targetUserText": "diego.siciliani@contoso.example", "number": "+49 170 8880006"}
+    )
+    req = await _request(bot, review.card or {})
+    assert req.outcome["outcome"] == "conflict_unresolved"  # type: ignore[attr-defined]
+    holder = req.outcome["holder"]  # type: ignore[attr-defined]
+    assert holder["id"] == DIRK_ID and holder["accountEnabled"] is False
+    text = card_text(final.card)
+    assert "Dirk Disabled" in text
+    assert texts.t("en", "outcome.holder.account.disabled") in text
+    assert texts.t("en", "outcome.holder.disabled_hint") in text
+    assert texts.t("en", "outcome.holder.not_found") not in text
+
+
+async def test_conflict_in_a_tenant_without_p1_says_the_holder_cannot_be_searched(bot: BotHarness) -> None:
+    bot.sim.behaviour.update({"conflict_stores_method": False, "p1_licensed": False})
+    # Hanna Hidden holds the number: only the registration report would find her.
+    review, _, final = await bot.run_change(
+        ALEX, {"targetUserText": "diego.siciliani@contoso.example", "number": "+49 170 8880003"}
+    )
+    req = await _request(bot, review.card or {})
+    assert req.outcome["outcome"] == "conflict_unresolved"  # type: ignore[attr-defined]
+    assert req.outcome["holder_search"] == "not_licensed"  # type: ignore[attr-defined]
+    text = card_text(final.card)
+    assert texts.t("en", "outcome.holder.not_licensed") in text
+    assert "cannot be searched in this tenant" in text and "deleted" not in text
+
+
+async def test_conflict_with_the_report_refused_names_audit_log_read_all(sim: Any, make_bot: MakeBot) -> None:
+    app = sim.tenant.app(TEST_CLIENT_ID)
+    app.roles = [r for r in app.roles if r != "AuditLog.Read.All"]  # the phone-method permissions stay
+    sim.behaviour.update({"conflict_stores_method": False})
+    bot = await make_bot()
+    review, _, final = await bot.run_change(
+        ALEX, {"targetUserText": "diego.siciliani@contoso.example", "number": "+49 170 8880003"}
+    )
+    req = await _request(bot, review.card or {})
+    assert req.outcome["outcome"] == "conflict_unresolved"  # type: ignore[attr-defined]
+    assert req.outcome["holder_search"] == "not_permitted"  # type: ignore[attr-defined]
+    assert "AuditLog.Read.All" in req.outcome["missing_permission"]  # type: ignore[attr-defined]
+    assert "AuditLog.Read.All" in card_text(final.card)
 
 
 async def test_remove_with_a_different_number_is_a_mismatch_and_removes_nothing(bot: BotHarness) -> None:

@@ -146,6 +146,26 @@ def test_conflict_unresolved_names_the_holder(sim_thread: Any, env: dict[str, st
     assert "owner search" in proc.stderr
 
 
+def test_text_output_names_a_disabled_holder_and_a_tenant_where_the_holder_cannot_be_searched(
+    sim_thread: Any, env: dict[str, str]
+) -> None:
+    env = dict(env, CONFLICT_READBACK_SECONDS="0.5")
+    user = new_user(sim_thread)
+    sim_thread.behaviour.update({"conflict_stores_method": False})
+    try:
+        disabled = run_cli(env, "set", "--user", user.upn, "--number", "+49 170 8880006")  # Dirk Disabled's
+        sim_thread.behaviour.update({"p1_licensed": False})
+        unlicensed = run_cli(env, "set", "--user", user.upn, "--number", "+49 170 8880003")  # Hanna Hidden's
+    finally:
+        sim_thread.behaviour.update({"conflict_stores_method": True, "p1_licensed": True})
+    assert disabled.returncode == 1, disabled.stderr
+    assert "Holder: Dirk Disabled <dirk.disabled@contoso.example> (disabled account)" in disabled.stdout
+    assert "disabled accounts checked: holder found" in disabled.stderr
+    assert unlicensed.returncode == 1, unlicensed.stderr
+    assert "Holder search: not_licensed (the holder cannot be searched in this tenant" in unlicensed.stdout
+    assert "deleted" not in unlicensed.stdout
+
+
 def test_user_not_found_exits_2(sim_thread: Any, env: dict[str, str]) -> None:
     data, proc = run_json(env, "set", "--user", "ghost@contoso.example", "--number", "+49 176 1234567")
     assert (data["outcome"], proc.returncode) == ("user_not_found", 2)

@@ -167,6 +167,30 @@ async def test_send_mail_without_mailboxes_is_refused(sim: Simulator, graph: htt
     assert sim.outbox == []
 
 
+async def test_send_mail_with_the_exchange_role_only_as_the_mailboxes_of_its_scope(sim: Simulator) -> None:
+    from graph.simulator.tenant import Application
+
+    # Role Based Access Control for Applications: "Application Mail.Send" scoped to one mailbox, no Mail.Send in
+    # Entra ID (https://learn.microsoft.com/exchange/permissions-exo/application-rbac)
+    app = Application(
+        "7f3a9e5d-4c6b-4a8f-9d1e-2c3d4e5f6a74",
+        "exchange-rbac-secret",
+        roles=["User.Read.All"],
+        exchange_mail_send=["servicedesk@contoso.example"],
+    )
+    sim.tenant.applications.append(app)
+    async with http(sim, await token_for(sim, app.client_id)) as client:
+        in_scope = await client.post(
+            "/users/servicedesk@contoso.example/sendMail", json=mail("lynne.robbins@contoso.example")
+        )
+        out_of_scope = await client.post(
+            "/users/lynne.robbins@contoso.example/sendMail", json=mail("servicedesk@contoso.example")
+        )
+    assert in_scope.status_code == 202
+    assert_graph_error(out_of_scope, 403, "ErrorAccessDenied")
+    assert [m["sender"] for m in sim.outbox] == ["servicedesk@contoso.example"]
+
+
 async def test_check_member_groups_is_transitive_and_capped_at_20(graph: httpx.AsyncClient) -> None:
     r = await graph.post(
         f"/users/{uid('a1')}/checkMemberGroups", json={"groupIds": [HELPDESK, APPROVERS, NESTED]}

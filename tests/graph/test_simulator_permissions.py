@@ -31,6 +31,7 @@ CALLS: dict[str, tuple[str, str, dict[str, str], Any]] = {
     "transitive_member_of": ("GET", f"/users/{uid('a1')}/transitiveMemberOf", {}, None),
     "group_transitive_members": ("GET", f"/groups/{HELPDESK}/transitiveMembers", {}, None),
     "groups_list": ("GET", "/groups", {"$filter": "isAssignableToRole eq true"}, None),
+    "group_get": ("GET", f"/groups/{HELPDESK}", {"$select": "id,displayName"}, None),
     "group_owners": ("GET", f"/groups/{HELPDESK}/owners", {}, None),
     "role_assignments": (
         "GET",
