@@ -12,10 +12,11 @@ filter on one user) and turns Graph's answer into a status:
     not checked     it cannot be checked without a change (a write, a mail) or an earlier check failed
 
 Nothing is written. Two permissions can only be proven by using them, which would change something: writing a phone
-method and sending mail. For those the doctor reads the application permissions from the ``roles`` claim of the
-access token the application was just issued (https://learn.microsoft.com/entra/identity-platform/
+method and sending mail. For writing phone methods the doctor reads the application permissions from the ``roles``
+claim of the access token the application was just issued (https://learn.microsoft.com/entra/identity-platform/
 access-token-claims-reference: app-only tokens carry the granted application permissions there), and says that
-it did not use them.
+it did not use them. Sending mail is granted in Exchange Online (a scoped role, not in the token), so it is
+"not checked" unless the broad Entra ID Mail.Send is in the token.
 
 The permission a check names comes from graph/permissions.py, the same table the simulator and 403 answers use.
 The checks run concurrently. `Report.exit_code`: 0 every required check is ok (licences and unconfigured features
@@ -54,6 +55,7 @@ STATUSES = (OK, MISSING, NOT_LICENSED, FAILED, NOT_CONFIGURED, NOT_CHECKED)
 # statuses that need no action for the check to pass: a tenant fact, a switched-off feature, an unprovable write
 _PASSING = frozenset({OK, NOT_LICENSED, NOT_CONFIGURED, NOT_CHECKED})
 
+EXCHANGE_MAIL_SEND = "Application Mail.Send (Exchange Online role) scoped to MAIL_SENDER"
 # The bot's settings that name Entra groups (bot/settings.py reads the same variables).
 GROUP_SETTINGS = ("HELPDESK_GROUP_ID", "APPROVER_GROUP_ID", "PRIVILEGED_GROUP_ID")
 
@@ -430,7 +432,27 @@ class _Doctor:
             return Check(
                 "mail_send", "sending the notification mail", NOT_CONFIGURED, "MAIL_SENDER", required=False
             )
-        return self._from_roles("mail_send", "sending the notification mail", p.MAIL_SEND, "send a mail")
+        name, feature, sender = "mail_send", "sending the notification mail", self.settings.mail_sender
+        # The grant README asks for, the Exchange Online role "Application Mail.Send" scoped to the sender (Role
+        # Based Access Control for Applications, https://learn.microsoft.com/exchange/permissions-exo/application-rbac),
+        # is checked by Exchange at the call and is not in the token: only sending would prove it.
+        if self.roles is not None and p.MAIL_SEND.allows(self.roles):
+            return Check(
+                name,
+                feature,
+                OK,
+                None,
+                "Mail.Send is granted in Entra ID: the application can send as every mailbox; replace it with the "
+                f"Exchange Online role Application Mail.Send scoped to {sender}",
+            )
+        return Check(
+            name,
+            feature,
+            NOT_CHECKED,
+            EXCHANGE_MAIL_SEND,
+            "not checkable without sending a mail; in Exchange Online PowerShell, "
+            f"Test-ServicePrincipalAuthorization -Identity <service principal> -Resource {sender} shows it",
+        )
 
     async def _teams_app_installation(self) -> Check:
         return Check(

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from graph.doctor import STATUSES, Report, diagnose, group_settings, render_table
+from graph.doctor import EXCHANGE_MAIL_SEND, STATUSES, Report, diagnose, group_settings, render_table
 from graph.settings import GraphSettings
 from tests.graph.test_cli import run_cli
 
@@ -126,7 +126,6 @@ async def test_the_doctor_changes_nothing(sim: Any, sim_env: dict[str, str]) -> 
         ),
         (("Application.Read.All",), "app_owners", "Application.Read.All (or Directory.Read.All)"),
         (("AuditLog.Read.All",), "registration_report", "AuditLog.Read.All"),
-        (("Mail.Send",), "mail_send", "Mail.Send"),
     ],
 )
 async def test_a_missing_permission_is_named_and_fails_the_run(
@@ -194,6 +193,26 @@ async def test_a_mail_sender_the_tenant_does_not_have_names_mail_sender(
     found = _by_name(report)["mail_sender"]
     assert (found.status, found.permission) == ("missing", "MAIL_SENDER")
     assert report.exit_code == 2
+
+
+async def test_sending_mail_through_the_exchange_role_is_not_checked_and_does_not_fail(
+    sim: Any, sim_env: dict[str, str]
+) -> None:
+    _revoke(sim, "Mail.Send")  # README's set-up: the Exchange Online role, scoped; nothing in the token
+    sim.tenant.applications[0].exchange_mail_send = [SENDER]
+    report = await _doctor(_env(sim_env))
+    found = _by_name(report)["mail_send"]
+    assert (found.status, found.permission) == ("not checked", EXCHANGE_MAIL_SEND)
+    assert f"-Resource {SENDER}" in found.detail
+    assert report.exit_code == 0 and sim.outbox == []
+
+
+async def test_mail_send_granted_in_entra_id_works_but_is_called_too_broad(
+    sim: Any, sim_env: dict[str, str]
+) -> None:
+    found = _by_name(await _doctor(_env(sim_env)))["mail_send"]
+    assert found.status == "ok"
+    assert "every mailbox" in found.detail and "Application Mail.Send" in found.detail
 
 
 async def test_without_a_mail_sender_the_mail_checks_are_not_configured(
