@@ -35,6 +35,13 @@ class Behaviour:
                              permission), as an older revision of Microsoft's page said. Off (the default): 403
                              Authorization_RequestDenied, as the current page says "Application: Not supported"
                              (the status itself is not documented).
+    write_conflict_code      a phone-method POST/PATCH answers 409 with this code and changes nothing: a conflict
+                             that is not SMS sign-in uniqueness (None, the default: only phoneNumberNotUnique).
+    lone_default_deletable   deleting the default method (``defaultMethod``) is refused only while the user has
+                             other authentication methods (400 badRequest "Cannot delete default method with other
+                             methods configured."); the user's only method can be deleted. Observed in production;
+                             Microsoft's page says only that the default method "can't be deleted". Off: it is
+                             never deleted, with the same answer.
     """
 
     normalise_numbers: bool = True
@@ -57,6 +64,8 @@ class Behaviour:
     pim_licensed: bool = True
     p1_licensed: bool = True
     owned_objects_app_only: bool = False
+    write_conflict_code: str | None = None
+    lone_default_deletable: bool = True
 
     def update(self, changes: dict[str, Any]) -> None:
         known = {f.name for f in fields(self)}

@@ -1180,6 +1180,14 @@ class Simulator:
             number = check_number(raw_number, ptype, normalise=self.behaviour.normalise_numbers)
         except InvalidPhoneNumber as exc:
             raise bad_request(f"Invalid phone number. {exc}", "badRequest") from exc
+        if self.behaviour.write_conflict_code:
+            # A 409 that is not about SMS sign-in: nothing is stored, and the message is Graph's own.
+            raise GraphFailure(
+                409,
+                self.behaviour.write_conflict_code,
+                "The request conflicts with the current state of the user's authentication methods. "
+                "Try again later.",
+            )
         sms, conflict = self._sms_state(user, ptype, number)
         phone = Phone(ptype, number, sms)
         if conflict and not self.behaviour.conflict_stores_method:
@@ -1248,16 +1256,22 @@ class Simulator:
                 "the new number, then delete the alternateMobile number.",
                 "badRequest",
             )
-        if user.default_method == ptype:
-            raise bad_request(
-                "The phone number is the user's default multifactor authentication method and cannot be deleted. "
-                "Have the user change their default authentication method first.",
-                "badRequest",
-            )
+        if user.default_method == ptype and (
+            self._other_methods(user, ptype) or not self.behaviour.lone_default_deletable
+        ):
+            # Microsoft's page (https://learn.microsoft.com/graph/api/phoneauthenticationmethod-delete) says only
+            # that the default method "can't be deleted"; the status, the message and that a user's only method
+            # can be deleted are observed in production (Behaviour.lone_default_deletable).
+            raise bad_request("Cannot delete default method with other methods configured.", "badRequest")
         phones = dict(user.phones)
         del phones[ptype]
         self.tenant.commit_phones(user, phones, self._visible_delay())
         return GraphResponse(204)
+
+    @staticmethod
+    def _other_methods(user: User, ptype: str) -> bool:
+        """Whether the user has an authentication method besides the phone method `ptype`."""
+        return any(t != ptype for t in user.phones) or bool(user.other_methods)
 
     def _sms_sign_in(self, req: GraphRequest, match: re.Match[str]) -> GraphResponse:
         user = self._user_or_404(match.group(1))

@@ -175,12 +175,13 @@ async def test_put_is_not_allowed(graph: httpx.AsyncClient) -> None:
 
 
 async def test_delete_rules(sim: Simulator, graph: httpx.AsyncClient) -> None:
+    sim.tenant.users[LEE].other_methods = ("microsoftAuthenticator",)  # the default, but not the only method
     blocked = await graph.delete(pm(NESTOR, MOBILE_ID))
     assert_graph_error(blocked, 400, "badRequest")
     assert "alternateMobile" in blocked.json()["error"]["message"]
     default = await graph.delete(pm(LEE, MOBILE_ID))
     assert_graph_error(default, 400, "badRequest")
-    assert "default" in default.json()["error"]["message"]
+    assert default.json()["error"]["message"] == "Cannot delete default method with other methods configured."
     default_alt = await graph.delete(pm(AVA, ALT_ID))
     assert_graph_error(default_alt, 400, "badRequest")
     assert set(sim.tenant.users[NESTOR].phones) == {"mobile", "alternateMobile"}
@@ -192,6 +193,37 @@ async def test_delete_rules(sim: Simulator, graph: httpx.AsyncClient) -> None:
     assert (await graph.get(pm(NESTOR))).json()["value"] == []
     again = await graph.delete(pm(NESTOR, MOBILE_ID))
     assert_graph_error(again, 404, "Request_ResourceNotFound")
+
+
+async def test_the_default_method_can_be_deleted_when_it_is_the_users_only_method(
+    sim: Simulator, graph: httpx.AsyncClient
+) -> None:
+    assert set(sim.tenant.users[LEE].phones) == {"mobile"} and not sim.tenant.users[LEE].other_methods
+    gone = await graph.delete(pm(LEE, MOBILE_ID))
+    assert gone.status_code == 204
+    assert (await graph.get(pm(LEE))).json()["value"] == []
+
+
+async def test_with_the_switch_off_the_default_method_is_never_deleted(
+    sim: Simulator, graph: httpx.AsyncClient
+) -> None:
+    sim.behaviour.lone_default_deletable = False
+    refused = await graph.delete(pm(LEE, MOBILE_ID))
+    assert_graph_error(refused, 400, "badRequest")
+    assert "mobile" in sim.tenant.users[LEE].phones
+
+
+async def test_a_409_with_another_code_changes_nothing(sim: Simulator, graph: httpx.AsyncClient) -> None:
+    sim.behaviour.write_conflict_code = "conflictingOperation"
+    created = await graph.post(pm(DIEGO), json={"phoneNumber": "+491701112233", "phoneType": "mobile"})
+    assert_graph_error(created, 409, "conflictingOperation")
+    assert created.json()["error"]["message"]
+    changed = await graph.patch(
+        pm(LYNNE, MOBILE_ID), json={"phoneNumber": "+491701112233", "phoneType": "mobile"}
+    )
+    assert_graph_error(changed, 409, "conflictingOperation")
+    assert "mobile" not in sim.tenant.users[DIEGO].phones
+    assert sim.tenant.users[LYNNE].phones["mobile"].number == "+49 1701234567"
 
 
 async def test_sms_conflict_409_with_method_stored(sim: Simulator, graph: httpx.AsyncClient) -> None:

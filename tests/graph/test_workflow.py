@@ -186,7 +186,9 @@ async def test_remove_while_an_alternate_mobile_exists_is_explained_before_any_c
 
 
 async def test_remove_of_the_default_method_is_explained_from_graphs_refusal(stack: Stack) -> None:
-    user = add_user(stack.sim, mobile="+49 1761234567", defaultMethod="mobile")
+    user = add_user(
+        stack.sim, mobile="+49 1761234567", defaultMethod="mobile", otherMethods=["microsoftAuthenticator"]
+    )
     out = await stack.workflow.run(request("remove", user.upn, "+49 176 1234567"))
     assert out.kind is OutcomeKind.BLOCKED_BY_GRAPH_RULE
     assert out.next_step is not None and "default sign-in method" in out.next_step
