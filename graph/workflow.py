@@ -106,7 +106,9 @@ class WorkflowRequest:
     owner_search: bool = True
 
 
-UNKNOWN_PERMISSION = "the permission Microsoft Graph documents for this call (see the README's permission table)"
+UNKNOWN_PERMISSION = (
+    "the permission Microsoft Graph documents for this call (see the README's permission table)"
+)
 
 
 def required_permission(method: str | None, url: str | None) -> str:
@@ -327,9 +329,11 @@ class _Run:
                         str(created.get("phoneNumber") or parsed.graph),
                         created.get("smsSignInState"),
                     )
-            except ConflictError as err:  # read back with polling: stored despite the 409, or not
-                return await self._after_conflict(user, parsed, kind, err, progress, req)
             except GraphError as err:
+                if isinstance(err, ConflictError) and _is_sms_conflict(err):
+                    # read back with polling: stored despite the 409, or not
+                    return await self._after_conflict(user, parsed, kind, err, progress, req)
+                # any other refusal, another 409 too (a Graph rule with its own words): read back, then decide
                 decided = await self._after_failed_write(user, state, parsed, kind, err, attempt)
                 if decided is None:
                     continue  # not applied, and Graph's 5xx allows sending it again
@@ -514,14 +518,20 @@ class _Run:
                 f"{'nothing changed' if unchanged else 'the change is not in place'}",
                 next_step="Try again in a few minutes; quote the request-id if it persists.",
             )
-        if isinstance(err, BadRequestError):
+        if isinstance(err, BadRequestError | ConflictError):
             return self._refused_write(user, parsed, kind, err, unchanged)
         return self._from_error(err)
 
     def _refused_write(
-        self, user: TargetUser, parsed: ParsedNumber, kind: OutcomeKind, err: BadRequestError, unchanged: bool
+        self,
+        user: TargetUser,
+        parsed: ParsedNumber,
+        kind: OutcomeKind,
+        err: BadRequestError | ConflictError,
+        unchanged: bool,
     ) -> Outcome:
-        """A 400 to a write that the read-back confirms was not applied."""
+        """A 400 (or a 409 that is not the SMS sign-in conflict) to a write that the read-back confirms was not
+        applied: a Graph rule, said in Graph's words."""
         if kind is OutcomeKind.REMOVED:
             if "default" in (err.message or "").lower():
                 return self._error_finish(
@@ -770,6 +780,15 @@ _INVALID_NUMBER = re.compile(
     r"|\b(phone ?number|number)\W+(\w+\W+){0,4}?(invalid|not (a )?valid|malformed)\b",
     re.IGNORECASE,
 )
+
+
+SMS_CONFLICT_CODE = "phoneNumberNotUnique"
+
+
+def _is_sms_conflict(err: ConflictError) -> bool:
+    """The 409 Graph gives when another user holds the number for SMS sign-in (the method may be stored anyway).
+    Any other 409 is a rule of its own; its code and message are what the agent sees."""
+    return (err.code or "").lower() == SMS_CONFLICT_CODE.lower()
 
 
 def _says_number_invalid(message: str | None) -> bool:
