@@ -69,11 +69,14 @@ class WorkflowSettings:
     mail_sender: str | None = None
     service_desk: Any = None  # graph.notify.ServiceDesk (passed through to the notifier)
     default_region: str | None = None
-    conflict_poll_timeout: float = 3.0
+    # After a 409 phoneNumberNotUnique the phone methods are read until the number shows (Graph may store it
+    # despite the 409, and a write becomes visible to reads only after a while) or this many seconds have
+    # passed: waits start at conflict_poll_first_delay and double up to conflict_poll_max_delay.
+    conflict_poll_timeout: float = 8.0
     search_concurrency: int = 8
     portal_base: str = "https://entra.microsoft.com"
-    conflict_poll_first_delay: float = 0.05
-    conflict_poll_max_delay: float = 0.4
+    conflict_poll_first_delay: float = 0.1
+    conflict_poll_max_delay: float = 0.5  # the answer comes at most this long after the number shows
     # A write Graph answered with 502/503/504 is sent again only after reading the state back shows it was not
     # applied; at most this many sends in all, waiting Retry-After (or the client's backoff) in between.
     write_attempts: int = 3
@@ -87,6 +90,8 @@ class WorkflowSettings:
             "default_region": getattr(settings, "phone_default_region", None)
             or getattr(settings, "default_region", None),
         }
+        if getattr(settings, "conflict_readback_seconds", None) is not None:
+            values["conflict_poll_timeout"] = settings.conflict_readback_seconds  # CONFLICT_READBACK_SECONDS
         for name in ("conflict_poll_timeout", "search_concurrency", "portal_base"):
             if getattr(settings, name, None) is not None:
                 values[name] = getattr(settings, name)

@@ -43,6 +43,7 @@ ROLES = [
 HOLDER_NUMBER = "+49 1609876543"  # the owner-search holder's number (profile fields do not show it)
 CONFLICT_NUMBER = "+49 1609876544"
 REPORT_LIMIT, REPORT_WINDOW_S = 5, 10.0
+CONFLICT_DELAYS_S = (0, 2, 5, 8)  # how long after the write Graph shows a number it stored despite the 409
 OUR_PAGE = 999
 BATCH = 20
 
@@ -353,6 +354,60 @@ async def bench_conflict(
     return ours, theirs
 
 
+@dataclass
+class ConflictAnswer:
+    delay_s: int
+    ours_s: float
+    ours: str  # "stored" when we found the number, else the outcome
+    runbook_s: float
+    runbook: str  # "conflict_stored" / "conflict_not_stored"
+
+
+async def _clear_mobile(sim: SimProcess, user_id: str) -> None:
+    async with sim.control() as http:
+        r = await http.delete(f"/_sim/users/{user_id}/phones/mobile")
+        r.raise_for_status()
+
+
+async def bench_conflict_delays(
+    client: GraphClient, sim: SimProcess, info: TenantInfo, workflow: PhoneMfaWorkflow
+) -> list[ConflictAnswer]:
+    """The 409 answer when Graph shows the number it stored anyway only 0, 2, 5 or 8 s after the write: ours reads
+    until it shows (up to CONFLICT_READBACK_SECONDS), the runbook sleeps 5 s and reads once. The owner search is
+    left out: this measures the read-back, not the search."""
+    answers = []
+    for delay in CONFLICT_DELAYS_S:
+        await set_behaviour(
+            sim, conflict_stores_method=True, visibility_delay_ms=delay * 1000, sms_uniqueness=True
+        )
+        await _clear_mobile(sim, info.conflict_target_id)
+        request = WorkflowRequest("set", info.conflict_target_id, CONFLICT_NUMBER, owner_search=False)
+        started = time.perf_counter()
+        out = await workflow.run(request)
+        ours_s = time.perf_counter() - started
+        ours = "stored" if out.kind is OutcomeKind.ADDED and out.sms_sign_in_conflict else out.kind.value
+        await _clear_mobile(sim, info.conflict_target_id)
+        started = time.perf_counter()
+        result, _ = await runbook.set_with_fixed_wait(client, info.conflict_target_id, CONFLICT_NUMBER)
+        answers.append(ConflictAnswer(delay, ours_s, ours, time.perf_counter() - started, result))
+    await _clear_mobile(sim, info.conflict_target_id)
+    await set_behaviour(sim, visibility_delay_ms=0)
+    return answers
+
+
+def conflict_figures(answers: list[ConflictAnswer]) -> str:
+    """`conflict_answer_s_visible_0s=0.21 ...` for the last line of make bench."""
+    return " ".join(f"conflict_answer_s_visible_{a.delay_s}s={a.ours_s:.2f}" for a in answers)
+
+
+def log_conflict_rows(answers: list[ConflictAnswer], window_s: float) -> None:
+    for a in answers:
+        log(
+            f"| 409 answered, write visible after {a.delay_s} s | {a.ours_s:.2f} s ({a.ours}) | "
+            f"{a.runbook_s:.2f} s ({a.runbook.removeprefix('conflict_')}) | ours reads for up to {window_s:g} s |"
+        )
+
+
 async def bench_calls(
     client: GraphClient, sim: SimProcess, info: TenantInfo, workflow: PhoneMfaWorkflow
 ) -> tuple[int, int]:
@@ -386,6 +441,8 @@ async def bench_round_trips(latency_ms: int) -> tuple[int, int]:
 
 
 async def main(args: argparse.Namespace) -> int:
+    if args.conflict_only:
+        return await main_conflict_only(args)
     log(
         "Graph round trips on the critical path of Review and Confirm, "
         f"{args.round_trip_latency_ms} ms per request ..."
@@ -438,6 +495,8 @@ async def main(args: argparse.Namespace) -> int:
 
             log("(b) 409 answer, write visible after 300 ms ...")
             conflict_ours, conflict_rb = await bench_conflict(client, sim, info, workflow)
+            log(f"(b) 409 answer, write visible after {', '.join(map(str, CONFLICT_DELAYS_S))} s ...")
+            conflicts = await bench_conflict_delays(client, sim, info, workflow)
             log("(c) Graph calls for a set without conflict ...")
             calls_ours, calls_rb = await bench_calls(client, sim, info, workflow)
         finally:
@@ -482,6 +541,7 @@ async def main(args: argparse.Namespace) -> int:
         )
     log(f"| peak RSS growth during our search | {rss_mb:.1f} MB | | {scanned:,} users checked |")
     log(f"| 409 answered, write visible after 300 ms | {conflict_ours:.2f} s | {conflict_rb:.2f} s | |")
+    log_conflict_rows(conflicts, wf_settings.conflict_poll_timeout)
     log(f"| Graph calls, set without conflict | {calls_ours} | {calls_rb} | |")
     log(f"| sequential Graph round trips, Review (click to confirmation card) | {review_rt} | | worse of picker/UPN |")
     log(
@@ -491,6 +551,44 @@ async def main(args: argparse.Namespace) -> int:
     log("")
     log(
         f"owner_search_speedup={speedup:.1f} conflict_answer_s={conflict_ours:.2f} peak_rss_mb={rss_mb:.1f}"
+        f" {conflict_figures(conflicts)}"
         f" review_round_trips={review_rt} confirm_round_trips={confirm_rt}"
     )
+    return 0
+
+
+async def main_conflict_only(args: argparse.Namespace) -> int:
+    """`--conflict-only`: the 409 answers for each visibility delay on a small tenant, nothing else."""
+    work = Path(tempfile.mkdtemp(prefix="mfa-bench-"))
+    info = generate_tenant(work, 50, 0.5)
+    sim = await start_simulator(info.path, work / "certs", args.latency_ms)
+    try:
+        await set_behaviour(sim, latency_ms=args.latency_ms, batch_latency_ms=args.batch_latency_ms)
+        settings = GraphSettings.from_env(
+            {
+                "GRAPH_TENANT_ID": TENANT_ID,
+                "GRAPH_CLIENT_ID": CLIENT_ID,
+                "GRAPH_CLIENT_SECRET": SECRET,
+                "GRAPH_AUTHORITY_HOST": sim.origin,
+                "GRAPH_BASE_URL": sim.origin + "/v1.0",
+                "SSL_CERT_FILE": sim.ca_file,
+            }
+        )
+        client, close = await create_graph_client(settings)
+        try:
+            wf_settings = WorkflowSettings.from_graph_settings(settings)
+            workflow = PhoneMfaWorkflow(client, Directory(client), wf_settings)
+            await client.get("/organization")
+            log(f"409 answer, write visible after {', '.join(map(str, CONFLICT_DELAYS_S))} s ...")
+            conflicts = await bench_conflict_delays(client, sim, info, workflow)
+        finally:
+            await close()
+    finally:
+        sim.stop()
+    log("")
+    log("| measure | ours | runbook | note |")
+    log("|---|---|---|---|")
+    log_conflict_rows(conflicts, wf_settings.conflict_poll_timeout)
+    log("")
+    log(conflict_figures(conflicts))
     return 0

@@ -369,6 +369,8 @@ def bot_environ(sim_env: dict[str, str], data_dir: str, **overrides: str) -> dic
             "PORT": "0",
             "SHUTDOWN_TIMEOUT_SECONDS": "10",
             "PHONE_DEFAULT_REGION": "DE",
+            # the simulator shows a stored number at once unless a test delays it: a short 409 read-back window
+            "CONFLICT_READBACK_SECONDS": "1",
         }
     )
     env.update(overrides)

@@ -133,6 +133,7 @@ def test_sms_sign_in_conflict_is_success(sim_thread: Any, env: dict[str, str]) -
 
 
 def test_conflict_unresolved_names_the_holder(sim_thread: Any, env: dict[str, str]) -> None:
+    env = dict(env, CONFLICT_READBACK_SECONDS="0.5")  # the simulator shows a stored number at once
     holder = new_user(sim_thread, mobile="+49 1765550002", sms="ready")
     user = new_user(sim_thread)
     sim_thread.behaviour.update({"conflict_stores_method": False})

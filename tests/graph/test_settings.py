@@ -70,6 +70,12 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
     assert s.ca_file == str(ca)
 
 
+def test_the_409_read_back_window_defaults_above_the_runbooks_5_seconds_and_can_be_set() -> None:
+    assert GraphSettings.from_env(base_env()).conflict_readback_seconds == 8.0
+    assert GraphSettings.from_env(base_env(CONFLICT_READBACK_SECONDS="12.5")).conflict_readback_seconds == 12.5
+    assert GraphSettings.from_env(base_env(CONFLICT_READBACK_SECONDS=" 0 ")).conflict_readback_seconds == 0.0
+
+
 def test_explicit_scope_wins() -> None:
     s = GraphSettings.from_env(base_env(GRAPH_SCOPE="https://graph.microsoft.com/.default"))
     assert s.scope == "https://graph.microsoft.com/.default"
@@ -145,6 +151,11 @@ def test_both_secret_and_certificate_is_refused(tmp_path: Path) -> None:
         ("SERVICE_DESK_EMAIL", "it@localhost", "mail address"),
         ("PHONE_DEFAULT_REGION", "XX", "region"),
         ("GRAPH_SCOPE", "a b", "one scope"),
+        ("CONFLICT_READBACK_SECONDS", "eight", "number of seconds"),
+        ("CONFLICT_READBACK_SECONDS", "-1", "from 0 to 60"),
+        ("CONFLICT_READBACK_SECONDS", "61", "from 0 to 60"),
+        ("CONFLICT_READBACK_SECONDS", "nan", "from 0 to 60"),
+        ("CONFLICT_READBACK_SECONDS", "inf", "from 0 to 60"),
     ],
 )
 def test_malformed_values_are_refused_naming_the_variable(variable: str, value: str, fragment: str) -> None:
