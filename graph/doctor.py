@@ -163,14 +163,12 @@ class _Doctor:
         user: str | None,
         groups: Mapping[str, str],
         roles: frozenset[str] | None,
-        teams_app_installation: bool,
     ) -> None:
         self.client = client
         self.settings = settings
         self.user = user
         self.groups = dict(groups)
         self.roles = roles
-        self.teams_app_installation = teams_app_installation
 
     async def run(self) -> list[Check]:
         independent: list[Awaitable[Check | list[Check]]] = [
@@ -455,6 +453,8 @@ class _Doctor:
         )
 
     async def _teams_app_installation(self) -> Check:
+        # Installing the app for a user (TeamsAppInstallation.ReadWriteForUser.All) is checked here once the bot
+        # does it; until then an app setup policy installs it (README, "The Teams app").
         return Check(
             "teams_app_installation",
             "installing the Teams app for a user",
@@ -490,7 +490,6 @@ async def run_checks(
     *,
     user: str | None = None,
     groups: Mapping[str, str] | None = None,
-    teams_app_installation: bool = False,
 ) -> Report:
     """Sign in with `tokens`, then run every check with `client` (graph.client.GraphClient) concurrently."""
     sign_in = "sign_in"
@@ -505,7 +504,6 @@ async def run_checks(
         user=user,
         groups=groups or {},
         roles=token_roles(token),
-        teams_app_installation=teams_app_installation,
     )
     checks = await doctor.run()
     return Report((Check(sign_in, feature, OK), *checks))
@@ -565,7 +563,6 @@ async def diagnose(
     *,
     user: str | None = None,
     groups: Mapping[str, str] | None = None,
-    teams_app_installation: bool = False,
 ) -> Report:
     """Build the token provider and the Graph client from `settings` (as the CLI and the bot do), run the checks,
     close everything. A sign-in service that cannot be reached is a failed sign-in check, not an exception."""
@@ -581,9 +578,7 @@ async def diagnose(
         settings, tokens=tokens, retry=RetryPolicy(max_attempts=3, deadline=15.0)
     )
     try:
-        return await run_checks(
-            client, tokens, settings, user=user, groups=groups, teams_app_installation=teams_app_installation
-        )
+        return await run_checks(client, tokens, settings, user=user, groups=groups)
     finally:
         await close()
 
