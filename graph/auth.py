@@ -111,6 +111,10 @@ class TokenProvider:
         self._app = app
         self._scopes = [scope]
         self._secret = secret
+        # One acquisition at a time: requests that need a token together (the checks before a change read several
+        # things at once) wait for the first one and then take the token from msal's cache, instead of each
+        # asking the endpoint (and meeting each other in msal's replay of a failed answer).
+        self._acquiring = asyncio.Lock()
         self.thumbprint = thumbprint
 
     @classmethod
@@ -167,7 +171,8 @@ class TokenProvider:
 
     async def token(self) -> str:
         try:
-            result = await asyncio.to_thread(self._app.acquire_token_for_client, scopes=self._scopes)
+            async with self._acquiring:
+                result = await asyncio.to_thread(self._app.acquire_token_for_client, scopes=self._scopes)
         except Exception as exc:  # requests errors, TLS failures, a 5xx page that is not JSON
             # msal replays a failed answer (5xx/429) from memory for its Retry-After, 5 s by default, so a call
             # right after this one fails the same way without asking the endpoint (graph-behaviour.md §10).
