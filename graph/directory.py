@@ -365,31 +365,49 @@ class Directory:
 
         A group that comes back with `isAssignableToRole` null ("limited information": the app may not read
         groups, https://learn.microsoft.com/graph/api/user-list-transitivememberof) cannot be told apart: the
-        target counts as privileged (GROUP_MEMBERSHIPS_UNREADABLE)."""
+        target counts as privileged (GROUP_MEMBERSHIPS_UNREADABLE).
+
+        The two sources do not depend on each other, so they are read at the same time: one round trip on the
+        critical path of Review and Confirm, not two (a failure of one cancels the other)."""
         role_ids: dict[str, str] = {}  # template id -> display name
         groups: list[str] = []
-        async for item in self._client.paginate(f"{user_path(user_id)}/transitiveMemberOf"):
-            kind = str(item.get("@odata.type") or "")
-            if kind == "#microsoft.graph.directoryRole":
-                template = str(item.get("roleTemplateId") or item.get("id") or "").lower()
-                role_ids[template] = str(item.get("displayName") or KNOWN_ROLES.get(template) or template)
-            elif kind == "#microsoft.graph.group" and item.get("isAssignableToRole"):
-                groups.append(f"{item.get('displayName') or item.get('id')} (member)")
-            elif kind == "#microsoft.graph.group" and "isAssignableToRole" in item:
-                if item["isAssignableToRole"] is None and GROUP_MEMBERSHIPS_UNREADABLE not in groups:
-                    groups.append(GROUP_MEMBERSHIPS_UNREADABLE)
-        async for item in self._client.paginate(
-            "/roleManagement/directory/roleAssignments",
-            {"$filter": f"principalId eq {odata_string(user_id)}"},
-        ):
-            template = str(item.get("roleDefinitionId") or "").lower()
-            if not template or template in role_ids:
-                continue
-            name = KNOWN_ROLES.get(template) or f"Role {template}"  # a custom role counts as privileged
-            scope = str(item.get("directoryScopeId") or "/")
-            if scope != "/":
-                name = f"{name} (scope {scope})"
-            role_ids[template] = name
+        assigned: dict[str, str] = {}  # template id -> name, from the role assignments
+
+        async def member_of() -> None:
+            async for item in self._client.paginate(f"{user_path(user_id)}/transitiveMemberOf"):
+                kind = str(item.get("@odata.type") or "")
+                if kind == "#microsoft.graph.directoryRole":
+                    template = str(item.get("roleTemplateId") or item.get("id") or "").lower()
+                    role_ids[template] = str(item.get("displayName") or KNOWN_ROLES.get(template) or template)
+                elif kind == "#microsoft.graph.group" and item.get("isAssignableToRole"):
+                    groups.append(f"{item.get('displayName') or item.get('id')} (member)")
+                elif kind == "#microsoft.graph.group" and "isAssignableToRole" in item:
+                    if item["isAssignableToRole"] is None and GROUP_MEMBERSHIPS_UNREADABLE not in groups:
+                        groups.append(GROUP_MEMBERSHIPS_UNREADABLE)
+
+        async def assignments() -> None:
+            async for item in self._client.paginate(
+                "/roleManagement/directory/roleAssignments",
+                {"$filter": f"principalId eq {odata_string(user_id)}"},
+            ):
+                template = str(item.get("roleDefinitionId") or "").lower()
+                if not template or template in assigned:
+                    continue
+                name = KNOWN_ROLES.get(template) or f"Role {template}"  # a custom role counts as privileged
+                scope = str(item.get("directoryScopeId") or "/")
+                if scope != "/":
+                    name = f"{name} (scope {scope})"
+                assigned[template] = name
+
+        tasks = [asyncio.ensure_future(member_of()), asyncio.ensure_future(assignments())]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            raise
+        for template, name in assigned.items():
+            role_ids.setdefault(template, name)  # the directory role's own name (transitiveMemberOf) comes first
         return role_ids, groups
 
     async def _eligible_roles(self, user_id: str) -> dict[str, str] | None:
