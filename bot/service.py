@@ -9,6 +9,7 @@ words from bot/texts.py.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
@@ -540,17 +541,25 @@ class MfaService:
         """The Graph part of Review: find the user, the rules and the phones, the limits; make the draft."""
         lang = caller.lang
         values, draft, action, parsed = form.values, form.draft, form.action, form.parsed
-        target, target_error = await self._resolve_target(
-            lang, values.get("targetUserId"), values.get("targetUserText")
-        )
+        picked = values.get("targetUserId")
+        # A user from the people picker comes with the object id, and the rules and the phones need nothing else:
+        # they are read while the user is (one round trip, not two), and count only for the user found by that id.
+        early: asyncio.Future[tuple[Decision, PhoneState]] | None = None
+        if picked and _GUID.match(picked):
+            early = asyncio.ensure_future(self._rules_and_phones(caller, TargetUser(picked, "", "")))
+        try:
+            target, target_error = await self._resolve_target(lang, picked, values.get("targetUserText"))
+        except BaseException:
+            await _discard(early)
+            raise
+        if early is not None and (target is None or target.id.lower() != (picked or "").lower()):
+            await _discard(early)
+            early = None
         if target_error:
             errors: dict[str, Any] = {"targetUserText": target_error}
             return self.request_form(caller, values=values, errors=errors, draft=draft)
         assert target is not None
-        # The rules and the current phones are independent reads: ask Graph for both at once.
-        decision, phones = await asyncio.gather(
-            self.policy.check_target(caller.person, target), self._phones_unless_self(caller, target)
-        )
+        decision, phones = await (early if early is not None else self._rules_and_phones(caller, target))
         if not decision.allowed:
             await self._audit_refusal(
                 caller,
@@ -631,6 +640,13 @@ class MfaService:
             lang, req, phones, rules=self.rule_texts(lang, decision), warnings=warnings
         )
 
+    async def _rules_and_phones(self, caller: Caller, target: TargetUser) -> tuple[Decision, PhoneState]:
+        """The rules for the target and its current phones: independent reads, asked of Graph at once."""
+        decision, phones = await asyncio.gather(
+            self.policy.check_target(caller.person, target), self._phones_unless_self(caller, target)
+        )
+        return decision, phones
+
     async def _phones_unless_self(self, caller: Caller, target: TargetUser) -> PhoneState:
         if target.id.lower() == caller.person.aad_object_id.lower():
             return PhoneState()  # refused anyway; do not read the caller's own methods
@@ -648,10 +664,12 @@ class MfaService:
         shape_error = _target_shape_error(picked, typed)
         if shape_error:
             return None, shape_error
-        found_pick = await self.directory.find_user(picked) if picked else None
+        async def find(ref: str | None) -> TargetUser | None:
+            return await self.directory.find_user(ref) if ref else None
+
+        found_pick, found_typed = await asyncio.gather(find(picked), find(typed))  # both at once
         if picked and found_pick is None:
             return None, ("error.target.not_found", {"ref": picked[:80]})
-        found_typed = await self.directory.find_user(typed) if typed else None
         if typed and found_typed is None:
             return None, ("error.target.not_found", {"ref": typed[:80]})
         if found_pick and found_typed and found_pick.id.lower() != found_typed.id.lower():
@@ -936,6 +954,15 @@ class _ReviewForm:
     ticket: str | None
     parsed: Any
     draft: ChangeRequest | None
+
+
+async def _discard(future: asyncio.Future[Any] | None) -> None:
+    """Cancel reads whose answer is no longer wanted, and wait for them (their errors are of no interest)."""
+    if future is None:
+        return
+    future.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await future
 
 
 def _target_shape_error(picked: str | None, typed: str | None) -> tuple[str, dict[str, Any]] | None:
