@@ -102,7 +102,20 @@ class Executor:
     async def execute(self, req: ChangeRequest, *, actor: Person) -> ChangeRequest | None:
         """Run `req` (APPROVED) once. None when another instance or click started it first. A request the checks
         or the limits refuse comes back CANCELLED; one whose checks Graph could not answer comes back FAILED
-        (graph_unavailable: nothing ran, try again)."""
+        (graph_unavailable: nothing ran, try again).
+
+        The workflow's first reads (the target and its phone methods) go out with the facts, so they cost no
+        round trip of their own; they are only reads, and the change itself waits for the facts, the holds and
+        the limits as before."""
+        prepare = getattr(self._workflow, "prepare", None)
+        prepared = prepare(_workflow_request(req)) if callable(prepare) else None
+        try:
+            return await self._execute(req, actor=actor, prepared=prepared)
+        finally:
+            if prepared is not None:
+                await prepared.discard()  # nothing to do once the workflow ran on it
+
+    async def _execute(self, req: ChangeRequest, *, actor: Person, prepared: Any) -> ChangeRequest | None:
         from bot.policy import hold_for, read_facts
         from bot.store import InvalidTransition, LimitHit, StaleRevision
 
@@ -163,7 +176,7 @@ class Executor:
             card = cards.progress_card(lang, req, text)
             await asyncio.gather(*(self._updater.update_card(ref, card) for ref in refs))
 
-        outcome = await self._run_workflow(req, on_progress)
+        outcome = await self._run_workflow(req, on_progress, prepared)
         final = (
             RequestState.FAILED if outcome.kind is OutcomeKind.GRAPH_UNAVAILABLE else RequestState.COMPLETED
         )
@@ -390,23 +403,17 @@ class Executor:
             return None
         return stored
 
-    async def _run_workflow(self, req: ChangeRequest, progress: Callable[[Any], Awaitable[None]]) -> Outcome:
-        from graph.workflow import WorkflowRequest
-
-        wf_req = WorkflowRequest(
-            action=req.action,
-            user_ref=req.target_id,
-            number=req.number,
-            notify=req.notify,
-            language=req.language,
-            ticket_url=req.ticket,
-            caller=req.requester.name,
-        )
+    async def _run_workflow(
+        self, req: ChangeRequest, progress: Callable[[Any], Awaitable[None]], prepared: Any = None
+    ) -> Outcome:
+        wf_req = _workflow_request(req)
 
         def on_progress(p: Any) -> Any:
             return progress(p)
 
         try:
+            if prepared is not None:
+                return await self._workflow.run(wf_req, progress=on_progress, prepared=prepared)
             return await self._workflow.run(wf_req, progress=on_progress)
         except Exception as exc:
             log.exception("the workflow failed for request %s", req.id)
@@ -423,6 +430,20 @@ class Executor:
                 message=f"The change could not be finished ({type(exc).__name__}).",
                 next_step="Check the user's methods in Entra and try again.",
             )
+
+
+def _workflow_request(req: ChangeRequest) -> Any:
+    from graph.workflow import WorkflowRequest
+
+    return WorkflowRequest(
+        action=req.action,
+        user_ref=req.target_id,
+        number=req.number,
+        notify=req.notify,
+        language=req.language,
+        ticket_url=req.ticket,
+        caller=req.requester.name,
+    )
 
 
 def _ref_lang(ref: dict[str, Any], req: ChangeRequest) -> str:

@@ -333,6 +333,13 @@ class Notifier:
             )
         return await self.send(user, kind, outcome.number, caller, ticket_url, language, client=client)
 
+    async def prefetch(self, client: GraphClient | None = None) -> None:
+        """Read ahead what a mail needs from Graph (the tenant's name, once a process), so sending it later
+        waits for nothing but sendMail. Never raises for a Graph error."""
+        client = client or self._client
+        if client is not None and self.sender:
+            await self._organization_name(client)
+
     async def _organization_name(self, client: GraphClient) -> str | None:
         """The tenant's display name from /organization (cached once known); None lets the template fall back."""
         if self._tenant_name:

@@ -11,6 +11,7 @@ methods are read back, and the state decides (see `_Run._after_failed_write` and
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import re
 import time
@@ -201,9 +202,33 @@ class PhoneMfaWorkflow:
         run = _Run(self, Outcome(kind=OutcomeKind.SHOWN, action="show"))
         return await run.show(user_ref)
 
-    async def run(self, req: WorkflowRequest, progress: ProgressCallback | None = None) -> Outcome:
+    def prepare(self, req: WorkflowRequest) -> PreparedRun:
+        """Start the reads `req` begins with (the user and their phone methods; what a mail needs) now, while the
+        caller still decides whether to run it: `run(req, prepared=...)` goes on from their answers, so they cost
+        no round trip of their own. Only reads: nothing is written before `run`. A prepared run that is not run
+        must be discarded (`await prepared.discard()`)."""
         action = req.action if req.action in ("set", "remove") else "set"
         run = _Run(self, Outcome(kind=OutcomeKind.INVALID_REQUEST, action=action))
+        if req.action in ("set", "remove"):
+            run.reads = asyncio.ensure_future(run._read_target(req.user_ref, for_mail=req.notify))
+        return PreparedRun(req, run)
+
+    async def run(
+        self,
+        req: WorkflowRequest,
+        progress: ProgressCallback | None = None,
+        *,
+        prepared: PreparedRun | None = None,
+    ) -> Outcome:
+        action = req.action if req.action in ("set", "remove") else "set"
+        if prepared is not None and prepared.req != req:
+            await prepared.discard()
+            prepared = None
+        run = (
+            prepared.take()
+            if prepared is not None
+            else _Run(self, Outcome(kind=OutcomeKind.INVALID_REQUEST, action=action))
+        )
         if req.action not in ("set", "remove"):
             return run.finish(
                 OutcomeKind.INVALID_REQUEST,
@@ -213,12 +238,45 @@ class PhoneMfaWorkflow:
         return await run.execute(req, progress)
 
 
+class PreparedRun:
+    """A set/remove whose first reads are under way (PhoneMfaWorkflow.prepare)."""
+
+    def __init__(self, req: WorkflowRequest, run: _Run) -> None:
+        self.req = req
+        self._run: _Run | None = run
+
+    def take(self) -> _Run:
+        run, self._run = self._run, None
+        if run is None:
+            raise RuntimeError("a prepared run runs once")
+        return run
+
+    async def discard(self) -> None:
+        """Cancel the reads if the run did not take them (no-op after run); their errors are of no interest."""
+        run, self._run = self._run, None
+        reads = run.reads if run is not None else None
+        if reads is None:
+            return
+        reads.cancel()
+        try:
+            await reads
+        except asyncio.CancelledError:
+            if not reads.cancelled():
+                raise
+        except Exception:  # noqa: BLE001,S110 - the answers were not wanted
+            pass
+
+
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
 class _Run:
     """The state of one show/set/remove: the outcome being built and the request-ids seen."""
 
     def __init__(self, wf: PhoneMfaWorkflow, out: Outcome) -> None:
         self.wf = wf
         self.out = out
+        self.reads: asyncio.Future[tuple[TargetUser | None, PhoneState | None]] | None = None
         self.ids: list[str] = []
         self.out.graph_request_ids = self.ids
         self.client = _Recorder(wf._client, self.ids)
@@ -287,10 +345,13 @@ class _Run:
                 next_step="Configure MAIL_SENDER, or run without the notification.",
             )
         try:
-            user = await self._find_user(req.user_ref)
-            if user is None:
+            reads, self.reads = self.reads, None
+            user, found = await (
+                reads if reads is not None else self._read_target(req.user_ref, for_mail=req.notify)
+            )
+            if user is None or found is None:
                 return self._not_found(req.user_ref)
-            state = await self._phone_state(user.id)
+            state = found
         except GraphError as err:
             return self._from_error(err)
         self._describe_state(state)
@@ -475,6 +536,10 @@ class _Run:
             self._keep_error(read_err)
             if isinstance(err, PermissionDeniedError):
                 return self._from_error(err)
+            if isinstance(err, NotFoundError) and isinstance(read_err, NotFoundError):
+                # The write and the read-back both say the user is gone (deleted after its methods were read):
+                # there is no one left to change.
+                return self._from_error(read_err)
             return self._error_finish(
                 err,
                 OutcomeKind.GRAPH_UNAVAILABLE,
@@ -674,6 +739,41 @@ class _Run:
         if user is not None:
             self.out.user = user
         return user
+
+    async def _read_target(self, ref: str, *, for_mail: bool) -> tuple[TargetUser | None, PhoneState | None]:
+        """The user and their phone methods; (None, None) when no user matches. An object id needs no answer
+        to ask for both, so they are read at the same time (with the tenant's name a mail needs, when one is to
+        be sent); a UPN or mail address is resolved first."""
+        notifier = self.wf._notifier
+        prefetch = getattr(notifier, "prefetch", None) if for_mail else None
+        mail_ready = asyncio.ensure_future(prefetch(self.client)) if callable(prefetch) else None
+        try:
+            found = await self._user_and_phones((ref or "").strip())
+        except BaseException:
+            if mail_ready is not None:
+                mail_ready.cancel()
+            raise
+        if mail_ready is not None:
+            with contextlib.suppress(Exception):  # the mail falls back to "your organization"
+                await mail_ready
+        return found
+
+    async def _user_and_phones(self, ref: str) -> tuple[TargetUser | None, PhoneState | None]:
+        if not _GUID.match(ref):
+            user = await self._find_user(ref)
+            return (user, await self._phone_state(user.id)) if user is not None else (None, None)
+        phones = asyncio.ensure_future(self._phone_state(ref))
+        try:
+            user = await self._find_user(ref)
+        except BaseException:
+            phones.cancel()
+            raise
+        if user is None:
+            phones.cancel()
+            with contextlib.suppress(asyncio.CancelledError, GraphError):
+                await phones  # no such user: its phones answer 404, which says nothing new
+            return None, None
+        return user, await phones
 
     async def _phone_state(self, user_id: str) -> PhoneState:
         resp = await self.client.request("GET", self._methods_path(user_id))
