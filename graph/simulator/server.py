@@ -57,7 +57,7 @@ AGS_DIAGNOSTIC = json.dumps(
 )
 MAX_PAGE = 999
 DEFAULT_PAGE = 100
-_CALL_KEY = "graph_simulator_call"  # the request's Call record, kept on the aiohttp request
+_CALL_KEY = web.RequestKey("graph_simulator_call", Call)  # the request's Call record, kept on the request
 
 # Which permissions each endpoint accepts is graph/permissions.py (one table, from Microsoft's pages). These two
 # sets only decide what a directoryObject collection shows of an object type: without a permission to read that
@@ -584,7 +584,7 @@ class Simulator:
             return await self._graph_entry(request)
         finally:
             call = request.get(_CALL_KEY)
-            if isinstance(call, Call):
+            if call is not None:
                 call.started, call.ended = arrived, time.time()
 
     async def _graph_entry(self, request: web.Request) -> web.StreamResponse:

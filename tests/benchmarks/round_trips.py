@@ -31,6 +31,10 @@ VARIANTS: dict[str, dict[str, str]] = {
     "upn": {"targetUserText": TYPED_TARGET, "number": "+49 170 5556602"},
 }
 MAIL_SENDER = "servicedesk@contoso.example"
+# Graph's latency per request while counting: long against the bot's own work per request (a few ms of CPU, on a
+# busy machine tens), so requests sent together overlap even when a dozen go out at once.
+LATENCY_MS = 400
+WARM_UP_TARGET = "nora.nosms@contoso.example"  # a third user, so no per-user cache helps the measured ones
 
 
 @dataclass
@@ -50,6 +54,7 @@ class CriticalPath:
 @dataclass
 class Measured:
     variant: str
+    notify: bool
     review: CriticalPath
     confirm: CriticalPath
     outcome: str
@@ -121,7 +126,16 @@ async def measure(bot: Any, variant: str, values: dict[str, str], *, notify: boo
     confirm_path = critical_path(bot.sim.calls, since, _wall(final.at))
     req = await bot.store.get_request(str(confirm_data.get("requestId")))
     outcome = str((req.outcome or {}).get("outcome")) if req is not None else "?"
-    return Measured(variant, review_path, confirm_path, outcome)
+    return Measured(variant, notify, review_path, confirm_path, outcome)
+
+
+async def warm_up(bot: Any) -> None:
+    """One Review of another user first, as on a bot that has been running: the tenant-wide caches (the owners of
+    the bot's app and of the role-assignable groups, read once per cache time) are filled, the token is there."""
+    from tests.bot.conftest import ALEX
+
+    form = await bot.open_form(ALEX)
+    await bot.review(ALEX, form, {"targetUserText": WARM_UP_TARGET, "number": "+49 170 5556609"})
 
 
 @contextlib.asynccontextmanager
@@ -157,7 +171,15 @@ async def running_bot(latency_ms: int, **settings: str) -> AsyncIterator[Any]:
             await sim.stop()
 
 
-async def measure_all(latency_ms: int = 100) -> list[Measured]:
-    """Both target variants on one bot, notification on (the product's default, NOTIFY_DEFAULT=true)."""
-    async with running_bot(latency_ms, MAIL_SENDER=MAIL_SENDER) as bot:
-        return [await measure(bot, name, values) for name, values in VARIANTS.items()]
+async def measure_all(latency_ms: int = LATENCY_MS) -> list[Measured]:
+    """Both target variants on one bot, with the notification mail (the product's default, NOTIFY_DEFAULT=true)
+    and without it. The cool-down per target is off, so the second pass can change the same users."""
+    async with running_bot(latency_ms, MAIL_SENDER=MAIL_SENDER, TARGET_COOLDOWN_MINUTES="0") as bot:
+        await warm_up(bot)
+        return [
+            await measure(
+                bot, name, {**values, "number": values["number"][:-2] + ("1" if notify else "2") + values["number"][-1]}, notify=notify
+            )
+            for notify in (True, False)
+            for name, values in VARIANTS.items()
+        ]
