@@ -550,8 +550,8 @@ async def main(args: argparse.Namespace) -> int:
     log(f"| Graph calls, set without conflict | {calls_ours} | {calls_rb} | |")
     log(f"| sequential Graph round trips, Review (click to confirmation card) | {review_rt} | | worse of picker/UPN |")
     log(
-        f"| sequential Graph round trips, Confirm (click to outcome card) | {confirm_rt} | 3 | worse of picker/UPN;"
-        " the runbook: user, phone methods, write |"
+        f"| sequential Graph round trips, Confirm (click to outcome card) | {confirm_rt} | 3 | worse of picker/UPN,"
+        " with the notification mail (the default); the runbook: user, phone methods, write |"
     )
     log("")
     log(
