@@ -22,7 +22,6 @@ from bot.models import CardRef, ChangeRequest, Person, RequestState
 from bot.policy import Facts, Hold, hold_for, read_facts
 from bot.store import InvalidTransition, StaleRevision
 from graph.errors import GraphError
-from graph.outcome import Notification, NotificationStatus, Outcome, OutcomeKind, TargetUser
 
 log = logging.getLogger(__name__)
 
@@ -880,18 +879,11 @@ class ApprovalService:
 
 def _interrupted_outcome(req: ChangeRequest) -> dict[str, Any]:
     """The outcome of a run that was cut off: whether Graph applied the change is unknown."""
-    outcome = Outcome(
-        kind=OutcomeKind.GRAPH_UNAVAILABLE,
-        action=req.action,
-        user=TargetUser(
-            id=req.target_id, user_principal_name=req.target_upn, display_name=req.target_display_name
-        ),
-        previous_number=req.previous_number,
-        number=req.number,
-        notification=Notification(
-            NotificationStatus.NOT_ATTEMPTED if req.notify else NotificationStatus.DISABLED,
-            detail="unknown: the run was interrupted" if req.notify else None,
-        ),
+    from bot.execution import outcome_without_run
+
+    outcome = outcome_without_run(
+        req,
+        notification_detail="unknown: the run was interrupted",
         message="The run was interrupted (the bot stopped while the change was running); the change may or may "
         "not have been applied.",
         next_step=f"Check the user's current state with `status {req.id}` (or `show` on the command line) "

@@ -272,20 +272,12 @@ class Executor:
         else:
             message = f"Microsoft Graph did not answer {checks}; nothing was changed."
             next_step = "Try again in a few minutes."
-        outcome = Outcome(
+        outcome = outcome_without_run(
+            req,
             kind=kind,
-            action=req.action,
-            user=TargetUser(
-                id=req.target_id, user_principal_name=req.target_upn, display_name=req.target_display_name
-            ),
-            previous_number=req.previous_number,
-            number=req.number,
-            notification=Notification(
-                NotificationStatus.NOT_ATTEMPTED if req.notify else NotificationStatus.DISABLED
-            ),
-            graph_request_ids=[error.request_id] if error.request_id else [],
             message=message,
             next_step=next_step,
+            graph_request_ids=[error.request_id] if error.request_id else [],
             missing_permission=missing,
         )
         try:
@@ -417,19 +409,41 @@ class Executor:
             return await self._workflow.run(wf_req, progress=on_progress)
         except Exception as exc:
             log.exception("the workflow failed for request %s", req.id)
-            return Outcome(
-                kind=OutcomeKind.GRAPH_UNAVAILABLE,
-                action=req.action,
-                user=TargetUser(
-                    id=req.target_id, user_principal_name=req.target_upn, display_name=req.target_display_name
-                ),
-                number=req.number,
-                notification=Notification(
-                    NotificationStatus.NOT_ATTEMPTED if req.notify else NotificationStatus.DISABLED
-                ),
+            return outcome_without_run(
+                req,
                 message=f"The change could not be finished ({type(exc).__name__}).",
                 next_step="Check the user's methods in Entra and try again.",
+                previous_number=None,
             )
+
+
+def outcome_without_run(
+    req: ChangeRequest,
+    *,
+    message: str,
+    next_step: str,
+    kind: OutcomeKind = OutcomeKind.GRAPH_UNAVAILABLE,
+    notification_detail: str | None = None,
+    **fields: Any,
+) -> Outcome:
+    """The outcome of a request whose change did not run to its end (its checks could not be read, the workflow
+    broke, the run was cut off): the request's own facts, the notification not attempted."""
+    values: dict[str, Any] = {"previous_number": req.previous_number, **fields}
+    return Outcome(
+        kind=kind,
+        action=req.action,
+        user=TargetUser(
+            id=req.target_id, user_principal_name=req.target_upn, display_name=req.target_display_name
+        ),
+        number=req.number,
+        notification=Notification(
+            NotificationStatus.NOT_ATTEMPTED if req.notify else NotificationStatus.DISABLED,
+            detail=notification_detail if req.notify else None,
+        ),
+        message=message,
+        next_step=next_step,
+        **values,
+    )
 
 
 def _workflow_request(req: ChangeRequest) -> Any:
