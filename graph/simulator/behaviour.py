@@ -104,7 +104,8 @@ class Faults:
     action: an HTTP status code (Graph error body, optional Retry-After), "drop" (close the connection without an
     answer) or "timeout" (hold the request for ``Behaviour.hang_s``, longer than any client timeout). With
     ``after_apply=True`` (or action "apply_then_drop" / "apply_then_timeout") the request is carried out first,
-    so the client cannot know whether its write happened.
+    so the client cannot know whether its write happened. A "drop" or "timeout" for a request that is sent inside
+    a $batch hits the $batch's own connection, which carries it (`take_connection`).
     """
 
     def __init__(self) -> None:
@@ -140,6 +141,19 @@ class Faults:
                 if fault.hits < fault.times and fault.matches(method, path):
                     if in_batch and not isinstance(fault.action, int):
                         continue
+                    fault.hits += 1
+                    return fault
+        return None
+
+    def take_connection(self, method: str, path: str) -> Fault | None:
+        """The first live "drop" or "timeout" matching the request; counts one use of it."""
+        with self._lock:
+            for fault in self._faults:
+                if (
+                    fault.hits < fault.times
+                    and not isinstance(fault.action, int)
+                    and fault.matches(method, path)
+                ):
                     fault.hits += 1
                     return fault
         return None

@@ -33,7 +33,7 @@ from aiohttp import web
 from graph import permissions
 
 from . import login
-from .behaviour import Behaviour, Call, Faults
+from .behaviour import Behaviour, Call, Fault, Faults
 from .certs import ensure_certs
 from .odata import FilterSpec, UnsupportedQuery, operators, parse_filter
 from .phones import METHOD_IDS, METHOD_TYPES, PHONE_TYPES, InvalidPhoneNumber, check_number
@@ -622,6 +622,8 @@ class Simulator:
         self.calls.append(call)
         request[_CALL_KEY] = call
         fault = self.faults.take(request.method, path)
+        if fault is None and is_batch and body_error is None:
+            fault = self._batch_connection_fault(body)
         if fault is not None and not fault.after_apply:
             call.fault = str(fault.action)
             if isinstance(fault.action, int):
@@ -652,6 +654,20 @@ class Simulator:
             call.status = None
             return await self._abort(request, fault.action)
         return self._to_web(response, rid, crid)
+
+    def _batch_connection_fault(self, body: Any) -> Fault | None:
+        """A connection fault ("drop", "timeout") injected for a request the $batch carries: the connection that
+        fails is the $batch's, so it cuts the whole $batch (before its requests run, or after with after_apply)."""
+        requests = body.get("requests") if isinstance(body, dict) else None
+        for item in requests if isinstance(requests, list) else []:
+            if not isinstance(item, dict) or not isinstance(item.get("url"), str):
+                continue
+            url = item["url"]
+            path = urlsplit(url if url.startswith("/") else "/" + url).path
+            fault = self.faults.take_connection(str(item.get("method") or "GET").upper(), "/v1.0" + path)
+            if fault is not None:
+                return fault
+        return None
 
     def _fault_response(self, status: int, retry_after: float | None, rid: str, crid: str) -> GraphResponse:
         codes = {
@@ -1946,12 +1962,12 @@ class Simulator:
             ids.add(item["id"])
         assert req.identity is not None
         results: dict[str, int] = {}
-        responses = []
-        for item in requests:
+        answers: dict[str, dict[str, Any]] = {}
+        for item in _dependency_order(requests, ids):
             response = self._batch_item(req, item, results)
             results[item["id"]] = response["status"]
-            responses.append(response)
-        return GraphResponse(200, {"responses": responses})
+            answers[item["id"]] = response
+        return GraphResponse(200, {"responses": [answers[item["id"]] for item in requests]})
 
     def _batch_item(
         self, outer: GraphRequest, item: dict[str, Any], results: dict[str, int]
@@ -1992,6 +2008,9 @@ class Simulator:
                 out["body"] = response.body
             return out
 
+        # "If an individual request fails, any request that depends on that request fails with status code 424
+        # (Failed Dependency)" (https://learn.microsoft.com/graph/json-batching, "Sequencing requests with the
+        # dependsOn property"); _dependency_order has run every dependency before its dependents.
         depends = item.get("dependsOn") or []
         if any(results.get(dep, 424) >= 400 for dep in depends):
             failure = GraphFailure(424, "BadRequest", "Failed dependency.")
@@ -2087,6 +2106,39 @@ class Simulator:
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             return web.json_response({"error": f"bad control request: {exc}"}, status=400)
         return web.json_response({"error": f"unknown control endpoint {method} /_sim/{tail}"}, status=404)
+
+
+def _dependency_order(requests: list[dict[str, Any]], ids: set[str]) -> list[dict[str, Any]]:
+    """The batch's requests in an order that runs each one after the requests its `dependsOn` names
+    (https://learn.microsoft.com/graph/json-batching: "the dependsOn property ... specifies that the request
+    should be run after the specified request"); otherwise in the order sent. A `dependsOn` that is not a list of
+    this batch's other ids, or a cycle, is a 400 for the whole batch, as Graph validates the payload first."""
+    depends: dict[str, list[str]] = {}
+    for item in requests:
+        value = item.get("dependsOn")
+        if value is None:
+            value = []
+        if not isinstance(value, list) or not all(isinstance(d, str) and d in ids for d in value):
+            raise bad_request(
+                f"Invalid batch payload format: dependsOn of request '{item['id']}' must name other requests "
+                "of the batch.",
+                "BadRequest",
+            )
+        if item["id"] in value:
+            raise bad_request(f"Request '{item['id']}' cannot depend on itself.", "BadRequest")
+        depends[item["id"]] = value
+    ordered: list[dict[str, Any]] = []
+    done: set[str] = set()
+    remaining = list(requests)
+    while remaining:
+        ready = [item for item in remaining if all(d in done for d in depends[item["id"]])]
+        if not ready:
+            raise bad_request("Invalid batch payload format: dependsOn forms a cycle.", "BadRequest")
+        for item in ready:
+            ordered.append(item)
+            done.add(item["id"])
+        remaining = [item for item in remaining if item["id"] not in done]
+    return ordered
 
 
 def load_tenant_file(path: str | os.PathLike[str]) -> Tenant:

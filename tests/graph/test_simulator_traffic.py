@@ -210,6 +210,68 @@ async def test_batch_validation(graph: httpx.AsyncClient) -> None:
     assert item["status"] == 400
 
 
+def batch_write(i: str, user: str, number: str, depends_on: list[str] | None = None) -> dict:
+    item = {
+        "id": i,
+        "method": "POST",
+        "url": f"/users/{user}/authentication/phoneMethods",
+        "body": {"phoneNumber": number, "phoneType": "mobile"},
+        "headers": {"Content-Type": "application/json"},
+    }
+    if depends_on is not None:
+        item["dependsOn"] = depends_on
+    return item
+
+
+async def test_batch_runs_a_request_after_the_one_it_depends_on_whatever_their_order(
+    sim: Simulator, graph: httpx.AsyncClient
+) -> None:
+    read = {**batch_get(1, f"/users/{uid('c2')}/authentication/phoneMethods"), "dependsOn": ["2"]}
+    r = await graph.post("/$batch", json={"requests": [read, batch_write("2", uid("c2"), "+49 1701112222")]})
+    assert r.status_code == 200
+    by_id = {item["id"]: item for item in r.json()["responses"]}
+    assert by_id["2"]["status"] == 201
+    # the read ran after the write it depends on, though it came first in the batch
+    assert by_id["1"]["status"] == 200
+    assert [m["phoneNumber"] for m in by_id["1"]["body"]["value"]] == ["+49 1701112222"]
+
+
+async def test_batch_request_whose_dependency_failed_is_424_and_not_run(
+    sim: Simulator, graph: httpx.AsyncClient
+) -> None:
+    requests = [
+        batch_write("1", "ghost@contoso.example", "+49 1701112222"),
+        batch_write("2", uid("c2"), "+49 1703334444", depends_on=["1"]),
+    ]
+    r = await graph.post("/$batch", json={"requests": requests})
+    first, second = r.json()["responses"]
+    assert first["status"] == 404 and second["status"] == 424
+    assert "mobile" not in sim.tenant.users[uid("c2")].phones
+
+
+async def test_batch_dependson_must_name_other_requests_of_the_batch(graph: httpx.AsyncClient) -> None:
+    unknown = [batch_write("1", uid("c2"), "+49 1701112222", depends_on=["9"])]
+    assert_graph_error(await graph.post("/$batch", json={"requests": unknown}), 400, "BadRequest")
+    cycle = [
+        batch_write("1", uid("c2"), "+49 1701112222", depends_on=["2"]),
+        {**batch_get(2, f"/users/{uid('c2')}"), "dependsOn": ["1"]},
+    ]
+    assert_graph_error(await graph.post("/$batch", json={"requests": cycle}), 400, "BadRequest")
+
+
+async def test_a_dropped_connection_meant_for_a_batched_write_cuts_the_whole_batch(
+    sim: Simulator, graph: httpx.AsyncClient
+) -> None:
+    sim.faults.inject("POST", r"/phoneMethods$", "drop")
+    with pytest.raises(httpx.RemoteProtocolError):
+        await graph.post("/$batch", json={"requests": [batch_write("1", uid("c2"), "+49 1701112222")]})
+    assert "mobile" not in sim.tenant.users[uid("c2")].phones
+    sim.faults.inject("POST", r"/phoneMethods$", "apply_then_drop")
+    with pytest.raises(httpx.RemoteProtocolError):
+        await graph.post("/$batch", json={"requests": [batch_write("1", uid("c2"), "+49 1701112222")]})
+    assert sim.tenant.users[uid("c2")].phones["mobile"].number == "+49 1701112222"
+
+
 async def test_batch_items_are_throttled_one_by_one_with_retry_after(
     sim: Simulator, graph: httpx.AsyncClient
 ) -> None:
