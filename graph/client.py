@@ -86,6 +86,9 @@ class BatchItem:
     url: str
     body: Any | None = None
     headers: Mapping[str, str] | None = None
+    # ids of requests in the same batch this one runs after; Graph answers it 424 when one of them failed
+    # (https://learn.microsoft.com/graph/json-batching, "Sequencing requests with the dependsOn property")
+    depends_on: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -396,8 +399,9 @@ class GraphClient:
         """Send up to 20 requests in one JSON $batch; retry the items Graph throttled (429).
 
         Items throttled inside the batch are sent again in a follow-up batch after the longest per-item
-        Retry-After, while the attempts and the deadline allow; every other status (including 424) is returned
-        as it is. Results come back in the order of `requests`.
+        Retry-After, while the attempts and the deadline allow, together with the items answered 424 because
+        they depend on one of them; every other status (including any other 424) is returned as it is. Results
+        come back in the order of `requests`.
         """
         if len(requests) > MAX_BATCH:
             raise ValueError(f"a $batch holds at most {MAX_BATCH} requests, got {len(requests)}")
@@ -406,6 +410,8 @@ class GraphClient:
         ids = [item.id for item in requests]
         if len(set(ids)) != len(ids):
             raise ValueError("$batch request ids must be unique")
+        if any(dep not in ids or dep == item.id for item in requests for dep in item.depends_on):
+            raise ValueError("$batch dependsOn names another request of the same batch")
         idempotent = all(item.method.upper() == "GET" for item in requests)
         now = self._clock()
         state = _Attempts(started=now, deadline_at=now + self.retry.deadline)
@@ -414,7 +420,8 @@ class GraphClient:
 
         while pending:
             state.attempt += 1
-            body = {"requests": [_batch_entry(item) for item in pending]}
+            sent = {item.id for item in pending}  # a dependency answered before is not named again
+            body = {"requests": [_batch_entry(item, sent) for item in pending]}
             response = await self.request("POST", "/$batch", json=body, idempotent=idempotent)
             payload = response.json if isinstance(response.json, dict) else {}
             answers = payload.get("responses")
@@ -453,8 +460,14 @@ class GraphClient:
                     wait = parse_retry_after(header(item_headers, "Retry-After"))
                     if wait is not None:
                         longest = wait if longest is None else max(longest, wait)
-            pending = throttled
-            if not pending:
+            retried = {item.id for item in throttled}
+            pending = [
+                item
+                for item in pending
+                if item.id in retried
+                or (results[item.id].status == 424 and any(dep in retried for dep in item.depends_on))
+            ]
+            if not throttled:
                 break
             if state.attempt >= self.retry.max_attempts:
                 break
@@ -482,7 +495,7 @@ def _final(error: GraphError, why: str) -> GraphError:
     return error
 
 
-def _batch_entry(item: BatchItem) -> dict[str, Any]:
+def _batch_entry(item: BatchItem, sent: set[str]) -> dict[str, Any]:
     url = item.url
     if "://" in url:
         raise ValueError("$batch item urls are relative to the Graph version, e.g. /users/{id}")
@@ -494,6 +507,9 @@ def _batch_entry(item: BatchItem) -> dict[str, Any]:
             item_headers["Content-Type"] = "application/json"
     if item_headers:
         entry["headers"] = item_headers
+    depends_on = [dep for dep in item.depends_on if dep in sent]
+    if depends_on:
+        entry["dependsOn"] = depends_on
     return entry
 
 

@@ -254,6 +254,25 @@ async def test_batch_item_429_is_retried_in_a_follow_up_batch(env: Env) -> None:
     assert len(calls(env.sim, "GET", f"/users/{users[0].id}/authentication/phoneMethods", in_batch=True)) == 1
 
 
+async def test_batch_request_that_depends_on_a_throttled_one_is_sent_again_with_it(env: Env) -> None:
+    user = new_user(env.sim)
+    methods = f"/users/{user.id}/authentication/phoneMethods"
+    env.sim.faults.inject("POST", f"{methods}$", 429, times=1, retry_after=0.05)
+    results = await env.client.batch(
+        [
+            BatchItem(
+                "write", "POST", methods, body={"phoneNumber": "+49 1701112222", "phoneType": "mobile"}
+            ),
+            BatchItem("read", "GET", methods, depends_on=("write",)),
+        ]
+    )
+    # the read got 424 while the write was throttled; both went again, in order
+    assert [r.status for r in results] == [201, 200]
+    assert [m["phoneNumber"] for m in results[1].body["value"]] == ["+49 1701112222"]
+    assert [c.status for c in calls(env.sim, "GET", methods, in_batch=True)] == [424, 200]
+    assert len(calls(env.sim, "POST", "/$batch", in_batch=False)) == 2
+
+
 async def test_batch_item_errors_are_returned_with_their_status(env: Env) -> None:
     user = new_user(env.sim)
     results = await env.client.batch(
