@@ -112,6 +112,26 @@ class BatchResult:
             err.request_id = self.request_id
         return err
 
+    def request_error(self) -> GraphError:
+        """The error `GraphClient.request` raises for the same answer to the same request sent on its own: a
+        502/503/504 to a write (or no answer for it at all) is a TransportError whose outcome is unknown, since
+        Graph may have applied it; any other failure is `error()`."""
+        err = self.error()
+        method = (self.method or "").upper()
+        if method in _WRITE_METHODS and (self.status in _RETRY_READS_ONLY or self.status == 0):
+            said = f"Graph answered {self.status}" if self.status else "Graph's $batch answer left it out"
+            return TransportError(
+                f"{method} {self.url}: {said} ({err.message}); the write may or may not have been applied",
+                status=self.status or None,
+                code=err.code,
+                request_id=err.request_id,
+                retry_after=err.retry_after,
+                method=method,
+                url=self.url,
+                write_outcome_unknown=True,
+            )
+        return err
+
 
 @dataclass
 class _Attempts:

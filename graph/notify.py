@@ -9,6 +9,8 @@ recognises their own number by its end.
 Sending: ``POST /users/{sender}/sendMail`` (graph-behaviour §8) with the HTML part, ``saveToSentItems: false``.
 `Notifier.send` never raises for Graph errors: a failed mail is a `Notification` with status FAILED and a
 reason a person can act on, so a change that was made is never reported as a failure because of its mail.
+`Notifier.prepare` renders the request without sending it, so the workflow can send it in the write's $batch
+(dependsOn the write); `answered` and `failed` read Graph's answer to it there as `send` does.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ __all__ = [
     "MAIL_KINDS",
     "MailKind",
     "Notifier",
+    "PreparedMail",
     "RenderedMail",
     "ServiceDesk",
     "choose_language",
@@ -62,6 +65,16 @@ class RenderedMail:
     subject: str
     html: str
     text: str
+
+
+@dataclass(frozen=True)
+class PreparedMail:
+    """A rendered notification ready to send: `POST path` with `body` (alone, or as a $batch request)."""
+
+    path: str
+    body: dict[str, Any]
+    recipient: str
+    language: str
 
 
 # ------------------------------------------------------------------------------------------------ language
@@ -246,6 +259,32 @@ class Notifier:
         """Tell `user` about the change. `number` is the number added/set or removed (any form; only its last
         digits appear in the mail). Returns SENT, SKIPPED_NO_MAIL or FAILED (with the reason); never raises
         for a Graph error. Whether to notify at all (DISABLED) is the caller's decision."""
+        client = client or self._client
+        prepared = await self.prepare(
+            user, kind, number, caller, ticket_url, language_override, client=client
+        )
+        if isinstance(prepared, Notification):
+            return prepared
+        assert client is not None  # prepare answers FAILED without one
+        try:
+            response = await client.post(prepared.path, json=prepared.body)
+        except GraphError as err:
+            return self.failed(prepared, err)
+        return self.answered(prepared, response.status, response.request_id)
+
+    async def prepare(
+        self,
+        user: TargetUser,
+        kind: MailKind | OutcomeKind | str,
+        number: str | None,
+        caller: str | None = None,
+        ticket_url: str | None = None,
+        language_override: str | None = None,
+        *,
+        client: GraphClient | None = None,
+    ) -> PreparedMail | Notification:
+        """The mail `send` would send, rendered (the sendMail request, ready to go alone or in a $batch), or the
+        Notification that says why none is sent (SKIPPED_NO_MAIL, FAILED)."""
         language = choose_language(language_override, user.usage_location)
         recipient = (user.mail or "").strip() or None
         if recipient is None:
@@ -293,26 +332,32 @@ class Notifier:
             },
             "saveToSentItems": False,
         }
-        try:
-            response = await client.post(f"/users/{quote(self.sender, safe='@')}/sendMail", json=body)
-        except GraphError as err:
-            detail = self._failure_reason(err)
-            log.warning(
-                "notification mail failed",
-                extra={"status": err.status, "code": err.code, "request_id": err.request_id},
-            )
-            return Notification(
-                NotificationStatus.FAILED, recipient=recipient, language=language, detail=detail
-            )
-        if response.status != 202:
+        return PreparedMail(f"/users/{quote(self.sender, safe='@')}/sendMail", body, recipient, language)
+
+    def failed(self, mail: PreparedMail, err: GraphError) -> Notification:
+        """The Notification for a sendMail Graph refused or did not answer."""
+        log.warning(
+            "notification mail failed",
+            extra={"status": err.status, "code": err.code, "request_id": err.request_id},
+        )
+        return Notification(
+            NotificationStatus.FAILED,
+            recipient=mail.recipient,
+            language=mail.language,
+            detail=self._failure_reason(err),
+        )
+
+    def answered(self, mail: PreparedMail, status: int, request_id: str | None) -> Notification:
+        """The Notification for a sendMail Graph answered without an error: SENT for 202 Accepted."""
+        if status != 202:
             return Notification(
                 NotificationStatus.FAILED,
-                recipient=recipient,
-                language=language,
-                detail=f"Graph answered {response.status} instead of 202 Accepted to sendMail"
-                + (f" (request-id {response.request_id})" if response.request_id else ""),
+                recipient=mail.recipient,
+                language=mail.language,
+                detail=f"Graph answered {status} instead of 202 Accepted to sendMail"
+                + (f" (request-id {request_id})" if request_id else ""),
             )
-        return Notification(NotificationStatus.SENT, recipient=recipient, language=language)
+        return Notification(NotificationStatus.SENT, recipient=mail.recipient, language=mail.language)
 
     async def notify(
         self,

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import quote
 
-from graph.client import RetryPolicy
+from graph.client import BatchItem, BatchResult, RetryPolicy
 from graph.errors import (
     AuthenticationError,
     BadRequestError,
@@ -137,7 +137,7 @@ class _Recorder:
         self._client = client
         self.ids = ids
 
-    def _keep(self, request_id: str | None) -> None:
+    def keep(self, request_id: str | None) -> None:
         if request_id and request_id not in self.ids:
             self.ids.append(request_id)
 
@@ -145,9 +145,9 @@ class _Recorder:
         try:
             resp = await self._client.request(method, path_or_url, **kwargs)
         except GraphError as err:
-            self._keep(err.request_id)
+            self.keep(err.request_id)
             raise
-        self._keep(getattr(resp, "request_id", None))
+        self.keep(getattr(resp, "request_id", None))
         return resp
 
     async def get(self, path: str, **kwargs: Any) -> Any:
@@ -172,7 +172,7 @@ class _Recorder:
         try:
             return list(await self._client.batch(requests))
         except GraphError as err:
-            self._keep(err.request_id)
+            self.keep(err.request_id)
             raise
 
     def __getattr__(self, name: str) -> Any:  # anything else the directory may use
@@ -282,6 +282,7 @@ class _Run:
         self.client = _Recorder(wf._client, self.ids)
         self.directory = self._directory_on(self.client)
         self.search_result: SearchResult | None = None
+        self.mail: Notification | None = None  # what became of the mail when it went out with the write
 
     def _directory_on(self, client: _Recorder) -> Any:
         """The same kind of Directory, but on the recording client, so its request-ids are kept too."""
@@ -358,7 +359,7 @@ class _Run:
         if req.action == "set":
             outcome = await self._set(user, state, parsed, progress, req)
         else:
-            outcome = await self._remove(user, state, parsed)
+            outcome = await self._remove(user, state, parsed, req)
         return await self._notify(outcome, req)
 
     async def _set(
@@ -384,11 +385,11 @@ class _Run:
             attempt += 1
             try:
                 if mobile is not None:
-                    await self.client.request("PATCH", f"{base}/{mobile.id}", json=body)
+                    await self._write("PATCH", f"{base}/{mobile.id}", body, user, kind, req, attempt)
                     new = PhoneMethod(mobile.id, "mobile", parsed.graph, None)
                 else:
-                    resp = await self.client.request("POST", base, json=body)
-                    created = resp.json if isinstance(resp.json, dict) else {}
+                    answer = await self._write("POST", base, body, user, kind, req, attempt)
+                    created = answer if isinstance(answer, dict) else {}
                     new = PhoneMethod(
                         str(created.get("id") or MOBILE_METHOD_ID),
                         "mobile",
@@ -411,7 +412,9 @@ class _Run:
             kind, f"The mobile phone MFA method of {user.display_name} was {verb} {parsed.e164}."
         )
 
-    async def _remove(self, user: TargetUser, state: PhoneState, parsed: ParsedNumber) -> Outcome:
+    async def _remove(
+        self, user: TargetUser, state: PhoneState, parsed: ParsedNumber, req: WorkflowRequest
+    ) -> Outcome:
         mobile = state.mobile
         if mobile is None:
             return self.finish(
@@ -436,7 +439,8 @@ class _Run:
         while True:
             attempt += 1
             try:
-                await self.client.request("DELETE", f"{self._methods_path(user.id)}/{mobile.id}")
+                path = f"{self._methods_path(user.id)}/{mobile.id}"
+                await self._write("DELETE", path, None, user, OutcomeKind.REMOVED, req, attempt)
             except GraphError as err:
                 decided = await self._after_failed_write(
                     user, state, parsed, OutcomeKind.REMOVED, err, attempt
@@ -450,6 +454,73 @@ class _Run:
             OutcomeKind.REMOVED,
             f"The mobile phone MFA method {parsed.e164} of {user.display_name} was removed.",
         )
+
+    async def _write(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None,
+        user: TargetUser,
+        kind: OutcomeKind,
+        req: WorkflowRequest,
+        attempt: int,
+    ) -> Any:
+        """Send the write; Graph's JSON answer to it (None for none). A failure raises the GraphError the write
+        alone would raise.
+
+        On the first attempt of a change the user is to be told about, the write and the notification mail go in
+        one $batch, the mail depending on the write: Graph sends the mail only when the write succeeded and
+        answers it 424 otherwise (https://learn.microsoft.com/graph/json-batching, "Sequencing requests with the
+        dependsOn property"; sendMail is a request like any other there), so the outcome waits for one round
+        trip after the checks, not two. The mail says nothing the write's answer could change (the number's last
+        digits, who, when, the tenant's name), so it is rendered before. When the write failed the mail was not
+        sent: the outcome is decided as without the batch (read-back and all) and `_notify` sends the mail
+        afterwards if it still calls for one."""
+        mail = await self._mail_with_write(user, kind, req) if attempt == 1 else None
+        if mail is None:
+            response = await self.client.request(method, path, json=body)
+            return response.json
+        written, mailed = await self.client.batch(
+            [
+                BatchItem("write", method, path, body=body),
+                BatchItem("mail", "POST", mail.path, body=mail.body, depends_on=("write",)),
+            ]
+        )
+        self.client.keep(written.request_id)
+        if not written.ok:
+            raise written.request_error()
+        self.mail = self._mail_answer(mail, mailed)
+        return written.body
+
+    async def _mail_with_write(self, user: TargetUser, kind: OutcomeKind, req: WorkflowRequest) -> Any:
+        """The notification mail to send with the write (graph.notify.PreparedMail), or None to send it, if at
+        all, after the outcome (as when the notifier or client cannot batch, or no mail is to be sent)."""
+        notifier = self.wf._notifier
+        prepare = getattr(notifier, "prepare", None)
+        if not req.notify or not user.mail or not callable(prepare):
+            return None
+        if not callable(getattr(self.wf._client, "batch", None)):
+            return None
+        try:
+            prepared = await prepare(
+                user, kind, self.out.number, req.caller, req.ticket_url, req.language, client=self.client
+            )
+        except Exception:  # noqa: BLE001 - the mail is then sent the usual way, which reports what is wrong
+            return None
+        return prepared if hasattr(prepared, "path") and hasattr(prepared, "body") else None
+
+    def _mail_answer(self, mail: Any, mailed: BatchResult) -> Notification | None:
+        """What became of the mail sent with a write that succeeded; None when Graph did not run it (424, or left
+        out of the answer), so it is sent afterwards."""
+        self.client.keep(mailed.request_id)
+        notifier: Any = self.wf._notifier
+        if mailed.status in (0, 424):
+            return None
+        if mailed.ok:
+            note: Notification = notifier.answered(mail, mailed.status, mailed.request_id)
+            return note
+        failed: Notification = notifier.failed(mail, mailed.request_error())
+        return failed
 
     async def _after_conflict(
         self,
@@ -700,6 +771,18 @@ class _Run:
                 NotificationStatus.FAILED, recipient=user.mail, detail="no notifier is configured"
             )
             return outcome
+        if self.mail is not None:  # sent with the write (`_write`), which succeeded
+            note = self.mail
+        else:
+            note = await self._send_mail(notifier, user, outcome, req)
+        outcome.notification = note
+        if note.status is NotificationStatus.FAILED:
+            outcome.warnings.append(f"The change was made, but the notification e-mail failed: {note.detail}")
+        return outcome
+
+    async def _send_mail(
+        self, notifier: Any, user: TargetUser, outcome: Outcome, req: WorkflowRequest
+    ) -> Notification:
         try:
             note = await notifier.notify(
                 client=self.client,
@@ -718,10 +801,7 @@ class _Run:
             note = Notification(
                 NotificationStatus.FAILED, recipient=user.mail, detail=str(exc) or type(exc).__name__
             )
-        outcome.notification = note
-        if note.status is NotificationStatus.FAILED:
-            outcome.warnings.append(f"The change was made, but the notification e-mail failed: {note.detail}")
-        return outcome
+        return note
 
     # -- helpers -------------------------------------------------------------------------------------------
     @staticmethod

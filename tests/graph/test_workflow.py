@@ -426,6 +426,62 @@ async def test_no_mail_when_nothing_changed(stack: Stack) -> None:
     assert len(stack.sim.outbox) == before
 
 
+def send_mail_statuses(stack: Stack, start: int) -> list[tuple[int | None, bool]]:
+    return [(c.status, c.in_batch) for c in stack.sim.calls[start:] if c.path.endswith("/sendMail")]
+
+
+async def test_the_mail_goes_with_the_write_and_graph_sends_it_once_the_write_succeeded(stack: Stack) -> None:
+    user = add_user(stack.sim, mobile="+49 1761234567")
+    start, before = len(stack.sim.calls), len(stack.sim.outbox)
+    out = await stack.workflow.run(request("remove", user.upn, "+49 176 1234567", notify=True))
+    assert out.kind is OutcomeKind.REMOVED
+    assert out.notification.status is NotificationStatus.SENT
+    assert len(stack.sim.outbox) == before + 1
+    assert send_mail_statuses(stack, start) == [(202, True)]
+    batched = [(c.method, c.status) for c in stack.sim.calls[start:] if c.in_batch]
+    assert batched == [("DELETE", 204), ("POST", 202)]
+
+
+async def test_a_write_applied_but_answered_503_is_read_back_and_the_mail_sent_after_it(stack: Stack) -> None:
+    user = add_user(stack.sim)
+    stack.sim.faults.inject("POST", r"/phoneMethods$", 503, times=1, after_apply=True)
+    start, before = len(stack.sim.calls), len(stack.sim.outbox)
+    out = await stack.workflow.run(request("set", user.upn, "+49 176 1234567", notify=True))
+    assert out.kind is OutcomeKind.ADDED
+    assert any("reading the state back shows the change is in place" in w for w in out.warnings)
+    # the mail in the write's batch was not sent (its dependency failed); it went once the outcome was known
+    assert send_mail_statuses(stack, start) == [(424, True), (202, False)]
+    assert out.notification.status is NotificationStatus.SENT
+    assert len(stack.sim.outbox) == before + 1
+
+
+async def test_the_409_stored_with_a_warning_sends_the_mail_after_reading_the_number_back(
+    stack: Stack,
+) -> None:
+    add_user(stack.sim, name="Holder One", mobile="+49 1761234567", mobile_sms="ready")
+    user = add_user(stack.sim, name="Target", mobile="+49 1760000001")
+    stack.sim.behaviour.update({"conflict_stores_method": True})
+    start, before = len(stack.sim.calls), len(stack.sim.outbox)
+    out = await stack.workflow.run(request("set", user.upn, "+49 176 1234567", notify=True))
+    assert out.kind is OutcomeKind.UPDATED and out.sms_sign_in_conflict is True
+    assert send_mail_statuses(stack, start) == [(424, True), (202, False)]
+    assert out.notification.status is NotificationStatus.SENT
+    assert len(stack.sim.outbox) == before + 1
+
+
+async def test_a_refused_write_sends_no_mail(stack: Stack) -> None:
+    user = add_user(stack.sim)
+    stack.sim.faults.inject("POST", r"/phoneMethods$", 403, times=1)
+    start, before = len(stack.sim.calls), len(stack.sim.outbox)
+    out = await stack.workflow.run(request("set", user.upn, "+49 176 1234567", notify=True))
+    # the write's refusal in the batch is taken as the write's refusal alone
+    assert out.kind is OutcomeKind.PERMISSION_DENIED
+    assert out.missing_permission == "UserAuthMethod-Phone.ReadWrite.All (or UserAuthenticationMethod.ReadWrite.All)"
+    assert out.notification.status is NotificationStatus.NOT_ATTEMPTED
+    assert send_mail_statuses(stack, start) == [(424, True)]
+    assert len(stack.sim.outbox) == before
+
+
 async def test_remove_without_a_number_is_refused_before_any_graph_call(stack: Stack) -> None:
     user = add_user(stack.sim, mobile="+49 1761234567")
     start = len(stack.sim.calls)
