@@ -6,7 +6,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -482,18 +482,28 @@ class Directory:
         """The owners of the tenant's role-assignable groups, cached like bot_owners (a 403 OWNERS_RETRY_SECONDS,
         any other failure not at all). Never raises for a Graph failure: `error` and `failure` say what went
         wrong."""
-        cached = self._group_owners
+        owners: GroupOwners = await self._cached_owners(
+            "_group_owners", self._group_owners_lock, self._read_group_owners
+        )
+        return owners
+
+    async def _cached_owners(self, slot: str, lock: asyncio.Lock, read: Callable[[], Awaitable[Any]]) -> Any:
+        """A tenant-wide owner list (GroupOwners, BotOwners) from the cache in attribute `slot`, else read once
+        (the others wait for its answer) and kept OWNERS_CACHE_SECONDS: a missing permission OWNERS_RETRY_SECONDS,
+        any other failure not at all."""
+        cached = getattr(self, slot)
         if cached is not None and cached[0] > self._clock():
             return cached[1]
-        async with self._group_owners_lock:  # one read at a time; the others wait for its answer
-            cached = self._group_owners
+        async with lock:
+            cached = getattr(self, slot)
             if cached is not None and cached[0] > self._clock():
                 return cached[1]
-            owners = await self._read_group_owners()
+            owners = await read()
             ttl = self._owners_cache_seconds
             if owners.error is not None:
+                # a missing permission stays missing for a while; any other failure is asked again next time
                 ttl = min(ttl, OWNERS_RETRY_SECONDS) if owners.missing_permission else 0.0
-            self._group_owners = (self._clock() + ttl, owners) if ttl > 0 else None
+            setattr(self, slot, (self._clock() + ttl, owners) if ttl > 0 else None)
             return owners
 
     async def _read_group_owners(self) -> GroupOwners:
@@ -557,22 +567,13 @@ class Directory:
         """The owners of this bot's application and of its service principal, cached OWNERS_CACHE_SECONDS (a 403
         OWNERS_RETRY_SECONDS, any other failure not at all). Never raises for a Graph failure: `error` says what
         went wrong."""
-        if not self._app_id:
+        app_id = self._app_id
+        if not app_id:
             return BotOwners()
-        cached = self._owners
-        if cached is not None and cached[0] > self._clock():
-            return cached[1]
-        async with self._owners_lock:  # one read at a time; the others wait for its answer
-            cached = self._owners
-            if cached is not None and cached[0] > self._clock():
-                return cached[1]
-            owners = await self._read_bot_owners(self._app_id)
-            ttl = self._owners_cache_seconds
-            if owners.error is not None:
-                # a missing permission stays missing for a while; any other failure is asked again next time
-                ttl = min(ttl, OWNERS_RETRY_SECONDS) if owners.missing_permission else 0.0
-            self._owners = (self._clock() + ttl, owners) if ttl > 0 else None
-            return owners
+        owners: BotOwners = await self._cached_owners(
+            "_owners", self._owners_lock, lambda: self._read_bot_owners(app_id)
+        )
+        return owners
 
     async def _read_bot_owners(self, app_id: str) -> BotOwners:
         """`GET /applications(appId='…')/owners` and `GET /servicePrincipals(appId='…')/owners`
