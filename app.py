@@ -5,7 +5,7 @@ client and the background sweeper are opened in on_startup and closed in on_clea
 taking new work and lets running changes finish (bounded by SHUTDOWN_TIMEOUT_SECONDS).
 
     python app.py           # serve on HOST:PORT (default 0.0.0.0:3978)
-    python app.py --demo    # demo mode on a simulated tenant (bot/demo.py)
+    python app.py --demo    # demo mode on a simulated tenant (bot/teams/demo.py)
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ class Runtime:
     owns_store: bool
     owns_graph: bool
     accepting: bool = True
-    inbound: Any | None = None  # bot.inbound_auth.ChannelTokenValidator; None without an app id
+    inbound: Any | None = None  # bot.teams.inbound_auth.ChannelTokenValidator; None without an app id
     tenant_report: Any | None = None  # graph.doctor.Report of the start-up tenant check, None until it ends
     tenant_task: asyncio.Task[None] | None = None  # the start-up tenant check; None when switched off
 
@@ -60,7 +60,7 @@ def create_app(
     start_sweeper: bool = True,
     tenant_check: bool = True,
 ) -> web.Application:
-    """The bot as an aiohttp application. `graph` (bot.service.GraphServices) and `store` (bot.store.Store) may be
+    """The bot as an aiohttp application. `graph` (bot.desk.service.GraphServices) and `store` (bot.persistence.store.Store) may be
     passed in (tests, demo mode); otherwise they are built from settings at start-up and closed at clean-up.
     `tenant_check`: run the read-only tenant check (graph/doctor.py) in the background once started."""
     from graph.log_privacy import install as mask_numbers_in_logs
@@ -116,14 +116,14 @@ async def _build_runtime(
 ) -> Runtime:
     from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFrameworkAuthentication
 
-    from bot.approvals import ApprovalService
-    from bot.execution import Executor
-    from bot.handler import DemoBanner, InertText, MfaBot
-    from bot.policy import Policy
-    from bot.proactive import CardUpdater
-    from bot.service import GraphServices, MfaService
-    from bot.store import Store
-    from bot.sweeper import Sweeper
+    from bot.desk.approvals import ApprovalService
+    from bot.desk.execution import Executor
+    from bot.desk.policy import Policy
+    from bot.desk.service import GraphServices, MfaService
+    from bot.desk.sweeper import Sweeper
+    from bot.persistence.store import Store
+    from bot.teams.handler import DemoBanner, InertText, MfaBot
+    from bot.teams.proactive import CardUpdater
 
     inbound = _inbound_authentication(settings)
     _speed_up_connector_clients()
@@ -207,8 +207,8 @@ async def _build_runtime(
 def _inbound_authentication(settings: BotSettings) -> Any | None:
     """The strict channel-token check when the bot has its app id. Without one, demo mode or the explicit opt-in on
     a loopback HOST (BotSettings.from_env checks both; checked again here for settings built another way)."""
-    from bot.inbound_auth import ChannelTokenValidator
     from bot.settings import is_loopback
+    from bot.teams.inbound_auth import ChannelTokenValidator
 
     bf = settings.bot_framework
     if bf.authentication_enabled:
@@ -386,7 +386,7 @@ async def _messages(request: web.Request) -> web.StreamResponse:
         return _problem(400, "BadRequest", "The body must be a JSON object (a Bot Framework activity).")
     if _depth(body, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
         return _problem(400, "BadRequest", "The body is nested too deeply.")
-    from bot.inbound_auth import ALLOWED_CHANNELS, TokenRefused
+    from bot.teams.inbound_auth import ALLOWED_CHANNELS, TokenRefused
 
     if runtime.inbound is not None:
         try:
@@ -404,7 +404,7 @@ async def _messages(request: web.Request) -> web.StreamResponse:
     if not runtime.settings.demo_mode and body.get("channelId") not in ALLOWED_CHANNELS:
         await _audit_other_channel(runtime, body)
         return _problem(403, "Forbidden", "This bot takes activities from Microsoft Teams only.")
-    from bot.handler import AFTER_RESPONSE
+    from bot.teams.handler import AFTER_RESPONSE
 
     deferred: list[Any] = []
     token = AFTER_RESPONSE.set(deferred)
@@ -439,7 +439,7 @@ async def _messages(request: web.Request) -> web.StreamResponse:
 
 
 async def _audit_other_channel(runtime: Runtime, body: Mapping[str, Any]) -> None:
-    from bot.models import Person
+    from bot.persistence.models import Person
 
     sender = body.get("from")
     if not isinstance(sender, dict):
@@ -588,9 +588,9 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None
     env = os.environ if environ is None else environ
     if "--demo" in args:
         try:
-            from bot import demo
+            from bot.teams import demo
         except ImportError:
-            print("demo mode is not available in this build (bot/demo.py is missing)", file=sys.stderr)
+            print("demo mode is not available in this build (bot/teams/demo.py is missing)", file=sys.stderr)
             return 2
         result = demo.main()
         return int(result or 0)

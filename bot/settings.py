@@ -167,7 +167,7 @@ class BotSettings:
 
 
 def database_settings(environ: Mapping[str, str]) -> tuple[str | None, Path]:
-    """DATABASE_URL (None: the SQLite file under DATA_DIR) and DATA_DIR, as the bot and `python -m bot.audit` read
+    """DATABASE_URL (None: the SQLite file under DATA_DIR) and DATA_DIR, as the bot and `python -m bot.persistence.audit` read
     them."""
     get = env_getter(environ)
     database_url = get("DATABASE_URL")

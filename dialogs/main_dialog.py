@@ -13,7 +13,7 @@ from botbuilder.dialogs import ComponentDialog, DialogTurnResult, WaterfallDialo
 
 from dialogs.commands import parse_command
 
-CALLER_KEY = "mfa.caller"  # turn_state key under which the handler puts the bot.service.Caller
+CALLER_KEY = "mfa.caller"  # turn_state key under which the handler puts the bot.desk.service.Caller
 
 
 class MainDialog(ComponentDialog):
@@ -71,7 +71,7 @@ class MainDialog(ComponentDialog):
 
 
 def _text(lang: str, typed: str) -> str:
-    from bot import texts
+    from bot.views import texts
 
     return texts.t(lang, "refusal.unknown_command", text=typed)
 

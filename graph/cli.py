@@ -63,7 +63,9 @@ class _Progress:
             return
         self._last = now
         if p.stage == "profile":
-            text = "profile fields checked" + (": holder found" if p.found else "; checking disabled accounts")
+            text = "profile fields checked" + (
+                ": holder found" if p.found else "; checking disabled accounts"
+            )
         elif p.stage == "disabled":
             text = "disabled accounts checked" + (": holder found" if p.found else "; scanning the tenant")
         else:

@@ -407,7 +407,9 @@ class Directory:
                 task.cancel()
             raise
         for template, name in assigned.items():
-            role_ids.setdefault(template, name)  # the directory role's own name (transitiveMemberOf) comes first
+            role_ids.setdefault(
+                template, name
+            )  # the directory role's own name (transitiveMemberOf) comes first
         return role_ids, groups
 
     async def _eligible_roles(self, user_id: str) -> dict[str, str] | None:

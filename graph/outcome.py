@@ -154,7 +154,9 @@ class Outcome:
     holder: Holder | None = None
     # not_licensed: the tenant has no Entra ID P1/P2, so the registration report (and the holder among enabled
     # accounts) cannot be searched; not_permitted: a read of the search was refused, `missing_permission` names it.
-    holder_search: Literal["not_run", "found", "not_found", "failed", "not_licensed", "not_permitted"] = "not_run"
+    holder_search: Literal["not_run", "found", "not_found", "failed", "not_licensed", "not_permitted"] = (
+        "not_run"
+    )
     notification: Notification = field(default_factory=lambda: Notification(NotificationStatus.DISABLED))
     graph_request_ids: list[str] = field(default_factory=list)
     message: str = ""  # one plain English sentence for logs and the CLI

@@ -169,7 +169,9 @@ class Application:
 
     def __post_init__(self) -> None:
         self.object_id = self.object_id or _derived_id(self.client_id, "application")
-        self.service_principal_id = self.service_principal_id or _derived_id(self.client_id, "servicePrincipal")
+        self.service_principal_id = self.service_principal_id or _derived_id(
+            self.client_id, "servicePrincipal"
+        )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Application:

@@ -178,7 +178,10 @@ async def measure_all(latency_ms: int = LATENCY_MS) -> list[Measured]:
         await warm_up(bot)
         return [
             await measure(
-                bot, name, {**values, "number": values["number"][:-2] + ("1" if notify else "2") + values["number"][-1]}, notify=notify
+                bot,
+                name,
+                {**values, "number": values["number"][:-2] + ("1" if notify else "2") + values["number"][-1]},
+                notify=notify,
             )
             for notify in (True, False)
             for name, values in VARIANTS.items()

@@ -547,7 +547,9 @@ async def main(args: argparse.Namespace) -> int:
     log(f"| 409 answered, write visible after 300 ms | {conflict_ours:.2f} s | {conflict_rb:.2f} s | |")
     log_conflict_rows(conflicts, wf_settings.conflict_poll_timeout)
     log(f"| Graph calls, set without conflict | {calls_ours} | {calls_rb} | |")
-    log(f"| sequential Graph round trips, Review (click to confirmation card) | {review_rt} | | worse of picker/UPN |")
+    log(
+        f"| sequential Graph round trips, Review (click to confirmation card) | {review_rt} | | worse of picker/UPN |"
+    )
     log(
         f"| sequential Graph round trips, Confirm (click to outcome card) | {confirm_rt} | 3 | worse of picker/UPN,"
         " with the notification mail (the default); the runbook: user, phone methods, write |"

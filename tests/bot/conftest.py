@@ -22,8 +22,8 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from app import create_app
-from bot import texts
 from bot.settings import BotSettings
+from bot.views import texts
 from tests.bot.db_fixtures import Database, database  # noqa: F401  (fixture)
 from tests.bot.fake_connector import FakeConnector, Recorded
 
@@ -329,7 +329,7 @@ class BotHarness:
         """Every audit row, oldest first (read straight from the table)."""
         from sqlalchemy import select
 
-        from bot.store import AuditRow
+        from bot.persistence.store import AuditRow
 
         async with self.store.engine.connect() as conn:
             rows = (await conn.execute(select(AuditRow.__table__).order_by(AuditRow.id))).mappings().all()

@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from bot.store import Store
+from bot.persistence.store import Store
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 

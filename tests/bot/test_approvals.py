@@ -23,11 +23,11 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestServer
 
-import bot.approvals
+import bot.desk.approvals
 from app import RUNTIME, create_app
-from bot import texts
-from bot.models import RequestState
+from bot.persistence.models import RequestState
 from bot.settings import BotSettings
+from bot.views import texts
 from tests.bot.conftest import (
     ALEX,
     DIEGO_ID,
@@ -380,7 +380,9 @@ def _shown(text: str) -> str:
     return re.sub(r"\\(.)", r"\1", text)
 
 
-async def test_reject_reason_and_names_reach_the_requester_as_text_without_links_or_markup(one: Instance) -> None:
+async def test_reject_reason_and_names_reach_the_requester_as_text_without_links_or_markup(
+    one: Instance,
+) -> None:
     bot = one.bot
     bot.sim.tenant.users[DIEGO_ID].display_name = "Diego **Boss** <b>x</b> [Sign in](https://evil.example/a)"
     approver = dataclasses.replace(PATTI, name="Patti [IT Support](http://evil.example/b)")
@@ -786,7 +788,10 @@ async def test_no_direct_messages_when_approver_dm_is_off(bots: Bots) -> None:
     )
     assert posted_approval(bot.connector.records, sub.request_id, MEGAN.conversation_id) is None
     assert posted_approval(bot.connector.records, sub.request_id, PATTI.conversation_id) is None
-    assert {r.role for r in await bot.store.card_refs(sub.request_id)} == {"requester", "approvers"}
+    assert {r.role for r in await bot.store.card_refs(sub.request_id)} == {
+        "requester",
+        "approvers",
+    }
 
 
 # ---------------------------------------------------------------------------------------------- the sweeper itself
@@ -811,7 +816,7 @@ class _FlakyApprovals:
 
 
 async def test_sweeper_survives_a_failed_round_and_stops_promptly() -> None:
-    from bot.sweeper import Sweeper
+    from bot.desk.sweeper import Sweeper
 
     approvals = _FlakyApprovals()
     sweeper = Sweeper(approvals, interval_seconds=0.01)
@@ -845,15 +850,15 @@ async def _at_least(sweeper: Any, rounds: int) -> bool:
 
 
 def test_sweeper_refuses_a_non_positive_interval() -> None:
-    from bot.sweeper import Sweeper
+    from bot.desk.sweeper import Sweeper
 
     with pytest.raises(ValueError):
         Sweeper(_FlakyApprovals(), interval_seconds=0)
 
 
 def test_every_text_the_approvals_use_exists_in_english_and_german() -> None:
-    """bot/texts.py is the one source of the approvals' words: each key they name is there in both languages."""
-    source = Path(bot.approvals.__file__).read_text(encoding="utf-8")
+    """bot/views/texts.py is the one source of the approvals' words: each key they name is there in both languages."""
+    source = Path(bot.desk.approvals.__file__).read_text(encoding="utf-8")
     keys = set(re.findall(r'"((?:approval|refusal|execution|outcome_name)\.[a-z_.]+)"', source))
     assert {"approval.no_approvers_channel", "approval.requester.expired", "refusal.title"} <= keys
     for key in sorted(keys):

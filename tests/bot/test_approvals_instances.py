@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 
-from bot import texts
-from bot.models import RequestState
+from bot.persistence.models import RequestState
+from bot.views import texts
 from tests.bot.conftest import ALEX, MEGAN, PATTI, graph_writes
 from tests.bot.test_approvals import (
     APPROVERS_CONV,

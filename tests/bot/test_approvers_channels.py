@@ -5,8 +5,8 @@ installation in the configured APPROVER_CONVERSATION_ID). Through the real HTTP 
 
 from __future__ import annotations
 
-from bot import texts
-from bot.models import RequestState
+from bot.persistence.models import RequestState
+from bot.views import texts
 from tests.bot.conftest import ALEX, ISAIAH, MEGAN, PATTI, PRADEEP, PRIVILEGED_GROUP, BotHarness, Persona
 from tests.bot.test_approvals import (
     Bots,

@@ -1,4 +1,4 @@
-"""The audit trail is hash-chained: `python -m bot.audit verify` finds a deleted, edited or reordered row (even
+"""The audit trail is hash-chained: `python -m bot.persistence.audit verify` finds a deleted, edited or reordered row (even
 after the database owner dropped the append-only triggers) and names it; concurrent writers keep one chain.
 
 Each case writes rows through the store, tampers with the table as the database owner (the bot's own database
@@ -23,9 +23,9 @@ from sqlalchemy import insert, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bot.audit import GENESIS, row_hash
-from bot.models import Person, RequestState
-from bot.store import AUDIT, MIGRATIONS_DIR, Store
+from bot.persistence.audit import GENESIS, row_hash
+from bot.persistence.models import Person, RequestState
+from bot.persistence.store import AUDIT, MIGRATIONS_DIR, Store
 from tests.bot.db_fixtures import Database, database_fixture, store_fixture  # noqa: F401 (fixtures)
 from tests.bot.test_store import AGENT, make_request
 
@@ -53,7 +53,7 @@ async def verify(
     env: dict[str, str] | None = None,
     on_test_database: bool = True,
 ) -> Verified:
-    """`python -m bot.audit verify` on the test's database (SQLite: through DATA_DIR, as the bot finds it), as its
+    """`python -m bot.persistence.audit verify` on the test's database (SQLite: through DATA_DIR, as the bot finds it), as its
     own process."""
     argv = ["verify", *args]
     environ = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DATA_DIR")}
@@ -66,7 +66,7 @@ async def verify(
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "bot.audit",
+        "bot.persistence.audit",
         *argv,
         cwd=ROOT,
         env=environ,
@@ -304,7 +304,7 @@ def _upgrade(connection: Connection, revision: str) -> None:
 
 
 async def test_rows_written_before_the_chain_are_chained_at_migration(database: Database) -> None:
-    from bot.store import database_url
+    from bot.persistence.store import database_url
 
     url = database_url(database.url, database.data_dir)
     database.data_dir.mkdir(parents=True, exist_ok=True)

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from bot import cards, texts
-from bot.models import ChangeRequest, Person, RequestState
-from bot.store import AuditEntry
+from bot.persistence.models import ChangeRequest, Person, RequestState
+from bot.persistence.store import AuditEntry
+from bot.views import cards, texts
 from graph import numbers
 from graph.outcome import (
     Holder,

@@ -11,14 +11,14 @@ import pytest
 from botbuilder.core import AutoSaveStateMiddleware, ConversationState, Middleware, TurnContext, UserState
 from botbuilder.testing import DialogTestClient
 
-from bot import texts
-from bot.approvals import ApprovalService
-from bot.execution import Executor
-from bot.models import Person
-from bot.policy import Policy
-from bot.service import Caller, GraphServices, MfaService
+from bot.desk.approvals import ApprovalService
+from bot.desk.execution import Executor
+from bot.desk.policy import Policy
+from bot.desk.service import Caller, GraphServices, MfaService
+from bot.persistence.models import Person
+from bot.persistence.store import Store
 from bot.settings import BotSettings
-from bot.store import Store
+from bot.views import texts
 from dialogs.commands import Command, parse_command
 from dialogs.main_dialog import CALLER_KEY, MainDialog
 from tests.bot.conftest import ALEX, PRADEEP, TENANT_ID, Persona, bot_environ, card_text, input_ids

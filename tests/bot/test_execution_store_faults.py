@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bot.models import RequestState
+from bot.persistence.models import RequestState
 from tests.bot.conftest import (
     ALEX,
     DIEGO_ID,
@@ -62,10 +62,10 @@ async def test_a_result_the_locked_database_refused_is_recorded_once_it_is_free(
             locked.append(True)
 
     refused = _ReleaseWhenRefused(release)
-    execution_log = logging.getLogger("bot.execution")
+    execution_log = logging.getLogger("bot.desk.execution")
     execution_log.addHandler(refused)
     bot.connector.on_update = lock_when_the_run_starts
-    caplog.set_level(logging.WARNING, logger="bot.execution")
+    caplog.set_level(logging.WARNING, logger="bot.desk.execution")
     try:
         review, confirm, final = await bot.run_change(
             ALEX, {"targetUserText": DIEGO_ID, "number": "+49 170 5557777", "action": "set"}

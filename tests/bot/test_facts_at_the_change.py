@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot import texts
-from bot.approvals import APPROVED_GRACE
-from bot.models import RequestState
+from bot.desk.approvals import APPROVED_GRACE
+from bot.persistence.models import RequestState
+from bot.views import texts
 from graph.simulator.tenant import RoleAssignment
 from tests.bot.conftest import (
     ALEX,

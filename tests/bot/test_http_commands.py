@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from bot import texts
-from bot.models import RequestState
+from bot.persistence.models import RequestState
+from bot.views import texts
 from tests.bot.conftest import (
     ALEX,
     APPROVER_GROUP,

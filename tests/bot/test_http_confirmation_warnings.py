@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot import texts
+from bot.views import texts
 from graph.workflow import ALTERNATE_FIRST
 from tests.bot.conftest import ALEX, DIEGO_ID, BotHarness, action_data, card_text, graph_writes, walk
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot import texts
+from bot.views import texts
 from tests.bot.conftest import ALEX, BotHarness, MakeBot, action_data, card_text, is_lookup, walk
 
 DIEGO = {"targetUserText": "diego.siciliani@contoso.example", "number": "+49 170 5556666", "action": "set"}

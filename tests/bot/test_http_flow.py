@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import aiohttp
 
-from bot.models import ChangeRequest, Person, RequestState
-from bot.store import new_request_id
+from bot.persistence.models import ChangeRequest, Person, RequestState
+from bot.persistence.store import new_request_id
 from tests.bot.conftest import (
     ALEX,
     DIEGO_ID,

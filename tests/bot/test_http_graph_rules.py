@@ -4,7 +4,7 @@ has other methods, done when it is the only one)."""
 
 from __future__ import annotations
 
-from bot import texts
+from bot.views import texts
 from tests.bot.conftest import ALEX, LEE_ID, LYNNE_ID, BotHarness, action_data, card_text, graph_writes
 
 LEE = "lee.gu@contoso.example"  # mobile +49 170 4445555 is the default method, and the only one

@@ -16,10 +16,10 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from app import create_app
-from bot import texts
-from bot.models import RequestState
-from bot.service import GraphServices
+from bot.desk.service import GraphServices
+from bot.persistence.models import RequestState
 from bot.settings import BotSettings
+from bot.views import texts
 from graph.client import RetryPolicy
 from tests.bot.conftest import (
     ALEX,

@@ -6,8 +6,8 @@ import asyncio
 import time
 from typing import Any
 
-from bot import texts
-from bot.models import RequestState
+from bot.persistence.models import RequestState
+from bot.views import texts
 from tests.bot.conftest import (
     ALEX,
     DIEGO_ID,
@@ -63,7 +63,7 @@ async def test_sms_sign_in_conflict_keeps_the_number_for_mfa(bot: BotHarness) ->
     req = await _request(bot, review.card or {})
     assert req.outcome["sms_sign_in_conflict"] is True  # type: ignore[attr-defined]
     assert req.outcome["outcome"] in ("added", "updated")  # type: ignore[attr-defined]
-    from bot import texts
+    from bot.views import texts
 
     assert texts.t("en", "outcome.sms_conflict.title") in card_text(final.card)
 
@@ -136,7 +136,7 @@ async def test_remove_with_a_different_number_is_a_mismatch_and_removes_nothing(
     assert req.outcome["outcome"] == "number_mismatch"  # type: ignore[attr-defined]
     assert graph_writes(bot.sim) == []
     assert bot.sim.tenant.user(LYNNE_ID).phones.get("mobile") is not None
-    from bot import texts
+    from bot.views import texts
 
     assert texts.t("en", "outcome.number_mismatch.title") in card_text(final.card)
 
@@ -161,7 +161,7 @@ async def test_graph_rule_alternate_mobile_blocks_removal_and_says_what_to_do(bo
     assert req.outcome["next_step"]  # type: ignore[attr-defined]
     assert graph_writes(bot.sim) == []
     assert bot.sim.tenant.user(NESTOR_ID).phones.get("mobile") is not None
-    from bot import texts
+    from bot.views import texts
 
     assert texts.t("en", "outcome.blocked_by_graph_rule.title") in card_text(final.card)
 
@@ -188,7 +188,7 @@ async def test_user_deleted_after_confirm_is_user_not_found(bot: BotHarness) -> 
     # The user's methods are read with the checks, before the progress card: the user deleted then is gone by
     # the write, which Graph answers 404; nothing was changed.
     assert all(c.status == 404 for c in graph_writes(bot.sim))
-    from bot import texts
+    from bot.views import texts
 
     assert texts.t("en", "outcome.user_not_found.title") in card_text(final.card)
 
@@ -247,7 +247,7 @@ async def test_notification_disabled_is_said(bot: BotHarness) -> None:
     req = await _request(bot, review.card or {})
     assert req.outcome["notification"] == "disabled"  # type: ignore[attr-defined]
     assert bot.sim.outbox == []
-    from bot import texts
+    from bot.views import texts
 
     assert texts.t("en", "notification.disabled").split("{")[0][:12] in card_text(final.card)
 
@@ -289,7 +289,7 @@ async def test_invoke_is_answered_fast_while_graph_is_slow_and_the_card_follows(
     answered_before_graph = bot.sim.calls[calls:] == []
     assert confirm.status == 200
     assert answered_before_graph, [c.path for c in bot.sim.calls[calls:]]
-    from bot import texts
+    from bot.views import texts
 
     assert texts.t("en", "progress.title") in confirm.text
     final = await bot.final_update(form.activity_id or "", since=mark, timeout=30)

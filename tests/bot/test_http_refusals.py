@@ -9,8 +9,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot import texts
-from bot.models import RequestState
+from bot.persistence.models import RequestState
+from bot.views import texts
 from tests.bot.conftest import (
     ADELE_ID,
     ALEX,

@@ -3,7 +3,7 @@ then becomes the confirmation card (or the form with the error beside the field,
 
 from __future__ import annotations
 
-from bot import texts
+from bot.views import texts
 from tests.bot.conftest import (
     ALEX,
     PRADEEP,

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from botbuilder.schema import Activity, ConversationAccount
 
-from bot.models import ChangeRequest, Person, RequestState
-from bot.policy import Policy, activity_tenant_id
-from bot.service import GraphServices
+from bot.desk.policy import Policy, activity_tenant_id
+from bot.desk.service import GraphServices
+from bot.persistence.models import ChangeRequest, Person, RequestState
 from bot.settings import BotSettings
 from graph.outcome import TargetUser
 from tests.bot.conftest import (

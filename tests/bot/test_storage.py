@@ -23,8 +23,8 @@ from botbuilder.dialogs import (
 from botbuilder.dialogs.prompts import PromptOptions
 from sqlalchemy import text
 
-from bot.storage import ETagConflict
-from bot.store import Store
+from bot.persistence.store import Store
+from bot.teams.state_storage import ETagConflict
 from tests.bot.conftest import ALEX, input_ids
 from tests.bot.db_fixtures import Database, database_fixture, store_fixture  # noqa: F401 (fixtures)
 
@@ -189,7 +189,7 @@ async def test_a_hostile_state_row_runs_nothing_and_reads_as_missing_with_a_warn
             text("UPDATE bot_state SET document = :doc WHERE key = 'victim'"), {"doc": json.dumps(document)}
         )
 
-    with caplog.at_level(logging.WARNING, logger="bot.storage"):
+    with caplog.at_level(logging.WARNING, logger="bot.teams.state_storage"):
         got = await storage.read(["victim", "neighbour"])
 
     assert not sentinel.exists()
@@ -251,7 +251,7 @@ async def test_hostile_state_rows_do_not_run_and_the_conversation_goes_on_throug
                 {"doc": json.dumps(hostile[case]), "key": key},
             )
 
-    with caplog.at_level(logging.WARNING, logger="bot.storage"):
+    with caplog.at_level(logging.WARNING, logger="bot.teams.state_storage"):
         again = await bot.open_form(ALEX, "set phone")
         cancel = await bot.message(ALEX, "cancel")
 
@@ -259,7 +259,9 @@ async def test_hostile_state_rows_do_not_run_and_the_conversation_goes_on_throug
     assert cancel.status in (200, 201)
     assert not sentinel.exists()
     warned = [
-        r.getMessage() for r in caplog.records if r.name == "bot.storage" and r.levelno == logging.WARNING
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "bot.teams.state_storage" and r.levelno == logging.WARNING
     ]
     assert any("msteams/conversations/" in w for w in warned), warned
     assert any("msteams/users/" in w for w in warned), warned

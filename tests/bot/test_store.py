@@ -15,8 +15,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import text
 
-from bot.models import TRANSITIONS, CardRef, ChangeRequest, Person, RequestState
-from bot.store import (
+from bot.persistence.models import TRANSITIONS, CardRef, ChangeRequest, Person, RequestState
+from bot.persistence.store import (
     REQUESTS,
     Base,
     InvalidTransition,

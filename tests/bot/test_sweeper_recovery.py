@@ -17,10 +17,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app import RUNTIME
-from bot import texts
-from bot.approvals import APPROVED_GRACE, EXECUTING_TIMEOUT
-from bot.markdown import chat_text
-from bot.models import ChangeRequest, Person, RequestState
+from bot.desk.approvals import APPROVED_GRACE, EXECUTING_TIMEOUT
+from bot.persistence.models import ChangeRequest, Person, RequestState
+from bot.views import texts
+from bot.views.markdown import chat_text
 from tests.bot.conftest import ALEX, MEGAN, BotHarness, Persona, action_data, card_text, graph_writes
 from tests.bot.test_approvals import (
     DIEGO_UPN,

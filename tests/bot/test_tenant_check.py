@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from app import RUNTIME
-from bot import texts
+from bot.views import texts
 from tests.bot.conftest import ALEX, MEGAN, BotHarness, BotLauncher, Database, card_text
 from tests.bot.fake_connector import FakeConnector
 

@@ -1,7 +1,7 @@
 """End-to-end harness: the demo stack (Graph simulator + bot + Agents Playgrounds) on free loopback ports, driven
 in Debian's Chromium through Playwright as a person would use it.
 
-One stack per test session (bot.demo.DemoStack in a background thread with its own event loop), reused by all
+One stack per test session (bot.teams.demo.DemoStack in a background thread with its own event loop), reused by all
 scenarios; the simulated tenant is reset before each test and every test opens a fresh chat page. The approvers'
 pages (Megan Bowen, Patti Fernandez) stay open for the whole session, as an approver's Teams would.
 
@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from bot.demo import PLAYGROUND_BIN, ROOT, DemoStack, free_port
+from bot.teams.demo import PLAYGROUND_BIN, ROOT, DemoStack, free_port
 
 T = TypeVar("T")
 
@@ -42,7 +42,7 @@ ARTIFACTS = ROOT / "test-artifacts" / "e2e"
 WAIT_MS = 20_000
 BOT_NAME = "MFA Phone Bot (demo)"
 
-# The personas with a Playground in the e2e stack (bot/demo/playground/<key>/.m365agentsplayground.yml).
+# The personas with a Playground in the e2e stack (bot/teams/demo/playground/<key>/.m365agentsplayground.yml).
 AGENT, APPROVER, PRIVILEGED_APPROVER, NO_ROLE = (
     "alex-wilber",
     "megan-bowen",

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.demo import (
+from bot.teams.demo import (
     PERSONAS,
     PLAYGROUND_BIN,
     PLAYGROUND_CONFIG,

@@ -188,7 +188,10 @@ def test_permission_denied_for_an_app_without_the_role(sim_thread: Any, env: dic
     reader.pop("GRAPH_CLIENT_CERTIFICATE", None)
     data, proc = run_json(reader, "set", "--user", user.upn, "--number", "+49 176 1234567")
     assert (data["outcome"], proc.returncode) == ("permission_denied", 1)
-    assert data["missing_permission"] == "UserAuthMethod-Phone.ReadWrite.All (or UserAuthenticationMethod.ReadWrite.All)"
+    assert (
+        data["missing_permission"]
+        == "UserAuthMethod-Phone.ReadWrite.All (or UserAuthenticationMethod.ReadWrite.All)"
+    )
 
 
 def test_graph_unavailable_after_injected_503s(sim_thread: Any, env: dict[str, str]) -> None:

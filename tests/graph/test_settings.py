@@ -72,7 +72,9 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
 
 def test_the_409_read_back_window_defaults_above_the_runbooks_5_seconds_and_can_be_set() -> None:
     assert GraphSettings.from_env(base_env()).conflict_readback_seconds == 8.0
-    assert GraphSettings.from_env(base_env(CONFLICT_READBACK_SECONDS="12.5")).conflict_readback_seconds == 12.5
+    assert (
+        GraphSettings.from_env(base_env(CONFLICT_READBACK_SECONDS="12.5")).conflict_readback_seconds == 12.5
+    )
     assert GraphSettings.from_env(base_env(CONFLICT_READBACK_SECONDS=" 0 ")).conflict_readback_seconds == 0.0
 
 

@@ -325,7 +325,10 @@ async def test_403_on_the_write_names_the_missing_permission(stack: Stack) -> No
     stack.sim.faults.inject("POST", r"/phoneMethods$", 403, times=1)
     out = await stack.workflow.run(request("set", user.upn, "+49 176 1234567"))
     assert out.kind is OutcomeKind.PERMISSION_DENIED
-    assert out.missing_permission == "UserAuthMethod-Phone.ReadWrite.All (or UserAuthenticationMethod.ReadWrite.All)"
+    assert (
+        out.missing_permission
+        == "UserAuthMethod-Phone.ReadWrite.All (or UserAuthenticationMethod.ReadWrite.All)"
+    )
     assert out.missing_permission in out.message
 
 
@@ -476,7 +479,10 @@ async def test_a_refused_write_sends_no_mail(stack: Stack) -> None:
     out = await stack.workflow.run(request("set", user.upn, "+49 176 1234567", notify=True))
     # the write's refusal in the batch is taken as the write's refusal alone
     assert out.kind is OutcomeKind.PERMISSION_DENIED
-    assert out.missing_permission == "UserAuthMethod-Phone.ReadWrite.All (or UserAuthenticationMethod.ReadWrite.All)"
+    assert (
+        out.missing_permission
+        == "UserAuthMethod-Phone.ReadWrite.All (or UserAuthenticationMethod.ReadWrite.All)"
+    )
     assert out.notification.status is NotificationStatus.NOT_ATTEMPTED
     assert send_mail_statuses(stack, start) == [(424, True)]
     assert len(stack.sim.outbox) == before

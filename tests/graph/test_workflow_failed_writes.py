@@ -138,7 +138,10 @@ async def test_a_403_on_a_write_is_read_back_and_names_the_permission(stack: Sta
     start = len(stack.sim.calls)
     out = await stack.workflow.run(request("set", user.upn, NUMBER))
     assert out.kind is OutcomeKind.PERMISSION_DENIED
-    assert out.missing_permission == "UserAuthMethod-Phone.ReadWrite.All (or UserAuthenticationMethod.ReadWrite.All)"
+    assert (
+        out.missing_permission
+        == "UserAuthMethod-Phone.ReadWrite.All (or UserAuthenticationMethod.ReadWrite.All)"
+    )
     assert phone_calls(stack.sim, user, start)[-2:] == [("POST", 403), ("GET", 200)]
 
 

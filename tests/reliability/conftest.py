@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.service import GraphServices
+from bot.desk.service import GraphServices
 from bot.settings import BotSettings
 from graph.client import RetryPolicy
 from tests.bot.conftest import (  # noqa: F401  (fixtures re-exported for this folder)
@@ -104,7 +104,7 @@ async def audit_rows(store: Any, after_id: int = 0) -> list[dict[str, Any]]:
     """Audit rows with id > after_id, oldest first, read straight from the table the store writes."""
     from sqlalchemy import select
 
-    from bot.store import AUDIT
+    from bot.persistence.store import AUDIT
 
     async with store._read() as conn:  # noqa: SLF001  (a test reads the table it checks)
         rows = (
@@ -116,7 +116,7 @@ async def audit_rows(store: Any, after_id: int = 0) -> list[dict[str, Any]]:
 async def last_audit_id(store: Any) -> int:
     from sqlalchemy import func, select
 
-    from bot.store import AUDIT
+    from bot.persistence.store import AUDIT
 
     async with store._read() as conn:  # noqa: SLF001
         return int(await conn.scalar(select(func.max(AUDIT.c.id))) or 0)

@@ -366,8 +366,8 @@ async def run_load(
     from aiohttp.test_utils import TestServer
 
     from app import create_app
+    from bot.persistence.store import Store
     from bot.settings import BotSettings
-    from bot.store import Store
     from tests.bot.conftest import bot_environ
 
     tmp = tempfile.TemporaryDirectory(prefix="mfa-load-")

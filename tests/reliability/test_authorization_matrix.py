@@ -1,5 +1,5 @@
 """Family 3, the authorization matrix: every role × every action × every kind of target, through the HTTP
-endpoint, against what the rules say (bot/policy.py's docstring, issues 3 and 4):
+endpoint, against what the rules say (bot/desk/policy.py's docstring, issues 3 and 4):
 
 - request and confirm: helpdesk members only; never one's own account; a privileged target only by a member of
   the privileged group (APPROVAL_POLICY=privileged: confirming a privileged change sends it for approval, which
@@ -18,8 +18,8 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime, timedelta
 
-from bot.models import ChangeRequest, Person, RequestState
-from bot.store import new_request_id
+from bot.persistence.models import ChangeRequest, Person, RequestState
+from bot.persistence.store import new_request_id
 from tests.bot.conftest import (
     ADELE_ID,
     ALEX,

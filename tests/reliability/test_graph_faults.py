@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 from app import RUNTIME
-from bot import texts
+from bot.views import texts
 from graph.errors import TokenError
 from graph.outcome import OutcomeKind
 from tests.bot.conftest import ALEX, DIEGO_ID, BotHarness, action_data
@@ -99,7 +99,9 @@ async def _one_case(bot: BotHarness, step: str, method: str, path: str, fault: t
     # requester's groups, the target's privilege, read from Graph at that moment) could not be read, so it failed
     # as graph_unavailable without a write.
     started = events[:3] == ["requested", "confirmed", "execution_started"]
-    unchecked = events == ["requested", "confirmed", "failed"] and req.outcome["outcome"] == "graph_unavailable"
+    unchecked = (
+        events == ["requested", "confirmed", "failed"] and req.outcome["outcome"] == "graph_unavailable"
+    )
     assert (started or unchecked) and len(finals) == 1, (step, name, events)
     assert req.outcome and OutcomeKind(req.outcome["outcome"]), (step, name)
     # the card shows the outcome (the last update of the requester's card is not progress)

@@ -185,7 +185,7 @@ def _review_by_pradeep(bot: BotHarness) -> dict[str, Any]:
 async def _count_audit(bot: BotHarness) -> int:
     from sqlalchemy import func, select
 
-    from bot.store import AUDIT
+    from bot.persistence.store import AUDIT
 
     async with bot.store._read() as conn:  # noqa: SLF001  (a test reads the table it checks)
         return int(await conn.scalar(select(func.count()).select_from(AUDIT)) or 0)

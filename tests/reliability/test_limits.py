@@ -1,14 +1,14 @@
 """Family 9, abuse limits: a per-requester limit on changes and a per-target cool-down, both refused with a clear
-card and an audit row, before any Graph write; and bot.limits.check_limits itself on the real store."""
+card and an audit row, before any Graph write; and bot.desk.limits.check_limits itself on the real store."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from bot.limits import check_and_audit, check_limits
-from bot.models import ChangeRequest, Person, RequestState
+from bot.desk.limits import check_and_audit, check_limits
+from bot.persistence.models import ChangeRequest, Person, RequestState
+from bot.persistence.store import new_request_id
 from bot.settings import BotSettings
-from bot.store import new_request_id
 from tests.bot.conftest import ALEX, MEGAN, BotHarness, action_data, graph_writes
 from tests.reliability.conftest import MakeRBot, audit_rows, last_audit_id, record_figures, wait_final
 

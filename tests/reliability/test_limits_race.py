@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from bot.models import RequestState
+from bot.persistence.models import RequestState
 from tests.bot.conftest import ALEX, MEGAN, PATTI, BotHarness, action_data, graph_writes
 from tests.bot.test_approvals import (
     Bots,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bot.models import RequestState
+from bot.persistence.models import RequestState
 from tests.bot.conftest import (
     ALEX,
     MEGAN,

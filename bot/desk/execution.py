@@ -20,8 +20,8 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from bot import cards, texts
-from bot.models import ChangeRequest, Person, RequestState
+from bot.persistence.models import ChangeRequest, Person, RequestState
+from bot.views import cards, texts
 from graph.errors import GraphError
 from graph.numbers import mask
 from graph.outcome import Notification, NotificationStatus, Outcome, OutcomeKind, TargetUser
@@ -116,8 +116,8 @@ class Executor:
                 await prepared.discard()  # nothing to do once the workflow ran on it
 
     async def _execute(self, req: ChangeRequest, *, actor: Person, prepared: Any) -> ChangeRequest | None:
-        from bot.policy import hold_for, read_facts
-        from bot.store import InvalidTransition, LimitHit, StaleRevision
+        from bot.desk.policy import hold_for, read_facts
+        from bot.persistence.store import InvalidTransition, LimitHit, StaleRevision
 
         approved = req
         try:
@@ -224,7 +224,9 @@ class Executor:
         await self._publish(req, outcome, actor, refs, lang)
         return req
 
-    async def _publish(self, req: ChangeRequest, outcome: Outcome, actor: Person, refs: Any, lang: str) -> None:
+    async def _publish(
+        self, req: ChangeRequest, outcome: Outcome, actor: Person, refs: Any, lang: str
+    ) -> None:
         """The outcome on every copy of the card; the requester told when someone else's decision ran it."""
         card = cards.outcome_card(lang, req, outcome)
         await asyncio.gather(*(self._updater.update_card(ref, card) for ref in refs))
@@ -239,11 +241,13 @@ class Executor:
                     f"{texts.t(lang, 'common.request_id', id=req.id)}, {req.target_display_name}: {title}",
                 )
 
-    async def _fail_unchecked(self, req: ChangeRequest, actor: Person, error: GraphError) -> ChangeRequest | None:
+    async def _fail_unchecked(
+        self, req: ChangeRequest, actor: Person, error: GraphError
+    ) -> ChangeRequest | None:
         """Graph could not answer the checks made just before the change (the requester's groups, the target's
         privilege): nothing runs. APPROVED → FAILED with a graph_unavailable outcome, audited; every card shows
         it (try again)."""
-        from bot.store import InvalidTransition, StaleRevision
+        from bot.persistence.store import InvalidTransition, StaleRevision
 
         log.warning(
             "request %s: the checks before the change could not be read (%s %s, request-id %s); nothing ran",
@@ -259,7 +263,9 @@ class Executor:
         missing: str | None = None
         checks = "the checks made just before the change (the requester's groups, the user's privilege)"
         if isinstance(error, TokenError) and error.transient:
-            message = f"Microsoft sign-in did not answer ({error.code}: {error.message}); nothing was changed."
+            message = (
+                f"Microsoft sign-in did not answer ({error.code}: {error.message}); nothing was changed."
+            )
             next_step = "Try again in a few seconds; if it keeps failing, in a few minutes."
         elif isinstance(error, PermissionDeniedError):
             kind, missing = OutcomeKind.PERMISSION_DENIED, required_permission(error.method, error.url)
@@ -311,7 +317,7 @@ class Executor:
         self, req: ChangeRequest, actor: Person, key: str, params: dict[str, Any]
     ) -> ChangeRequest | None:
         """APPROVED → CANCELLED because the facts re-read at the start forbid the change; every card says why."""
-        from bot.store import InvalidTransition, StaleRevision
+        from bot.persistence.store import InvalidTransition, StaleRevision
 
         lang = texts.lang_from_locale(req.locale)
         try:
@@ -324,7 +330,11 @@ class Executor:
                     RequestState.CANCELLED,
                     actor=None,
                     event="cancelled",
-                    details={"decision": RequestState.CANCELLED.value, "reason": key, "checked_for": actor.name},
+                    details={
+                        "decision": RequestState.CANCELLED.value,
+                        "reason": key,
+                        "checked_for": actor.name,
+                    },
                     decided_at=self._clock(),
                     decision_reason=texts.t(lang, key, **params),
                 ),
@@ -366,7 +376,7 @@ class Executor:
 
     async def _retrying(self, what: str, request_id: str, operation: Callable[[], Awaitable[_T]]) -> _T:
         """operation(), tried again on StoreUnavailable with a growing pause for at most STORE_RETRY_SECONDS."""
-        from bot.store import StoreUnavailable
+        from bot.persistence.store import StoreUnavailable
 
         deadline = time.monotonic() + STORE_RETRY_SECONDS
         delay = STORE_RETRY_FIRST_DELAY

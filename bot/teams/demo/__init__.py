@@ -9,7 +9,7 @@ starts, all on loopback:
   DEMO_MODE=true;
 - a small read-only page showing the simulated tenant's phone methods and the e-mail the bot sent;
 - two Agents Playground processes (node_modules/.bin/agentsplayground), one signed in as the helpdesk agent
-  Alex Wilber, one as the approver Megan Bowen, each from its own folder under bot/demo/playground/ holding
+  Alex Wilber, one as the approver Megan Bowen, each from its own folder under bot/teams/demo/playground/ holding
   its `.m365agentsplayground.yml`; their logs go to data/demo/.
 
 Demo mode refuses to start when real Graph or Bot Framework credentials are set in the environment, so it can
@@ -62,7 +62,7 @@ DEFAULT_SIM_PORT = 8443
 
 @dataclass(frozen=True)
 class Persona:
-    key: str  # folder under bot/demo/playground/
+    key: str  # folder under bot/teams/demo/playground/
     name: str
     role: str
     aad_object_id: str

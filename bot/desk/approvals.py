@@ -1,6 +1,6 @@
 """Four-eyes approvals: a change request that policy wants approved waits for an allowed approver's decision.
 
-The request's state lives in the database (bot/store.py); every move is a conditional update on (id, revision)
+The request's state lives in the database (bot/persistence/store.py); every move is a conditional update on (id, revision)
 with its audit row in the same transaction, so a decision is taken exactly once even when two approvers click at
 the same moment, Teams retries an invoke, or two bot instances receive the same click. The cards carry only the
 request id and revision; what they show is read from the database when they are rendered.
@@ -16,11 +16,11 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot import cards, texts
-from bot.limits import check_limits
-from bot.models import CardRef, ChangeRequest, Person, RequestState
-from bot.policy import Facts, Hold, hold_for, read_facts
-from bot.store import InvalidTransition, StaleRevision
+from bot.desk.limits import check_limits
+from bot.desk.policy import Facts, Hold, hold_for, read_facts
+from bot.persistence.models import CardRef, ChangeRequest, Person, RequestState
+from bot.persistence.store import InvalidTransition, StaleRevision
+from bot.views import cards, texts
 from graph.errors import GraphError
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ OUTCOME_INTERRUPTED = "interrupted"  # outcome["outcome"] of a run the sweeper c
 
 
 def say(lang: str, key: str, **params: Any) -> str:
-    """bot/texts.py's text for `key`; a policy refusal's `group_key` parameter becomes the group's name."""
+    """bot/views/texts.py's text for `key`; a policy refusal's `group_key` parameter becomes the group's name."""
     if "group_key" in params and "group" not in params:
         params["group"] = texts.t(lang, str(params["group_key"]))
     return texts.t(lang, key, **params)
@@ -879,7 +879,7 @@ class ApprovalService:
 
 def _interrupted_outcome(req: ChangeRequest) -> dict[str, Any]:
     """The outcome of a run that was cut off: whether Graph applied the change is unknown."""
-    from bot.execution import outcome_without_run
+    from bot.desk.execution import outcome_without_run
 
     outcome = outcome_without_run(
         req,

@@ -1,9 +1,9 @@
-"""The Teams edge: turns activities into calls on bot.service and answers them.
+"""The Teams edge: turns activities into calls on bot.desk.service and answers them.
 
 `adaptiveCard/action` invokes are answered here with `InvokeResponse(status=200, body=AdaptiveCardInvokeResponse)`
 (a model, serialized once by CloudAdapter: botbuilder 4.17.1's own on_adaptive_card_invoke path serializes twice
 and fails with a 500). Action.Submit arrives as a message with `value` and gets the same treatment, answered by
-updating the clicked card in place. Graph work runs after the answer (bot/execution.py).
+updating the clicked card in place. Graph work runs after the answer (bot/desk/execution.py).
 """
 
 from __future__ import annotations
@@ -28,11 +28,11 @@ from botbuilder.core import (
 from botbuilder.dialogs import DialogSet, DialogTurnStatus
 from botbuilder.schema import Activity, AdaptiveCardInvokeResponse, ChannelAccount
 
-from bot import cards, markdown, texts
-from bot.approvals import APPROVERS_CHANNEL, PRIVILEGED_APPROVERS_CHANNEL
-from bot.models import Person
-from bot.policy import activity_tenant_id
-from bot.service import Caller, MfaService
+from bot.desk.approvals import APPROVERS_CHANNEL, PRIVILEGED_APPROVERS_CHANNEL
+from bot.desk.policy import activity_tenant_id
+from bot.desk.service import Caller, MfaService
+from bot.persistence.models import Person
+from bot.views import cards, markdown, texts
 from dialogs.main_dialog import CALLER_KEY, MainDialog
 
 log = logging.getLogger(__name__)
@@ -250,7 +250,7 @@ class MfaBot(ActivityHandler):
 
 
 class InertText(Middleware):
-    """The text of every message the bot sends or updates goes out as `bot.markdown.chat_text`: markdown escaped,
+    """The text of every message the bot sends or updates goes out as `bot.views.markdown.chat_text`: markdown escaped,
     web addresses defanged. Registered first on the adapter (app.py), so it covers turn replies and proactive
     messages alike (continue_conversation runs the same middleware), and whatever the text was built from (display
     names, UPNs, approvers' reasons, Graph's messages, what a person typed) cannot become a link or formatting."""
@@ -285,7 +285,7 @@ class DemoBanner(Middleware):
     Registered once on the adapter (app.py), so it sees every way a card leaves the bot: the answer to an
     `adaptiveCard/action` invoke, messages sent in a turn, cards updated in place, and the proactive sends and
     updates (continue_conversation runs the same middleware). Every Adaptive Card gets the banner of
-    `bot.cards.with_demo_banner` on top (once); a plain text message starts with the words of "demo.text".
+    `bot.views.cards.with_demo_banner` on top (once); a plain text message starts with the words of "demo.text".
     """
 
     async def on_turn(self, context: TurnContext, logic: Callable[[], Awaitable[Any]]) -> None:

@@ -7,10 +7,10 @@ could otherwise carry a link (``[Re-verify your MFA](https://evil.example)``), a
 * `escape` is the one markdown escape: markdown- and HTML-significant characters (``\\ ` * _ { } [ ] ( ) < > ~ | !``)
   are backslash-escaped, line breaks collapse to spaces and a line start that would make a heading, quote or
   list (``#``, ``>``, ``+ ``, ``- ``, ``1.``) is escaped. The card builders apply it to every string they put in a
-  TextBlock or Fact (`bot.cards.md`).
+  TextBlock or Fact (`bot.views.cards.md`).
 * `chat_text` is what a plain-text chat message goes out as: `escape`, after web addresses are defanged so no
   client turns them into links (``https://evil.example/x`` -> ``https[:]//evil[.]example/x``, ``www.evil.com`` ->
-  ``www[.]evil[.]com``; an e-mail address is left as it is). `bot.handler.InertText` applies it to the text of
+  ``www[.]evil[.]com``; an e-mail address is left as it is). `bot.teams.handler.InertText` applies it to the text of
   every message the bot sends or updates (turn replies and proactive messages alike), so the bot's text
   messages carry no markdown and no links of their own: links go on cards, as buttons.
 

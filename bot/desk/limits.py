@@ -8,7 +8,7 @@ are read from the store, so they hold across restarts and instances:
 - the cool-down starts at the target's last completed change that changed something
   (store.last_change_for_target: added, updated or removed; "unchanged" and Graph refusals do not count).
 
-`check_limits` only decides; the caller audits the refusal (bot/service.py audits every refusal it answers) or
+`check_limits` only decides; the caller audits the refusal (bot/desk/service.py audits every refusal it answers) or
 uses `check_and_audit`, which writes the "refused" audit row itself.
 """
 
@@ -17,8 +17,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.models import Person
-from bot.policy import Decision, refuse
+from bot.desk.policy import Decision, refuse
+from bot.persistence.models import Person
 
 RATE_LIMIT_KEY = "refusal.rate_limit"
 COOLDOWN_KEY = "refusal.target_cooldown"

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from bot.models import ChangeRequest, Person
+from bot.persistence.models import ChangeRequest, Person
 from graph.outcome import TargetUser
 
 
@@ -41,9 +41,9 @@ class Roles:
 @dataclass
 class Decision:
     allowed: bool
-    reason_key: str | None = None  # bot/texts.py key explaining a refusal
+    reason_key: str | None = None  # bot/views/texts.py key explaining a refusal
     params: dict[str, Any] = field(default_factory=dict)
-    # bot/texts.py keys of the rules that apply (confirmation card); their parameters: roles (privilege_reasons),
+    # bot/views/texts.py keys of the rules that apply (confirmation card); their parameters: roles (privilege_reasons),
     # group (the approver group's name, approval.group.<approver_group>)
     rules: list[str] = field(default_factory=list)
     privileged: bool = False

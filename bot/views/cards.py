@@ -9,7 +9,7 @@ Rules every builder follows:
 - Phone numbers are always masked (`graph.numbers.mask`). The one exception is the request form's own number
   field, which keeps what the agent typed when the form comes back with an error.
 - Every string placed in a TextBlock or a FactSet is markdown-escaped (`md`): Adaptive Cards render markdown
-  there, and display names, reasons and Graph messages come from outside. Texts in `bot.texts` are plain.
+  there, and display names, reasons and Graph messages come from outside. Texts in `bot.views.texts` are plain.
 - Every input has a label (client tests and screen readers find inputs by it); a server-side error is a
   TextBlock in the attention colour right under its input, with the values kept.
 """
@@ -20,9 +20,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
-from bot.markdown import escape
-from bot.models import ChangeRequest, RequestState
-from bot.texts import t
+from bot.persistence.models import ChangeRequest, RequestState
+from bot.views.markdown import escape
+from bot.views.texts import t
 from graph.outcome import Holder, NotificationStatus, Outcome, OutcomeKind, PhoneState
 
 Card = dict[str, Any]
@@ -61,7 +61,7 @@ MAX_HISTORY_ENTRIES: Final = 25
 
 
 class AuditEntryLike(Protocol):
-    """What the history and status cards read from bot.store.AuditEntry."""
+    """What the history and status cards read from bot.persistence.store.AuditEntry."""
 
     at: datetime
     event: str
@@ -71,10 +71,11 @@ class AuditEntryLike(Protocol):
 
 # ------------------------------------------------------------------------------------------------ escaping
 
+
 def md(value: object) -> str:
     """Plain text made safe for a markdown-rendering TextBlock or Fact: markdown-significant characters are
     backslash-escaped, line breaks collapse to spaces (no injected headings or lists), so a hostile display
-    name cannot inject a link, an image or emphasis. The one escape, shared with text messages (bot.markdown)."""
+    name cannot inject a link, an image or emphasis. The one escape, shared with text messages (bot.views.markdown)."""
     return escape(value)
 
 
@@ -279,7 +280,7 @@ def request_card(
     """The form that collects target user, action, number, notification, language and ticket.
 
     `values` are the inputs to show again (keyed by input id). `errors` maps an input id (or "_form") to a text
-    key of bot.texts, or to (key, params) such as (texts.number_error_key(exc.code), exc.details), or to a
+    key of bot.views.texts, or to (key, params) such as (texts.number_error_key(exc.code), exc.details), or to a
     sentence already in `lang`. With `draft`
     (after "Edit") the Review button carries that request's id and revision.
     """
@@ -543,7 +544,10 @@ def _holder_block(lang: str, outcome: Outcome) -> list[dict[str, Any]]:
                     (t(lang, "fact.upn"), holder.user_principal_name),
                     (
                         t(lang, "fact.account"),
-                        t(lang, f"outcome.holder.account.{'enabled' if holder.account_enabled else 'disabled'}"),
+                        t(
+                            lang,
+                            f"outcome.holder.account.{'enabled' if holder.account_enabled else 'disabled'}",
+                        ),
                     ),
                     (t(lang, "fact.phone_type"), _phone_type(lang, holder.phone_type)),
                     (t(lang, "fact.sms_sign_in"), _sms_state(lang, holder.sms_sign_in_state)),
@@ -807,7 +811,9 @@ def _tenant_check_line(lang: str, report: Any) -> dict[str, Any]:
             lang,
             "help.tenant.problem",
             check=c.name,
-            status=t(lang, f"help.tenant.status.{c.status.replace(' ', '_')}"),  # a problem: missing or failed
+            status=t(
+                lang, f"help.tenant.status.{c.status.replace(' ', '_')}"
+            ),  # a problem: missing or failed
             fix=c.permission or c.detail,
         )
         for c in report.problems

@@ -9,7 +9,7 @@ from typing import Any
 from botbuilder.core import BotAdapter, CardFactory, MessageFactory, TurnContext
 from botbuilder.schema import Activity, ActivityTypes, ConversationReference
 
-from bot.models import CardRef
+from bot.persistence.models import CardRef
 
 log = logging.getLogger(__name__)
 

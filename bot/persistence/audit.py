@@ -2,11 +2,11 @@
 
 Every audit row carries `prev_hash`, the hash of the row before it (GENESIS for the first row), and `hash`, the
 SHA-256 (hex) of the canonical JSON of its own fields (id, at, event, request id, actor, target, details) and
-`prev_hash`. The store writes each row with id = newest id + 1 under a lock (bot/store.py `_append_audit`), so the
+`prev_hash`. The store writes each row with id = newest id + 1 under a lock (bot/persistence/store.py `_append_audit`), so the
 chain is one line in id order. Changing, deleting or reordering a row, even by someone who dropped the database's
 append-only triggers, breaks it at that row:
 
-    python -m bot.audit verify [--database-url URL] [--schema NAME] [--json]
+    python -m bot.persistence.audit verify [--database-url URL] [--schema NAME] [--json]
 
 reads DATABASE_URL and DATA_DIR as the bot does (the option overrides DATABASE_URL), walks the chain in id order
 and reports the first broken link: the row and what is wrong with it (content edited, hash edited, rows missing,
@@ -127,7 +127,7 @@ async def verify(conn: Any) -> Report:
     """Walk the chain in id order on an open AsyncConnection; stop at the first broken link."""
     from sqlalchemy import select
 
-    from bot.store import AUDIT
+    from bot.persistence.store import AUDIT
 
     rows = 0
     first_id: int | None = None
@@ -185,7 +185,7 @@ async def _explain_mismatch(conn: Any, row: Mapping[str, Any]) -> Break:
     """The row's content does not give its hash: tell a move (ids or times swapped) from an edit."""
     from sqlalchemy import select
 
-    from bot.store import AUDIT
+    from bot.persistence.store import AUDIT
 
     rid = row["id"]
     nearby = (
@@ -237,7 +237,7 @@ class UsageError(Exception):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m bot.audit",
+        prog="python -m bot.persistence.audit",
         description="Check the audit trail's hash chain (read only).",
         epilog="Exit codes: 0 intact; 1 broken (the first broken row is named); 2 usage, settings, or the "
         "database cannot be read.",
@@ -255,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _target(url_value: str | None, data_dir: Path, schema: str | None) -> tuple[Any, dict[str, Any]]:
     """The database URL and connect arguments, checked before connecting (never creates a SQLite file)."""
-    from bot.store import _SCHEMA_RE, database_url
+    from bot.persistence.store import _SCHEMA_RE, database_url
 
     url = database_url(url_value, data_dir)
     if url.get_backend_name() == "sqlite":

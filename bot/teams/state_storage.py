@@ -47,10 +47,10 @@ from botbuilder.schema import (
 from msrest.serialization import Model
 from sqlalchemy import Text, cast, delete, select, update
 
-from bot.store import BOT_STATE, _insert_if_absent, _upsert
+from bot.persistence.store import BOT_STATE, _insert_if_absent, _upsert
 
 if TYPE_CHECKING:
-    from bot.store import Store
+    from bot.persistence.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Audit hash chain: prev_hash and hash on every audit row (bot/audit.py).
+"""Audit hash chain: prev_hash and hash on every audit row (bot/persistence/audit.py).
 
 Rows written before this migration are chained here, in id order from the genesis value, so the chain covers the
 whole trail; it shows changes made from now on (what happened to a row before this migration cannot be known).
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from bot.audit import GENESIS, HASHED_FIELDS, row_hash
+from bot.persistence.audit import GENESIS, HASHED_FIELDS, row_hash
 
 revision: str = "0002"
 down_revision: str | Sequence[str] | None = "0001"
@@ -24,7 +24,7 @@ depends_on: str | Sequence[str] | None = None
 
 _BATCH = 1000
 
-# the audit table as this revision knows it (not bot.store's model, which later revisions may change)
+# the audit table as this revision knows it (not bot.persistence.store's model, which later revisions may change)
 _audit = sa.table(
     "audit",
     sa.column("id", sa.BigInteger()),

@@ -1,7 +1,7 @@
 """Alembic environment.
 
-At start-up bot.store.Store.open passes its own (already locked) connection in `config.attributes["connection"]`
-and the migrations run on it. From the command line (`alembic -c <ini with script_location = bot/migrations>`)
+At start-up bot.persistence.store.Store.open passes its own (already locked) connection in `config.attributes["connection"]`
+and the migrations run on it. From the command line (`alembic -c <ini with script_location = bot/persistence/migrations>`)
 the URL comes from `sqlalchemy.url` and the migrations run on a fresh async engine.
 """
 
@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from bot.store import Base
+from bot.persistence.store import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -56,7 +56,7 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from bot.models import TRANSITIONS, CardRef, ChangeRequest, Person, RequestState
+from bot.persistence.models import TRANSITIONS, CardRef, ChangeRequest, Person, RequestState
 from graph.outcome import OutcomeKind
 
 if TYPE_CHECKING:
@@ -149,7 +149,7 @@ def _json_default(value: Any) -> Any:
 _json_dumps = functools.partial(json.dumps, default=_json_default, ensure_ascii=False)
 
 # ---------------------------------------------------------------------------------------------------------------
-# Tables (bot/migrations/versions builds exactly these; a test compares them)
+# Tables (bot/persistence/migrations/versions builds exactly these; a test compares them)
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -215,7 +215,7 @@ class RequestRow(Base):
 
 class AuditRow(Base):
     """Append-only: the store has no update or delete for it, and a trigger refuses both in the database.
-    Tamper-evident: each row is hash-chained to the one before it; `python -m bot.audit verify` checks the chain."""
+    Tamper-evident: each row is hash-chained to the one before it; `python -m bot.persistence.audit verify` checks the chain."""
 
     __tablename__ = "audit"
 
@@ -228,7 +228,7 @@ class AuditRow(Base):
     target_id: Mapped[str | None] = mapped_column(String(64))
     target_upn: Mapped[str | None] = mapped_column(Text)
     details: Mapped[dict[str, Any]] = mapped_column(JSON)
-    # the hash chain (bot/audit.py): the previous row's hash (GENESIS for the first) and this row's own
+    # the hash chain (bot/persistence/audit.py): the previous row's hash (GENESIS for the first) and this row's own
     prev_hash: Mapped[str | None] = mapped_column(String(64))
     hash: Mapped[str | None] = mapped_column(String(64))
 
@@ -260,7 +260,7 @@ class ConversationRefRow(Base):
 
 
 class BotStateRow(Base):
-    """botbuilder Storage items as plain JSON (bot/storage.py). JSON (not JSONB) on PostgreSQL: key order kept."""
+    """botbuilder Storage items as plain JSON (bot/teams/state_storage.py). JSON (not JSONB) on PostgreSQL: key order kept."""
 
     __tablename__ = "bot_state"
 
@@ -992,12 +992,12 @@ class Store:
 
     def bot_storage(self) -> Storage:
         if self._storage is None:
-            from bot.storage import DatabaseStorage
+            from bot.teams.state_storage import DatabaseStorage
 
             self._storage = DatabaseStorage(self)
         return self._storage
 
-    # internal helpers shared with bot.storage
+    # internal helpers shared with bot.teams.state_storage
     def _transaction(self) -> Any:
         return self._tx()
 
@@ -1028,7 +1028,7 @@ _LIMITS_LOCK = "mfa-phone-bot execution limits"
 
 @dataclass(frozen=True)
 class LimitHit:
-    """An abuse limit that stopped a run at its start: the bot/texts.py key and its parameters."""
+    """An abuse limit that stopped a run at its start: the bot/views/texts.py key and its parameters."""
 
     key: str
     params: dict[str, Any]
@@ -1079,7 +1079,9 @@ async def _limit_hit(
         if last is not None:
             until = last + timedelta(minutes=cooldown_minutes)
             if now < until:
-                minutes = int(cooldown_minutes) if cooldown_minutes == int(cooldown_minutes) else cooldown_minutes
+                minutes = (
+                    int(cooldown_minutes) if cooldown_minutes == int(cooldown_minutes) else cooldown_minutes
+                )
                 return LimitHit(
                     "refusal.target_cooldown",
                     {
@@ -1105,13 +1107,13 @@ async def _append_audit(
     at: datetime,
 ) -> None:
     """The one place an audit row is written, inside the transaction of the change it records: chained to the
-    newest row (bot/audit.py: id = newest id + 1, prev_hash = its hash, hash over both and the content).
+    newest row (bot/persistence/audit.py: id = newest id + 1, prev_hash = its hash, hash over both and the content).
 
     The chain stays linear because reading the newest row and inserting are serialised until commit: PostgreSQL
     by a transaction-scoped advisory lock per schema (every instance), SQLite by the database's single writer
     (this process's write turn, and the transaction's first write before the read, so a writer of another
     process waits for it instead of reading a stale newest row)."""
-    from bot.audit import GENESIS, row_hash
+    from bot.persistence.audit import GENESIS, row_hash
 
     if conn.dialect.name == "postgresql":
         await conn.execute(

@@ -3,7 +3,7 @@
 Every card action and command is checked here on the server: the tenant, the requester's roles, the target, the
 request's owner, state and revision, and the rate limits. Card data is untrusted input: only the request id,
 the revision and the form fields are read from it, each validated. Every refusal is audited and answered with
-words from bot/texts.py.
+words from bot/views/texts.py.
 """
 
 from __future__ import annotations
@@ -17,16 +17,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from bot import cards, texts
-from bot.approvals import APPROVERS_CHANNEL, PRIVILEGED_APPROVERS_CHANNEL
-from bot.models import CardRef, ChangeRequest, Person, RequestState
-from bot.policy import Decision, Policy
+from bot.desk.approvals import APPROVERS_CHANNEL, PRIVILEGED_APPROVERS_CHANNEL
+from bot.desk.policy import Decision, Policy
+from bot.persistence.models import CardRef, ChangeRequest, Person, RequestState
+from bot.views import cards, texts
 from graph.errors import GraphError
 from graph.numbers import InvalidNumber, parse_number
 from graph.outcome import PhoneState, TargetUser
 
 if TYPE_CHECKING:
-    from bot.approvals import ApprovalService
+    from bot.desk.approvals import ApprovalService
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +144,9 @@ class MfaService:
         self.settings = settings
         self.approvals = approvals
         self._clock = clock
-        self.tenant_report: Any = None  # graph.doctor.Report of the start-up tenant check (app.py), once it ends
+        self.tenant_report: Any = (
+            None  # graph.doctor.Report of the start-up tenant check (app.py), once it ends
+        )
 
     @property
     def directory(self) -> Any:
@@ -470,7 +472,7 @@ class MfaService:
         the caller's own draft it edits (database). Errors by field; Refused for a draft not theirs/decided."""
         lang = caller.lang
         values, error_keys, _ = self._form_values(data)
-        # errors: input id -> (bot.texts key, params); the card renders them beside the field
+        # errors: input id -> (bot.views.texts key, params); the card renders them beside the field
         errors: dict[str, Any] = {}
         for name, key in error_keys.items():
             limit = (
@@ -604,7 +606,7 @@ class MfaService:
                     raise Refused("refusal.stale", request=draft) from None
                 raise
         else:
-            from bot.store import new_request_id
+            from bot.persistence.store import new_request_id
 
             req = ChangeRequest(
                 id=new_request_id(),
@@ -664,6 +666,7 @@ class MfaService:
         shape_error = _target_shape_error(picked, typed)
         if shape_error:
             return None, shape_error
+
         async def find(ref: str | None) -> TargetUser | None:
             return await self.directory.find_user(ref) if ref else None
 
@@ -677,8 +680,8 @@ class MfaService:
         return found_pick or found_typed, None
 
     async def _check_limits(self, caller: Caller, target: TargetUser | ChangeRequest) -> None:
-        """The abuse limits (bot/limits.py): changes per requester per hour, cool-down per target."""
-        from bot.limits import check_limits
+        """The abuse limits (bot/desk/limits.py): changes per requester per hour, cool-down per target."""
+        from bot.desk.limits import check_limits
 
         target_id = target.target_id if isinstance(target, ChangeRequest) else target.id
         decision = await check_limits(
@@ -720,7 +723,7 @@ class MfaService:
             "approver_group": decision.approver_group,
         }
         if decision.approval_required:
-            from bot.store import InvalidTransition, StaleRevision
+            from bot.persistence.store import InvalidTransition, StaleRevision
 
             try:
                 req = await self.store.update_draft(req.id, req.revision, actor=caller.person, **fields)
@@ -734,7 +737,7 @@ class MfaService:
                     return cards.refusal_card(lang, texts.t(lang, "refusal.title"), text(lang))
                 raise
             return cards.awaiting_card(lang, pending)
-        from bot.store import InvalidTransition, StaleRevision
+        from bot.persistence.store import InvalidTransition, StaleRevision
 
         try:
             approved = await self.store.transition(
@@ -794,7 +797,7 @@ class MfaService:
         return await self._cancel(caller, req, rev)
 
     async def _cancel(self, caller: Caller, req: ChangeRequest, rev: int) -> dict[str, Any]:
-        from bot.store import InvalidTransition, StaleRevision
+        from bot.persistence.store import InvalidTransition, StaleRevision
 
         if req.state is RequestState.AWAITING_APPROVAL:
             return await self.approvals.on_action(
@@ -911,7 +914,9 @@ class MfaService:
             return say(caller.lang, "approvers.not_allowed")
         # Only a privileged approver sets where the privileged requests go; an ordinary approver moves only the
         # ordinary ones (an approver could otherwise send the privileged cards to a chat of their choosing).
-        channels = [APPROVERS_CHANNEL, PRIVILEGED_APPROVERS_CHANNEL] if roles.privileged else [APPROVERS_CHANNEL]
+        channels = (
+            [APPROVERS_CHANNEL, PRIVILEGED_APPROVERS_CHANNEL] if roles.privileged else [APPROVERS_CHANNEL]
+        )
         for channel in channels:
             await self.store.save_conversation_reference(channel, caller.conversation_reference)
         await self.store.audit(

@@ -1,6 +1,6 @@
 """The change request as the bot keeps it: plain data shared by the store, the policy, the cards and the handler.
 
-The database rows (bot/store.py) map to and from these dataclasses; nothing here touches the database.
+The database rows (bot/persistence/store.py) map to and from these dataclasses; nothing here touches the database.
 """
 
 from __future__ import annotations

@@ -1,1 +1,0 @@
-"""Alembic migrations of the bot's database; run at start-up by bot.store.Store.open (no alembic.ini needed)."""
