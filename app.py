@@ -60,7 +60,7 @@ def create_app(
     start_sweeper: bool = True,
     tenant_check: bool = True,
 ) -> web.Application:
-    """The bot as an aiohttp application. `graph` (bot.desk.service.GraphServices) and `store` (bot.persistence.store.Store) may be
+    """The bot as an aiohttp application. `graph` (bot.desk.graph_services.GraphServices) and `store` (bot.persistence.store.Store) may be
     passed in (tests, demo mode); otherwise they are built from settings at start-up and closed at clean-up.
     `tenant_check`: run the read-only tenant check (graph/doctor.py) in the background once started."""
     from graph.log_privacy import install as mask_numbers_in_logs
@@ -117,9 +117,10 @@ async def _build_runtime(
     from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFrameworkAuthentication
 
     from bot.desk.approvals import ApprovalService
+    from bot.desk.context import Desk
     from bot.desk.execution import Executor
+    from bot.desk.graph_services import GraphServices
     from bot.desk.policy import Policy
-    from bot.desk.service import GraphServices, MfaService
     from bot.desk.sweeper import Sweeper
     from bot.persistence.store import Store
     from bot.teams.handler import DemoBanner, InertText, MfaBot
@@ -157,7 +158,7 @@ async def _build_runtime(
         approvals = ApprovalService(
             store=store, policy=policy, executor=executor, updater=updater, settings=settings, **kwargs
         )
-        service = MfaService(
+        desk = Desk(
             store=store,
             graph=graph,
             policy=policy,
@@ -167,7 +168,7 @@ async def _build_runtime(
             approvals=approvals,
             **kwargs,
         )
-        bot = MfaBot(service=service, store=store, settings=settings)
+        bot = MfaBot(desk=desk, store=store, settings=settings)
         adapter.on_turn_error = bot.on_turn_error
         # every text message leaving the bot goes out markdown-escaped with its web addresses defanged
         adapter.use(InertText())
@@ -284,7 +285,7 @@ async def _check_tenant(runtime: Runtime) -> None:
         log.warning("tenant check could not run: %s", type(exc).__name__)
         return
     runtime.tenant_report = report
-    runtime.bot.service.tenant_report = report
+    runtime.bot.desk.tenant_report = report
     for check in report.problems:
         log.warning(
             "tenant check %s: %s; to fix: %s (%s)",
@@ -592,7 +593,7 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None
         except ImportError:
             print("demo mode is not available in this build (bot/teams/demo.py is missing)", file=sys.stderr)
             return 2
-        result = demo.main()
+        result = demo.main(create_app, argv=args, environ=env)
         return int(result or 0)
     if args:
         print(f"unknown argument: {args[0]} (use: python app.py [--demo])", file=sys.stderr)

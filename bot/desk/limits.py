@@ -8,7 +8,7 @@ are read from the store, so they hold across restarts and instances:
 - the cool-down starts at the target's last completed change that changed something
   (store.last_change_for_target: added, updated or removed; "unchanged" and Graph refusals do not count).
 
-`check_limits` only decides; the caller audits the refusal (bot/desk/service.py audits every refusal it answers) or
+`check_limits` only decides; the caller audits the refusal (the desk audits every refusal it answers: bot/desk/context.py) or
 uses `check_and_audit`, which writes the "refused" audit row itself.
 """
 

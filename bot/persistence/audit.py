@@ -1,4 +1,4 @@
-"""The audit trail's hash chain, and the command that checks it.
+"""The command that checks the audit trail's hash chain (bot/persistence/audit_chain.py).
 
 Every audit row carries `prev_hash`, the hash of the row before it (GENESIS for the first row), and `hash`, the
 SHA-256 (hex) of the canonical JSON of its own fields (id, at, event, request id, actor, target, details) and
@@ -22,28 +22,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import json
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-GENESIS = "0" * 64  # what the first row chains to
-CHAIN_FORMAT = 1  # part of every hashed document: a later format can be told apart
-HASHED_FIELDS = (
-    "id",
-    "at",
-    "event",
-    "request_id",
-    "actor_aad_id",
-    "actor_name",
-    "target_id",
-    "target_upn",
-    "details",
-)
+from bot.persistence.audit_chain import GENESIS, HASHED_FIELDS, row_hash
+from bot.persistence.store import _SCHEMA_RE, AUDIT, database_url
 
 EXIT_INTACT = 0
 EXIT_BROKEN = 1
@@ -51,28 +38,6 @@ EXIT_USAGE = 2
 
 _BATCH = 1000
 _WINDOW = 50  # rows either side searched when telling a reorder from an edit
-
-
-def _timestamp(value: Any) -> str:
-    if isinstance(value, str):  # SQLite read without column types
-        value = datetime.fromisoformat(value)
-    if not isinstance(value, datetime):
-        raise TypeError(f"an audit time must be a datetime, not {type(value).__name__}")
-    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    return value.isoformat(timespec="microseconds")
-
-
-def canonical(fields: Mapping[str, Any], prev_hash: str) -> bytes:
-    """The bytes a row's hash is taken over: its fields and the previous hash as sorted, compact JSON (UTF-8)."""
-    document = {name: fields[name] for name in HASHED_FIELDS}
-    document["at"] = _timestamp(fields["at"])
-    document["prev_hash"] = prev_hash
-    document["format"] = CHAIN_FORMAT
-    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-
-
-def row_hash(fields: Mapping[str, Any], prev_hash: str) -> str:
-    return hashlib.sha256(canonical(fields, prev_hash)).hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -126,8 +91,6 @@ def _fields(row: Mapping[str, Any]) -> dict[str, Any]:
 async def verify(conn: Any) -> Report:
     """Walk the chain in id order on an open AsyncConnection; stop at the first broken link."""
     from sqlalchemy import select
-
-    from bot.persistence.store import AUDIT
 
     rows = 0
     first_id: int | None = None
@@ -184,8 +147,6 @@ async def _check(conn: Any, row: Mapping[str, Any], prev: Mapping[str, Any] | No
 async def _explain_mismatch(conn: Any, row: Mapping[str, Any]) -> Break:
     """The row's content does not give its hash: tell a move (ids or times swapped) from an edit."""
     from sqlalchemy import select
-
-    from bot.persistence.store import AUDIT
 
     rid = row["id"]
     nearby = (
@@ -255,8 +216,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _target(url_value: str | None, data_dir: Path, schema: str | None) -> tuple[Any, dict[str, Any]]:
     """The database URL and connect arguments, checked before connecting (never creates a SQLite file)."""
-    from bot.persistence.store import _SCHEMA_RE, database_url
-
     url = database_url(url_value, data_dir)
     if url.get_backend_name() == "sqlite":
         if schema:

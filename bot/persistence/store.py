@@ -24,7 +24,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -58,9 +58,6 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from bot.persistence.models import TRANSITIONS, CardRef, ChangeRequest, Person, RequestState
 from graph.outcome import OutcomeKind
-
-if TYPE_CHECKING:
-    from botbuilder.core import Storage
 
 log = logging.getLogger(__name__)
 
@@ -491,7 +488,6 @@ class Store:
     def __init__(self, engine: AsyncEngine, *, schema: str | None, busy_timeout: float = 5.0) -> None:
         self._engine = engine
         self._schema = schema
-        self._storage: Storage | None = None
         self._busy_timeout = busy_timeout
         # SQLite has one writer at a time. Writers of this process queue here (in order, without polling)
         # instead of meeting in SQLite's busy handler, whose sleeps grow under contention and end in "database
@@ -990,13 +986,6 @@ class Store:
 
     # -- botbuilder storage ---------------------------------------------------------------------------------
 
-    def bot_storage(self) -> Storage:
-        if self._storage is None:
-            from bot.teams.state_storage import DatabaseStorage
-
-            self._storage = DatabaseStorage(self)
-        return self._storage
-
     # internal helpers shared with bot.teams.state_storage
     def _transaction(self) -> Any:
         return self._tx()
@@ -1113,7 +1102,7 @@ async def _append_audit(
     by a transaction-scoped advisory lock per schema (every instance), SQLite by the database's single writer
     (this process's write turn, and the transaction's first write before the read, so a writer of another
     process waits for it instead of reading a stale newest row)."""
-    from bot.persistence.audit import GENESIS, row_hash
+    from bot.persistence.audit_chain import GENESIS, row_hash
 
     if conn.dialect.name == "postgresql":
         await conn.execute(

@@ -1,4 +1,5 @@
-"""The Teams edge: turns activities into calls on bot.desk.service and answers them.
+"""The Teams edge: turns activities into calls on the request flow and the commands' dialog (dialogs/), and
+answers them.
 
 `adaptiveCard/action` invokes are answered here with `InvokeResponse(status=200, body=AdaptiveCardInvokeResponse)`
 (a model, serialized once by CloudAdapter: botbuilder 4.17.1's own on_adaptive_card_invoke path serializes twice
@@ -29,11 +30,13 @@ from botbuilder.dialogs import DialogSet, DialogTurnStatus
 from botbuilder.schema import Activity, AdaptiveCardInvokeResponse, ChannelAccount
 
 from bot.desk.approvals import APPROVERS_CHANNEL, PRIVILEGED_APPROVERS_CHANNEL
+from bot.desk.context import Caller, Desk
 from bot.desk.policy import activity_tenant_id
-from bot.desk.service import Caller, MfaService
 from bot.persistence.models import Person
+from bot.teams.state_storage import DatabaseStorage
 from bot.views import cards, markdown, texts
 from dialogs.main_dialog import CALLER_KEY, MainDialog
+from dialogs.request_flow import RequestFlow
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +50,11 @@ AFTER_RESPONSE: ContextVar[list[Coroutine[Any, Any, Any]] | None] = ContextVar("
 
 
 class MfaBot(ActivityHandler):
-    def __init__(self, *, service: MfaService, store: Any, settings: Any) -> None:
-        self.service = service
+    def __init__(self, *, desk: Desk, store: Any, settings: Any) -> None:
+        self.desk = desk
+        self.flow = RequestFlow(desk)
         self.settings = settings
-        storage = store.bot_storage()
+        storage = DatabaseStorage(store)
         self._storage = storage
         self.conversation_state = ConversationState(storage)
         self.user_state = UserState(storage)
@@ -58,7 +62,7 @@ class MfaBot(ActivityHandler):
         self.seen = self.user_state.create_property("seen")
         self.dialog_state = self.conversation_state.create_property("DialogState")
         self.dialogs = DialogSet(self.dialog_state)
-        self.dialogs.add(MainDialog(service, self.open_request, self.seen))
+        self.dialogs.add(MainDialog(desk, self.flow, self.open_request, self.seen))
         # key -> the reference last stored by this process (without the activity id, which changes every turn):
         # the row is written again only when the reference changed, not on every turn
         self._remembered: OrderedDict[str, str] = OrderedDict()
@@ -134,7 +138,7 @@ class MfaBot(ActivityHandler):
         """Keep the conversation reference of everyone who talks to the bot 1:1 (proactive messages later)."""
         if not caller.personal or not caller.person.aad_object_id:
             return
-        if not self.service.policy.check_tenant(caller.tenant_id).allowed:
+        if not self.desk.policy.check_tenant(caller.tenant_id).allowed:
             return
         key = f"user:{caller.person.aad_object_id}"
         stable = {k: v for k, v in caller.conversation_reference.items() if k != "activityId"}
@@ -143,7 +147,7 @@ class MfaBot(ActivityHandler):
             self._remembered.move_to_end(key)
             return
         try:
-            await self.service.store.save_conversation_reference(key, caller.conversation_reference)
+            await self.desk.store.save_conversation_reference(key, caller.conversation_reference)
         except Exception:
             log.exception("saving the conversation reference failed")
             return
@@ -185,10 +189,10 @@ class MfaBot(ActivityHandler):
         self, turn_context: TurnContext, caller: Caller, verb: Any, data: Any
     ) -> dict[str, Any]:
         try:
-            card = await self.service.on_card_action(caller, verb, data, turn_context.activity)
+            card = await self.flow.on_card_action(caller, verb, data, turn_context.activity)
         except Exception:
             log.exception("card action failed")
-            return self.service.refusal_card(caller.lang, "refusal.internal_error")
+            return self.desk.refusal_card(caller.lang, "refusal.internal_error")
         if caller.open_request is not None:
             await self.open_request.set(turn_context, caller.open_request)
         return card
@@ -233,15 +237,15 @@ class MfaBot(ActivityHandler):
         conversation_id = activity.conversation.id if activity.conversation else None
         wanted = self.settings.approver_conversation_id
         if bot_added and wanted and conversation_id == wanted:
-            if not self.service.policy.check_tenant(caller.tenant_id).allowed:
+            if not self.desk.policy.check_tenant(caller.tenant_id).allowed:
                 log.warning("the approvers' conversation was added from another tenant; ignored")
                 return
             # The administrator chose this conversation (APPROVER_CONVERSATION_ID), whoever added the app there:
             # it receives the privileged requests too.
             channels = [APPROVERS_CHANNEL, PRIVILEGED_APPROVERS_CHANNEL]
             for channel in channels:
-                await self.service.store.save_conversation_reference(channel, caller.conversation_reference)
-            await self.service.store.audit(
+                await self.desk.store.save_conversation_reference(channel, caller.conversation_reference)
+            await self.desk.store.audit(
                 "approvers_registered",
                 actor=None,
                 details={"conversation_id": conversation_id[:200], "by": "install", "channels": channels},

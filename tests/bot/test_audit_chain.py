@@ -23,7 +23,7 @@ from sqlalchemy import insert, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bot.persistence.audit import GENESIS, row_hash
+from bot.persistence.audit_chain import GENESIS, row_hash
 from bot.persistence.models import Person, RequestState
 from bot.persistence.store import AUDIT, MIGRATIONS_DIR, Store
 from tests.bot.db_fixtures import Database, database_fixture, store_fixture  # noqa: F401 (fixtures)

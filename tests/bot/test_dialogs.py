@@ -12,15 +12,18 @@ from botbuilder.core import AutoSaveStateMiddleware, ConversationState, Middlewa
 from botbuilder.testing import DialogTestClient
 
 from bot.desk.approvals import ApprovalService
+from bot.desk.context import Caller, Desk
 from bot.desk.execution import Executor
+from bot.desk.graph_services import GraphServices
 from bot.desk.policy import Policy
-from bot.desk.service import Caller, GraphServices, MfaService
 from bot.persistence.models import Person
 from bot.persistence.store import Store
 from bot.settings import BotSettings
+from bot.teams.state_storage import DatabaseStorage
 from bot.views import texts
 from dialogs.commands import Command, parse_command
 from dialogs.main_dialog import CALLER_KEY, MainDialog
+from dialogs.request_flow import RequestFlow
 from tests.bot.conftest import ALEX, PRADEEP, TENANT_ID, Persona, bot_environ, card_text, input_ids
 
 # ------------------------------------------------------------------------------------------------ parser
@@ -77,18 +80,21 @@ class _CallerMiddleware(Middleware):
 
 
 class _Env:
-    def __init__(self, service: MfaService, data_dir: Path) -> None:
-        self.service = service
+    def __init__(self, desk: Desk, data_dir: Path) -> None:
+        self.desk = desk
         self.data_dir = data_dir
         self.stores: list[Store] = []
 
     async def client(self, who: Persona, **caller: Any) -> DialogTestClient:
         store = await Store.open(None, data_dir=self.data_dir)  # a fresh instance on the same database
         self.stores.append(store)
-        storage = store.bot_storage()
+        storage = DatabaseStorage(store)
         conversation_state, user_state = ConversationState(storage), UserState(storage)
         dialog = MainDialog(
-            self.service, user_state.create_property("open_request"), user_state.create_property("seen")
+            self.desk,
+            RequestFlow(self.desk),
+            user_state.create_property("open_request"),
+            user_state.create_property("seen"),
         )
         return DialogTestClient(
             "msteams",
@@ -109,7 +115,7 @@ async def env(sim: Any, sim_env: dict[str, str], tmp_path: Path) -> AsyncIterato
     approvals = ApprovalService(
         store=store, policy=policy, executor=executor, updater=None, settings=settings
     )
-    service = MfaService(
+    desk = Desk(
         store=store,
         graph=graph,
         policy=policy,
@@ -118,7 +124,7 @@ async def env(sim: Any, sim_env: dict[str, str], tmp_path: Path) -> AsyncIterato
         settings=settings,
         approvals=approvals,
     )
-    e = _Env(service, tmp_path)
+    e = _Env(desk, tmp_path)
     try:
         yield e
     finally:

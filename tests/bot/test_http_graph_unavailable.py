@@ -16,7 +16,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from app import create_app
-from bot.desk.service import GraphServices
+from bot.desk.graph_services import GraphServices
 from bot.persistence.models import RequestState
 from bot.settings import BotSettings
 from bot.views import texts

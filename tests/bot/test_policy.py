@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from botbuilder.schema import Activity, ConversationAccount
 
+from bot.desk.graph_services import GraphServices
 from bot.desk.policy import Policy, activity_tenant_id
-from bot.desk.service import GraphServices
 from bot.persistence.models import ChangeRequest, Person, RequestState
 from bot.settings import BotSettings
 from graph.outcome import TargetUser

@@ -24,19 +24,19 @@ from botbuilder.dialogs.prompts import PromptOptions
 from sqlalchemy import text
 
 from bot.persistence.store import Store
-from bot.teams.state_storage import ETagConflict
+from bot.teams.state_storage import DatabaseStorage, ETagConflict
 from tests.bot.conftest import ALEX, input_ids
 from tests.bot.db_fixtures import Database, database_fixture, store_fixture  # noqa: F401 (fixtures)
 
 
 async def test_reading_nothing_or_missing_keys_returns_an_empty_dict(store: Store) -> None:
-    storage = store.bot_storage()
+    storage = DatabaseStorage(store)
     assert await storage.read([]) == {}
     assert await storage.read(["missing"]) == {}
 
 
 async def test_written_items_read_back_with_a_new_etag_per_write(store: Store) -> None:
-    storage = store.bot_storage()
+    storage = DatabaseStorage(store)
     await storage.write({"a": {"count": 1, "nested": {"list": [1, 2]}}, "b": {"text": "grüße"}})
     first = await storage.read(["a", "b", "c"])
     assert set(first) == {"a", "b"}
@@ -52,7 +52,7 @@ async def test_written_items_read_back_with_a_new_etag_per_write(store: Store) -
 
 
 async def test_write_with_a_stale_etag_fails_and_changes_nothing(store: Store) -> None:
-    storage = store.bot_storage()
+    storage = DatabaseStorage(store)
     await storage.write({"k": {"v": 1}})
     mine = (await storage.read(["k"]))["k"]
     theirs = (await storage.read(["k"]))["k"]
@@ -68,7 +68,7 @@ async def test_write_with_a_stale_etag_fails_and_changes_nothing(store: Store) -
 
 
 async def test_star_or_missing_etag_overwrites_and_empty_etag_is_refused(store: Store) -> None:
-    storage = store.bot_storage()
+    storage = DatabaseStorage(store)
     await storage.write({"k": {"v": 1}})
     await storage.write({"k": {"v": 2, "e_tag": "*"}})
     assert (await storage.read(["k"]))["k"]["v"] == 2
@@ -83,7 +83,7 @@ async def test_star_or_missing_etag_overwrites_and_empty_etag_is_refused(store: 
 
 
 async def test_saving_the_same_item_twice_in_a_turn_is_not_a_conflict_with_itself(store: Store) -> None:
-    storage = store.bot_storage()
+    storage = DatabaseStorage(store)
     await storage.write({"k": {"v": 1}})
     item = (await storage.read(["k"]))["k"]
     item["v"] = 2
@@ -94,7 +94,7 @@ async def test_saving_the_same_item_twice_in_a_turn_is_not_a_conflict_with_itsel
 
 
 async def test_store_items_keep_their_type_and_etag(store: Store) -> None:
-    storage = store.bot_storage()
+    storage = DatabaseStorage(store)
     when = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
     await storage.write({"item": StoreItem(counter=1, when=when, tags=["x"])})
     got = (await storage.read(["item"]))["item"]
@@ -110,7 +110,7 @@ async def test_store_items_keep_their_type_and_etag(store: Store) -> None:
 
 
 async def test_delete_removes_items_and_ignores_missing_keys(store: Store) -> None:
-    storage = store.bot_storage()
+    storage = DatabaseStorage(store)
     await storage.write({"a": {"v": 1}, "b": {"v": 2}})
     await storage.delete(["a", "missing"])
     assert set(await storage.read(["a", "b"])) == {"b"}
@@ -120,12 +120,12 @@ async def test_concurrent_writes_with_the_same_etag_from_two_instances_have_one_
     database: Database, store: Store
 ) -> None:
     second = await database.open()
-    await store.bot_storage().write({"conv": {"turn": 0}})
-    base = (await store.bot_storage().read(["conv"]))["conv"]
+    await DatabaseStorage(store).write({"conv": {"turn": 0}})
+    base = (await DatabaseStorage(store).read(["conv"]))["conv"]
 
     async def save(instance: Store, turn: int) -> None:
         item = dict(base, turn=turn)
-        await instance.bot_storage().write({"conv": item})
+        await DatabaseStorage(instance).write({"conv": item})
 
     results = await asyncio.gather(
         *(save(store if i % 2 else second, i) for i in range(1, 9)), return_exceptions=True
@@ -133,7 +133,7 @@ async def test_concurrent_writes_with_the_same_etag_from_two_instances_have_one_
     winners = [i + 1 for i, r in enumerate(results) if r is None]
     assert len(winners) == 1, results
     assert all(isinstance(r, ETagConflict) for r in results if r is not None)
-    assert (await second.bot_storage().read(["conv"]))["conv"]["turn"] == winners[0]
+    assert (await DatabaseStorage(second).read(["conv"]))["conv"]["turn"] == winners[0]
 
 
 # --- hostile rows: nothing in a stored document runs code ------------------------------------------------------
@@ -182,7 +182,7 @@ async def test_a_hostile_state_row_runs_nothing_and_reads_as_missing_with_a_warn
 ) -> None:
     sentinel = tmp_path / "pwned"
     document = _hostile_documents(sentinel)[case]
-    storage = store.bot_storage()
+    storage = DatabaseStorage(store)
     await storage.write({"victim": {"v": 1}, "neighbour": {"v": 2}})
     async with store.engine.begin() as conn:
         await conn.execute(
@@ -205,7 +205,7 @@ async def test_a_hostile_state_row_runs_nothing_and_reads_as_missing_with_a_warn
 async def test_a_row_that_is_not_json_reads_as_missing(database: Database, store: Store) -> None:
     if database.backend != "sqlite":
         pytest.skip("PostgreSQL's json column refuses text that is not JSON")
-    storage = store.bot_storage()
+    storage = DatabaseStorage(store)
     await storage.write({"k": {"v": 1}})
     async with store.engine.begin() as conn:
         await conn.execute(text("UPDATE bot_state SET document = 'not json {' WHERE key = 'k'"))
@@ -215,14 +215,14 @@ async def test_a_row_that_is_not_json_reads_as_missing(database: Database, store
 
 
 async def test_a_value_the_storage_cannot_store_plainly_is_refused_on_write(store: Store) -> None:
-    storage = store.bot_storage()
+    storage = DatabaseStorage(store)
     with pytest.raises(TypeError, match="Path"):
         await storage.write({"k": {"where": Path("/tmp")}})
     assert await storage.read(["k"]) == {}
 
 
 async def test_keys_that_look_like_tags_are_kept_as_data(store: Store) -> None:
-    storage = store.bot_storage()
+    storage = DatabaseStorage(store)
     value = {"$type": "DialogState", "py/reduce": [1, 2], "nested": {"py/object": "x"}}
     await storage.write({"k": {"v": value}})
     got = (await storage.read(["k"]))["k"]
@@ -266,7 +266,7 @@ async def test_hostile_state_rows_do_not_run_and_the_conversation_goes_on_throug
     assert any("msteams/conversations/" in w for w in warned), warned
     assert any("msteams/users/" in w for w in warned), warned
     # both rows were replaced by plain documents that read back
-    items = await bot.store.bot_storage().read([conversation_key, user_key])
+    items = await DatabaseStorage(bot.store).read([conversation_key, user_key])
     assert set(items) == {conversation_key, user_key}
     assert isinstance(items[conversation_key]["DialogState"], DialogState)
 
@@ -306,17 +306,17 @@ def _dialog_bot(storage: Any) -> tuple[ConversationState, Any]:
 async def test_a_dialog_continues_after_the_store_is_closed_and_reopened(
     database: Database, store: Store
 ) -> None:
-    _, logic = _dialog_bot(store.bot_storage())
+    _, logic = _dialog_bot(DatabaseStorage(store))
     adapter = TestAdapter(logic)
     await adapter.test("set phone", "Which number?")
     await store.close()
 
     restarted = await database.open()  # a restart, or another instance taking the next message
-    _, logic = _dialog_bot(restarted.bot_storage())
+    _, logic = _dialog_bot(DatabaseStorage(restarted))
     adapter = TestAdapter(logic)
     await adapter.test("+49 170 1234567", "Set +49 170 1234567?")
 
     third = await database.open()
-    _, logic = _dialog_bot(third.bot_storage())
+    _, logic = _dialog_bot(DatabaseStorage(third))
     adapter = TestAdapter(logic)
     await adapter.test("yes", "done: +49 170 1234567 (yes)")

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from app import create_app
 from bot.teams.demo import PLAYGROUND_BIN, ROOT, DemoStack, free_port
 
 T = TypeVar("T")
@@ -132,6 +133,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackThread]:
     if reason:
         pytest.skip(reason)
     demo = DemoStack(
+        create_app=create_app,
         playgrounds=tuple((key, free_port()) for key in (AGENT, APPROVER, PRIVILEGED_APPROVER, NO_ROLE)),
         bot_port=free_port(),
         info_port=free_port(),

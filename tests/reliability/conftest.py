@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.desk.service import GraphServices
+from bot.desk.graph_services import GraphServices
 from bot.settings import BotSettings
 from graph.client import RetryPolicy
 from tests.bot.conftest import (  # noqa: F401  (fixtures re-exported for this folder)

@@ -34,7 +34,7 @@ import signal
 import socket
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -381,10 +381,12 @@ def write_fake_xdg_open(bin_dir: Path) -> Path:
 # ------------------------------------------------------------------------------------------------ the stack
 
 
-@dataclass
+@dataclass(kw_only=True)
 class DemoStack:
-    """Simulator + bot + info page + Playgrounds, in the caller's event loop."""
+    """Simulator + bot + info page + Playgrounds, in the caller's event loop. `create_app` is app.create_app,
+    passed in by app.py (the demo does not import app: app.py starts the demo)."""
 
+    create_app: Callable[[Any], Any]
     playgrounds: Sequence[tuple[str, int]] = DEFAULT_PLAYGROUNDS
     host: str = "127.0.0.1"
     bot_port: int = DEFAULT_BOT_PORT
@@ -422,7 +424,6 @@ class DemoStack:
     async def _start(self) -> None:
         from aiohttp import web
 
-        from app import create_app
         from bot.settings import BotSettings, SettingsError
         from graph.simulator import Simulator
 
@@ -462,7 +463,7 @@ class DemoStack:
         except SettingsError as exc:
             raise DemoError(f"demo settings: {exc}") from None
 
-        bot_runner = web.AppRunner(create_app(self.settings), access_log=None, shutdown_timeout=5.0)
+        bot_runner = web.AppRunner(self.create_app(self.settings), access_log=None, shutdown_timeout=5.0)
         await bot_runner.setup()
         self._runners.append(bot_runner)
         await web.TCPSite(bot_runner, self.host, self.bot_port).start()
@@ -630,8 +631,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     return parser.parse_args(list(argv))
 
 
-async def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+async def run(args: argparse.Namespace, environ: Mapping[str, str], create_app: Callable[[Any], Any]) -> int:
     stack = DemoStack(
+        create_app=create_app,
         playgrounds=tuple(
             (key, port)
             for key, port in (
@@ -680,7 +682,12 @@ def stack_info(stack: DemoStack) -> dict[str, Any]:
     }
 
 
-def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+def main(
+    create_app: Callable[[Any], Any],
+    argv: Sequence[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> int:
+    """`python app.py --demo` (app.py passes its create_app)."""
     env = os.environ if environ is None else environ
     problem = real_credentials_problem(env)
     if problem:
@@ -702,6 +709,6 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         print("demo mode: Node.js is not installed (the Agents Playground needs it)", file=sys.stderr)
         return 1
     try:
-        return asyncio.run(run(args, env))
+        return asyncio.run(run(args, env, create_app))
     except KeyboardInterrupt:
         return 130

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from bot.persistence.audit import GENESIS, HASHED_FIELDS, row_hash
+from bot.persistence.audit_chain import GENESIS, HASHED_FIELDS, row_hash
 
 revision: str = "0002"
 down_revision: str | Sequence[str] | None = "0001"
