@@ -29,9 +29,11 @@ setup-browser:
 
 # All tests: unit, integration (simulator over loopback HTTPS), bot over HTTP, end-to-end in the Playground.
 test: setup
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -ra
 
 test-fast: setup-python
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -ra -m "not e2e"
 
 lint: setup-python
