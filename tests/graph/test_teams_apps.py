@@ -14,7 +14,7 @@ import pytest
 from graph import permissions
 from graph.client import GraphClient, RetryPolicy, create_graph_client
 from graph.settings import GraphSettings, SettingsError
-from graph.simulator import DEFAULT_TEAMS_APP_EXTERNAL_ID
+from graph.simulator import DEFAULT_TEAMS_APP_EXTERNAL_ID, Tenant
 from graph.teams_apps import Reach, TeamsApps
 
 from .simulator_helpers import http, token_for, uid
@@ -244,3 +244,21 @@ def test_not_configured_is_none_and_a_malformed_id_is_one_line(sim_env: dict[str
 def test_reach_is_plain_data() -> None:
     reach = Reach(False, reason="graph_error", request_id="r1", detail="x")
     assert reach.to_json()["reason"] == "graph_error" and reach.to_json()["chat_id"] is None
+
+
+def test_the_demo_tenant_publishes_the_app_and_grants_what_reaching_a_user_needs() -> None:
+    from graph.simulator.__main__ import DEMO_TENANT, load_tenant, parse_args
+
+    tenant = Tenant.load(load_tenant(parse_args([])))
+    assert [a.external_id for a in tenant.teams_apps] == [DEFAULT_TEAMS_APP_EXTERNAL_ID]
+    roles = set(tenant.applications[0].roles)
+    assert permissions.TEAMS_APP_CATALOG.allows(roles) and permissions.TEAMS_APP_INSTALL.allows(roles)
+    assert permissions.TEAMS_APP_CHAT.allows(roles) and permissions.TEAMS_APP_INSTALLED.allows(roles)
+    # the standalone simulator takes another manifest id, for a package built with its own TEAMS_APP_ID
+    other = "00000000-1111-2222-3333-444444444444"
+    moved = Tenant.load(
+        load_tenant(parse_args(["--tenant", str(DEMO_TENANT), "--teams-app-id", other.upper()]))
+    )
+    assert [(a.id, a.external_id) for a in moved.teams_apps] == [(CATALOG_ID, other)]
+    with pytest.raises(SystemExit):
+        parse_args(["--teams-app-id", "mfa-bot"])
