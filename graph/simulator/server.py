@@ -55,6 +55,7 @@ AGS_DIAGNOSTIC = json.dumps(
     },
     separators=(",", ":"),
 )
+_SELF_FOR_USER = "TeamsAppInstallation.ReadWriteSelfForUser.All"
 MAX_PAGE = 999
 DEFAULT_PAGE = 100
 _CALL_KEY = web.RequestKey("graph_simulator_call", Call)  # the request's Call record, kept on the request
@@ -2194,6 +2195,20 @@ class Simulator:
                 )
 
             installations = [i for i in installations if matches(i)]
+        # "If you plan to use the TeamsAppInstallation.ReadWriteSelfForUser.All permission ... The app id given in
+        # the webApplicationInfo property and the app id used to generate the access token must match. Otherwise,
+        # the API returns an empty result." (the page above): with only the Self permission, the caller sees the
+        # installations of the apps whose manifest names it.
+        assert req.identity is not None
+        caller = req.identity.app_id.lower()
+        others = [a for a in permissions.TEAMS_APP_INSTALLED.accepted if _SELF_FOR_USER not in a]
+        if not any(a <= req.identity.roles for a in others):
+
+            def names_caller(i: TeamsAppInstallation) -> bool:
+                app = self.tenant.teams_app(i.teams_app_id)
+                return app is not None and (app.web_application_id or "").lower() == caller
+
+            installations = [i for i in installations if names_caller(i)]
         return GraphResponse(
             200,
             {

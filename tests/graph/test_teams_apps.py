@@ -262,3 +262,20 @@ def test_the_demo_tenant_publishes_the_app_and_grants_what_reaching_a_user_needs
     assert [(a.id, a.external_id) for a in moved.teams_apps] == [(CATALOG_ID, other)]
     with pytest.raises(SystemExit):
         parse_args(["--teams-app-id", "mfa-bot"])
+
+
+async def test_with_only_the_self_permission_an_app_whose_manifest_names_another_app_is_not_listed(
+    env: Env,
+) -> None:
+    """Microsoft's note on ReadWriteSelfForUser.All: the list is empty unless the manifest's webApplicationInfo.id
+    is the application that asks. The install still happens (409 next time); the user is unreachable, and why."""
+    env.sim.tenant.teams_apps[0].web_application_id = "99999999-9999-9999-9999-999999999999"
+    reach = await env.apps.reach(LYNNE)
+    assert (reach.reachable, reach.reason) == (False, "graph_error")
+    assert "webApplicationInfo" in reach.detail and reach.request_id
+    assert len(installs(env.sim, LYNNE)) == 1
+    # the broader read permission sees it (a new token, with the permission in it)
+    grant(env.sim, "TeamsAppInstallation.ReadForUser.All")
+    async with http(env.sim, await token_for(env.sim)) as client:
+        listed = (await client.get(f"/users/{LYNNE}/teamwork/installedApps")).json()["value"]
+    assert [i["id"] for i in listed] == [installs(env.sim, LYNNE)[0].id]
