@@ -11,8 +11,8 @@ filter on one user) and turns Graph's answer into a status:
     not configured  the feature is switched off in the settings
     not checked     it cannot be checked without a change (a write, a mail) or an earlier check failed
 
-Nothing is written. Two permissions can only be proven by using them, which would change something: writing a phone
-method and sending mail. For writing phone methods the doctor reads the application permissions from the ``roles``
+Nothing is written. Three permissions can only be proven by using them, which would change something: writing a
+phone method, installing the Teams app for a user (read from the token like the first) and sending mail. For writing phone methods the doctor reads the application permissions from the ``roles``
 claim of the access token the application was just issued (https://learn.microsoft.com/entra/identity-platform/
 access-token-claims-reference: app-only tokens carry the granted application permissions there), and says that
 it did not use them. Sending mail is granted in Exchange Online (a scoped role, not in the token), so it is
@@ -180,7 +180,7 @@ class _Doctor:
             self._app_owners(),
             self._report(),
             self._mail_sender(),
-            self._teams_app_installation(),
+            self._teams_app_catalog(),
             *(self._group(name, group_id) for name, group_id in self.groups.items()),
         ]
         found: list[Check] = []
@@ -190,6 +190,7 @@ class _Doctor:
             self._from_roles("phone_write", "writing phone methods", p.PHONE_WRITE, "a phone method")
         )
         found.append(self._mail_send())
+        found.append(self._teams_app_installation())
         return found
 
     # ---- helpers
@@ -452,17 +453,50 @@ class _Doctor:
             f"Test-ServicePrincipalAuthorization -Identity <service principal> -Resource {sender} shows it",
         )
 
-    async def _teams_app_installation(self) -> Check:
-        # Installing the app for a user (TeamsAppInstallation.ReadWriteForUser.All) is checked here once the bot
-        # does it; until then an app setup policy installs it (README, "The Teams app").
-        return Check(
-            "teams_app_installation",
-            "installing the Teams app for a user",
-            NOT_CONFIGURED,
-            None,
-            "the bot does not install its Teams app itself",
-            required=False,
+    async def _teams_app_catalog(self) -> Check:
+        """The bot's Teams app in the tenant app catalog, by its manifest id (TEAMS_APP_ID): the first step of
+        reaching a user in Teams who never wrote to the bot (graph/teams_apps.py)."""
+        name, feature = "teams_app_catalog", "the bot's Teams app in the tenant app catalog (TEAMS_APP_ID)"
+        external_id = self.settings.teams_app_id
+        if not external_id:
+            return Check(
+                name, feature, NOT_CONFIGURED, "TEAMS_APP_ID", "the bot installs no Teams app", required=False
+            )
+
+        def listed(response: Any) -> tuple[str, str | None, str]:
+            body = response.json if isinstance(response.json, dict) else {}
+            apps = [a for a in body.get("value") or [] if isinstance(a, dict) and a.get("id")]
+            if apps:
+                return OK, None, f"{apps[0].get('displayName') or ''} (catalog id {apps[0]['id']})".strip()
+            return (
+                MISSING,
+                "TEAMS_APP_ID",
+                f"no app with the manifest id {external_id} in the tenant app catalog: upload the app package to "
+                "the organization's app store (Microsoft says a new app may take 24-48 hours to be listed)",
+            )
+
+        return await self._read(
+            name,
+            feature,
+            p.TEAMS_APP_CATALOG,
+            lambda: self.client.get(
+                "/appCatalogs/teamsApps",
+                params={"$filter": f"externalId eq '{external_id}'", "$select": "id,externalId,displayName"},
+            ),
+            ok=listed,
         )
+
+    def _teams_app_installation(self) -> Check:
+        """Installing the app for a user is a change: read from the token's roles, like writing phone methods."""
+        name, feature = (
+            "teams_app_installation",
+            "installing the bot's Teams app for a user and reading its chat",
+        )
+        if not self.settings.teams_app_id:
+            return Check(
+                name, feature, NOT_CONFIGURED, "TEAMS_APP_ID", "the bot installs no Teams app", required=False
+            )
+        return self._from_roles(name, feature, p.TEAMS_APP_INSTALL, "a Teams app installation")
 
     async def _group(self, setting: str, group_id: str) -> Check:
         name, feature = f"group:{setting}", f"the group of {setting}"
@@ -550,10 +584,11 @@ def _skipped(groups: Mapping[str, str]) -> list[Check]:
         "app_owners",
         "registration_report",
         "mail_sender",
-        "teams_app_installation",
+        "teams_app_catalog",
         *(f"group:{name}" for name in groups),
         "phone_write",
         "mail_send",
+        "teams_app_installation",
     ]
     return [Check(n, n.replace("_", " "), NOT_CHECKED, None, "sign-in failed") for n in names]
 

@@ -6,6 +6,11 @@ package, not the working directory), `StrictUndefined`, autoescaping for everyth
 shows only the last digits of the number: the mailbox may be read by others or forwarded, and the user
 recognises their own number by its end.
 
+The one-time code mail (`Notifier.send_verification_code`, ``templates/mail/code/{de,en}.{html,txt}.j2`` in the
+same frame) carries the code the caller reads back to the agent, in the body only (not the subject, which
+notification previews show, and nothing is logged or kept in Sent Items); it names the service desk that asks and
+tells a user who did not call to give the code to no one.
+
 Sending: ``POST /users/{sender}/sendMail`` (graph-behaviour §8) with the HTML part, ``saveToSentItems: false``.
 `Notifier.send` never raises for Graph errors: a failed mail is a `Notification` with status FAILED and a
 reason a person can act on, so a change that was made is never reported as a failure because of its mail.
@@ -56,6 +61,7 @@ __all__ = [
     "choose_language",
     "environment",
     "mail_kind",
+    "render_code_mail",
     "render_mail",
 ]
 
@@ -192,6 +198,35 @@ def render_mail(kind: MailKind | str, language: str, context: Mapping[str, Any])
     values["subject"] = " ".join(subject.split())[:250]
     text = text_template.render(values)
     html = env.get_template(f"mail/{language}.html.j2").render(values)
+    return RenderedMail(subject=values["subject"], html=html, text=_tidy_text(text))
+
+
+_CODE = re.compile(r"^[0-9]{4,10}$")
+
+
+def render_code_mail(language: str, context: Mapping[str, Any]) -> RenderedMail:
+    """Render subject, HTML and text of the one-time code mail.
+
+    `context` needs: display_name, tenant_name (None → "your organization"), code (4-10 digits, else ValueError),
+    valid_minutes, requested_at (datetime; shown in UTC), service_desk (ServiceDesk or a mapping)."""
+    if language not in LANGUAGES:
+        raise ValueError(f"unknown mail language {language!r}: use de or en")
+    values: dict[str, Any] = dict(context)
+    if not isinstance(values.get("code"), str) or not _CODE.match(values["code"]):
+        raise ValueError("the verification code must be 4 to 10 digits")
+    values.update(language=language, caller=None, ticket_url=None)
+    requested_at = values.get("requested_at")
+    if isinstance(requested_at, datetime):
+        values["requested_at"] = (
+            requested_at.replace(tzinfo=UTC) if requested_at.tzinfo is None else requested_at.astimezone(UTC)
+        )
+    values["show_contact"] = _has_contact(values.get("service_desk"))
+    env = environment()
+    text_template = env.get_template(f"mail/code/{language}.txt.j2")
+    subject = "".join(text_template.blocks["subject"](text_template.new_context(values)))
+    values["subject"] = " ".join(subject.split())[:250]
+    text = text_template.render(values)
+    html = env.get_template(f"mail/code/{language}.html.j2").render(values)
     return RenderedMail(subject=values["subject"], html=html, text=_tidy_text(text))
 
 
@@ -333,6 +368,79 @@ class Notifier:
             "saveToSentItems": False,
         }
         return PreparedMail(f"/users/{quote(self.sender, safe='@')}/sendMail", body, recipient, language)
+
+    async def send_verification_code(
+        self,
+        user: TargetUser,
+        code: str,
+        *,
+        valid_minutes: int,
+        language_override: str | None = None,
+        client: GraphClient | None = None,
+    ) -> Notification:
+        """Mail the one-time code to `user`'s mailbox (their `mail`), from the sender mailbox, in their language
+        (`language_override` auto/de/en as for `send`). Returns SENT, SKIPPED_NO_MAIL (no mail address) or FAILED
+        with the reason; never raises for a Graph error, and the code is in no log line and no Notification.
+        ValueError, before anything is sent, for a code that is not 4-10 digits or valid_minutes below 1."""
+        if not isinstance(code, str) or not _CODE.match(code):
+            raise ValueError("the verification code must be 4 to 10 digits")
+        if not isinstance(valid_minutes, int) or valid_minutes < 1:
+            raise ValueError("valid_minutes must be a whole number of minutes, at least 1")
+        language = choose_language(language_override, user.usage_location)
+        recipient = (user.mail or "").strip() or None
+        if recipient is None:
+            return Notification(
+                NotificationStatus.SKIPPED_NO_MAIL,
+                language=language,
+                detail="the user has no e-mail address, so no code was sent",
+            )
+        client = client or self._client
+        if self.sender is None or client is None:
+            return Notification(
+                NotificationStatus.FAILED,
+                recipient=recipient,
+                language=language,
+                detail="no sender mailbox is configured (MAIL_SENDER), so no code was sent",
+            )
+        tenant_name = await self._organization_name(client)
+        try:
+            mail = render_code_mail(
+                language,
+                {
+                    "display_name": user.display_name or user.user_principal_name,
+                    "tenant_name": tenant_name,
+                    "code": code,
+                    "valid_minutes": valid_minutes,
+                    "requested_at": self._now(),
+                    "service_desk": self.service_desk,
+                },
+            )
+        except jinja2.TemplateError as exc:  # the message could quote a value: only the type is told
+            log.error("verification code mail could not be rendered: %s", type(exc).__name__)
+            return Notification(
+                NotificationStatus.FAILED,
+                recipient=recipient,
+                language=language,
+                detail=f"the code mail could not be rendered ({type(exc).__name__})",
+            )
+        prepared = PreparedMail(
+            f"/users/{quote(self.sender, safe='@')}/sendMail",
+            {
+                "message": {
+                    "subject": mail.subject,
+                    "body": {"contentType": "HTML", "content": mail.html},
+                    "toRecipients": [{"emailAddress": {"address": recipient}}],
+                },
+                "saveToSentItems": False,  # the code stays out of the sender mailbox
+            },
+            recipient,
+            language,
+        )
+        try:
+            response = await client.post(prepared.path, json=prepared.body)
+        except GraphError as err:
+            return self.failed(prepared, err)
+        return self.answered(prepared, response.status, response.request_id)
 
     def failed(self, mail: PreparedMail, err: GraphError) -> Notification:
         """The Notification for a sendMail Graph refused or did not answer."""

@@ -285,6 +285,68 @@ OWNED_OBJECTS = Requirement(
     rf"{_USER}/ownedObjects",
 )
 
+# The Teams app's own installation for a user, so the bot can start a 1:1 chat with someone who never wrote to it
+# ("Send proactive installation messages", https://learn.microsoft.com/microsoftteams/platform/graph-api/
+# proactive-bots-and-messages/graph-proactive-bots-and-messages). The catalog read has its own permission.
+TEAMS_APP_CATALOG = Requirement(
+    "teams_app_catalog",
+    "finding the bot's Teams app in the tenant app catalog (caller verification in Teams)",
+    "AppCatalog.Read.All",
+    "AppCatalog.ReadWrite.All",
+    _any("AppCatalog.Read.All", "AppCatalog.ReadWrite.All"),
+    _LEARN + "appcatalogs-list-teamsapps",
+    "GET",
+    r"/appCatalogs/teamsApps",
+)
+# "Self" lets the app install, read and remove only itself, for any user; every other accepted permission reaches
+# other apps as well. The page lists the same Application row for the install; the page's higher ones follow.
+_INSTALL_SELF = "TeamsAppInstallation.ReadWriteSelfForUser.All"
+_INSTALL_OTHERS = (
+    "TeamsAppInstallation.ManageSelectedForUser.All",
+    "TeamsAppInstallation.ReadWriteAndConsentForUser.All",
+    "TeamsAppInstallation.ReadWriteAndConsentSelfForUser.All",
+    "TeamsAppInstallation.ReadWriteForUser.All",
+    "TeamsAppInstallation.ReadWriteSelectedForUser.All",
+)
+_INSTALLED = rf"{_USER}/teamwork/installedApps"
+TEAMS_APP_INSTALL = Requirement(
+    "teams_app_install",
+    "installing the bot's Teams app for a user it must reach in Teams (caller verification)",
+    _INSTALL_SELF,
+    "TeamsAppInstallation.ReadWriteForUser.All",
+    _any(_INSTALL_SELF, *_INSTALL_OTHERS),
+    _LEARN + "userteamwork-post-installedapps",
+    "POST",
+    _INSTALLED,
+)
+# The list and the chat read name TeamsAppInstallation.ReadForUser.All as least privileged, but it reads every app
+# of every user; the bot holds ReadWriteSelfForUser.All for the install anyway, and that one reads only itself.
+TEAMS_APP_INSTALLED = Requirement(
+    "teams_app_installed",
+    "finding the bot's installation for a user after Graph said it is already installed (409)",
+    _INSTALL_SELF,
+    "TeamsAppInstallation.ReadForUser.All",
+    _any(_INSTALL_SELF, "TeamsAppInstallation.ReadForUser.All", *_INSTALL_OTHERS),
+    _LEARN + "userteamwork-list-installedapps",
+    "GET",
+    rf"{_INSTALLED}(?:/[^/]+)?",
+)
+TEAMS_APP_CHAT = Requirement(
+    "teams_app_chat",
+    "reading the 1:1 chat between a user and the bot, where the confirmation card goes",
+    _INSTALL_SELF,
+    "TeamsAppInstallation.ReadForUser.All",
+    _any(
+        _INSTALL_SELF,
+        "TeamsAppInstallation.ReadForUser.All",
+        "TeamsAppInstallation.ReadWriteForUser.All",
+        "TeamsAppInstallation.ReadWriteSelectedForUser.All",
+    ),
+    _LEARN + "userscopeteamsappinstallation-get-chat",
+    "GET",
+    rf"{_INSTALLED}/[^/]+/chat",
+)
+
 ENDPOINTS: tuple[Requirement, ...] = (
     PHONE_READ,
     PHONE_WRITE,
@@ -302,6 +364,10 @@ ENDPOINTS: tuple[Requirement, ...] = (
     GROUP_ELIGIBILITY,
     APP_OWNERS,
     OWNED_OBJECTS,
+    TEAMS_APP_CATALOG,
+    TEAMS_APP_INSTALL,
+    TEAMS_APP_CHAT,
+    TEAMS_APP_INSTALLED,
     USER_READ,  # last: its /users/{id} would also match the longer paths above if it came first
 )
 

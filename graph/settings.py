@@ -79,6 +79,9 @@ class GraphSettings:
     default_region: str | None = None
     ca_file: str | None = None  # private CA bundle (SSL_CERT_FILE, else REQUESTS_CA_BUNDLE); None = system
     conflict_readback_seconds: float = DEFAULT_CONFLICT_READBACK_SECONDS
+    # The Teams app's manifest id (the `id` of appPackage's manifest.json, its externalId in the tenant app
+    # catalog): the bot installs that app for a user it must reach in Teams. None: it installs nothing.
+    teams_app_id: str | None = None
 
     @property
     def authority(self) -> str:
@@ -156,6 +159,7 @@ class GraphSettings:
             service_desk=service_desk,
             default_region=region,
             ca_file=_ca_file(get),
+            teams_app_id=_teams_app_id(get),
             conflict_readback_seconds=_seconds(
                 get,
                 "CONFLICT_READBACK_SECONDS",
@@ -210,6 +214,15 @@ def _seconds(get: Getter, name: str, default: float, maximum: float) -> float:
     if not 0 <= seconds <= maximum:  # also refuses nan and inf
         raise SettingsError(name, f"must be from 0 to {maximum:g} seconds, got '{_short(value)}'")
     return seconds
+
+
+def _teams_app_id(get: Getter) -> str | None:
+    value = get("TEAMS_APP_ID")
+    if value is not None and not GUID.match(value):
+        raise SettingsError(
+            "TEAMS_APP_ID", f"must be the Teams app's manifest id, a GUID, got '{_short(value)}'"
+        )
+    return value.lower() if value else None
 
 
 def _mail(get: Getter, name: str) -> str | None:

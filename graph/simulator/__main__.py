@@ -8,9 +8,13 @@ import json
 import signal
 import sys
 from pathlib import Path
+from typing import Any
+
+from graph.settings import GUID
 
 from .behaviour import Behaviour
 from .server import Simulator
+from .tenant import DEFAULT_TEAMS_APP_EXTERNAL_ID, DEFAULT_TEAMS_APP_ID
 
 DEMO_TENANT = Path(__file__).with_name("demo_tenant.json")
 
@@ -32,7 +36,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--no-report-throttle", action="store_true", help="userRegistrationDetails 5/10 s throttle off"
     )
     parser.add_argument("--visibility-delay-ms", type=int, default=0)
+    parser.add_argument(
+        "--teams-app-id",
+        type=_guid,
+        default=None,
+        help="the manifest id (TEAMS_APP_ID) of the bot's app in the tenant app catalog, instead of the tenant "
+        f"file's (default without one: {DEFAULT_TEAMS_APP_EXTERNAL_ID})",
+    )
     return parser.parse_args(argv)
+
+
+def _guid(value: str) -> str:
+    if not GUID.match(value.strip()):
+        raise argparse.ArgumentTypeError(f"must be a GUID (the Teams app's manifest id), got {value!r}")
+    return value.strip().lower()
+
+
+def load_tenant(args: argparse.Namespace) -> dict[str, Any]:
+    """The tenant file's data; with --teams-app-id its catalog holds the bot's app under that manifest id."""
+    data: dict[str, Any] = json.loads(Path(args.tenant).read_text(encoding="utf-8"))
+    if args.teams_app_id:
+        apps = data.get("teamsApps") or [{"id": DEFAULT_TEAMS_APP_ID}]
+        data["teamsApps"] = [{**apps[0], "externalId": args.teams_app_id}, *apps[1:]]
+    return data
 
 
 async def serve(args: argparse.Namespace) -> None:
@@ -43,7 +69,7 @@ async def serve(args: argparse.Namespace) -> None:
         report_throttle=not args.no_report_throttle,
         visibility_delay_ms=args.visibility_delay_ms,
     )
-    sim = Simulator(args.tenant, behaviour, cert_dir=args.cert_dir)
+    sim = Simulator(load_tenant(args), behaviour, cert_dir=args.cert_dir)
     await sim.start(args.host, args.port)
     info = {
         "base_url": sim.base_url,

@@ -42,6 +42,15 @@ class Behaviour:
                              methods configured."); the user's only method can be deleted. Observed in production;
                              Microsoft's page says only that the default method "can't be deleted". Off: it is
                              never deleted, with the same answer.
+    teams_app_in_catalog     the tenant app catalog lists the bot's Teams app (its ``teamsApps``). Off: no app
+                             matches any filter, as for an app not (yet) published to the organization's store or
+                             not visible yet ("it typically takes 24-48 hours for the policies to be applied",
+                             https://learn.microsoft.com/graph/api/appcatalogs-list-teamsapps).
+    teams_app_blocked        an app permission policy blocks the app for the users: installing it for a user
+                             answers 403 Forbidden "App is blocked by app permission policy." (innerError
+                             AccessDenied). Microsoft's page documents no answer for that; this is the answer
+                             production clients log (OfficeDev/microsoft-teams-apps-company-communicator issues
+                             #889, #1537).
     """
 
     normalise_numbers: bool = True
@@ -66,6 +75,8 @@ class Behaviour:
     owned_objects_app_only: bool = False
     write_conflict_code: str | None = None
     lone_default_deletable: bool = True
+    teams_app_in_catalog: bool = True
+    teams_app_blocked: bool = False
 
     def update(self, changes: dict[str, Any]) -> None:
         known = {f.name for f in fields(self)}

@@ -37,7 +37,7 @@ from .behaviour import Behaviour, Call, Fault, Faults
 from .certs import ensure_certs
 from .odata import FilterSpec, UnsupportedQuery, operators, parse_filter
 from .phones import METHOD_IDS, METHOD_TYPES, PHONE_TYPES, InvalidPhoneNumber, check_number
-from .tenant import Phone, Tenant, User
+from .tenant import Phone, TeamsApp, TeamsAppInstallation, Tenant, User
 
 JSON_TYPE = (
     "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
@@ -55,6 +55,7 @@ AGS_DIAGNOSTIC = json.dumps(
     },
     separators=(",", ":"),
 )
+_SELF_FOR_USER = "TeamsAppInstallation.ReadWriteSelfForUser.All"
 MAX_PAGE = 999
 DEFAULT_PAGE = 100
 _CALL_KEY = web.RequestKey("graph_simulator_call", Call)  # the request's Call record, kept on the request
@@ -982,6 +983,39 @@ class Simulator:
                 "",
             ),
             ("GET", rf"/users/{seg}/manager", self._manager, p.USER_READ.accepted, "read", ""),
+            ("GET", r"/appCatalogs/teamsApps", self._teams_apps, p.TEAMS_APP_CATALOG.accepted, "read", ""),
+            (
+                "POST",
+                rf"/users/{seg}/teamwork/installedApps",
+                self._install_teams_app,
+                p.TEAMS_APP_INSTALL.accepted,
+                "write",
+                "",
+            ),
+            (
+                "GET",
+                rf"/users/{seg}/teamwork/installedApps",
+                self._installed_apps,
+                p.TEAMS_APP_INSTALLED.accepted,
+                "read",
+                "",
+            ),
+            (
+                "GET",
+                rf"/users/{seg}/teamwork/installedApps/{seg}",
+                self._installed_app,
+                p.TEAMS_APP_INSTALLED.accepted,
+                "read",
+                "",
+            ),
+            (
+                "GET",
+                rf"/users/{seg}/teamwork/installedApps/{seg}/chat",
+                self._installed_app_chat,
+                p.TEAMS_APP_CHAT.accepted,
+                "read",
+                "",
+            ),
         ]
         routes = []
         for method, pattern, handler, accepted, kind, denied in specs:
@@ -2046,6 +2080,177 @@ class Simulator:
             call.fault = f"apply_then_{fault.action}"
             response = self._fault_response(fault.action, fault.retry_after, rid, crid)
         return answer(response)
+
+    # Teams apps -------------------------------------------------------------------------------------------------
+    _TEAMS_APP_FILTER = FilterSpec(
+        {
+            "id": (lambda a: a.id, "str", True),
+            "externalId": (lambda a: a.external_id, "str", True),
+            "displayName": (lambda a: a.display_name, "str", True),
+            "distributionMethod": (lambda a: a.distribution_method, "str", True),
+        }
+    )
+
+    def _catalog(self) -> list[TeamsApp]:
+        return list(self.tenant.teams_apps) if self.behaviour.teams_app_in_catalog else []
+
+    def _teams_apps(self, req: GraphRequest, match: re.Match[str]) -> GraphResponse:
+        """GET /appCatalogs/teamsApps (https://learn.microsoft.com/graph/api/appcatalogs-list-teamsapps): application
+        permission AppCatalog.Read.All or AppCatalog.ReadWrite.All; `$filter` on the teamsApp's fields (equal,
+        not-equal, and, or, not), `$select`. The catalog's `id` is its own, the manifest's id is `externalId`.
+        Behaviour.teams_app_in_catalog off: nothing matches (the app is not published, or not visible yet)."""
+        select = _parse_select(
+            req.query,
+            frozenset({"id", "externalId", "displayName", "distributionMethod"}),
+            "microsoft.graph.teamsApp",
+        )
+        predicate = self._filter(req.query, self._TEAMS_APP_FILTER)
+        apps = [a for a in self._catalog() if predicate is None or predicate(a)]
+        return GraphResponse(
+            200,
+            {
+                "@odata.context": self._context("appCatalogs/teamsApps"),
+                "value": [_select(a.to_graph(), select) for a in apps],
+            },
+        )
+
+    def _installation_json(
+        self, installation: TeamsAppInstallation, expand: dict[str, Any]
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "@odata.type": "#microsoft.graph.userScopeTeamsAppInstallation",
+            "id": installation.id,
+        }
+        app = self.tenant.teams_app(installation.teams_app_id)
+        if "teamsApp" in expand:
+            body["teamsApp"] = app.to_graph() if app else None
+        if "teamsAppDefinition" in expand:
+            body["teamsAppDefinition"] = (
+                {
+                    "id": base64.b64encode(f"{app.id}##1.0.0".encode()).decode(),
+                    "teamsAppId": app.id,
+                    "displayName": app.display_name,
+                    "version": "1.0.0",
+                }
+                if app
+                else None
+            )
+        return body
+
+    _INSTALLED_FILTER = re.compile(r"\s*teamsApp/(id|externalId)\s+eq\s+'([^']*)'\s*")
+
+    def _install_teams_app(self, req: GraphRequest, match: re.Match[str]) -> GraphResponse:
+        """POST /users/{id}/teamwork/installedApps (https://learn.microsoft.com/graph/api/userteamwork-post-installedapps):
+        body {"teamsApp@odata.bind": ".../appCatalogs/teamsApps/{catalog id}"}; 201 Created without a body.
+
+        Not on Microsoft's page, observed and switchable: an app already installed for the user answers 409
+        Conflict (what clients that install proactively, such as Company Communicator, treat as "installed");
+        an app an app permission policy blocks answers 403 Forbidden "App is blocked by app permission policy."
+        (Behaviour.teams_app_blocked); an unknown catalog id answers 404."""
+        user = self._user_or_404(match.group(1))
+        bind = req.body.get("teamsApp@odata.bind") if isinstance(req.body, dict) else None
+        found = re.search(r"/appCatalogs/teamsApps/([^/?#]+)$", bind) if isinstance(bind, str) else None
+        if found is None:
+            raise bad_request(
+                "Invalid request body: 'teamsApp@odata.bind' must name an app of the catalog.", "BadRequest"
+            )
+        app = next((a for a in self._catalog() if a.id == found.group(1)), None)
+        if app is None:
+            raise GraphFailure(
+                404, "NotFound", f"The teamsApp '{found.group(1)}' was not found in the app catalog."
+            )
+        if self.behaviour.teams_app_blocked:
+            raise GraphFailure(
+                403,
+                "Forbidden",
+                f"App is blocked by app permission policy. TenantId: {self.tenant.tenant_id}, UserObjectId: "
+                f"{user.id}, AppId: {app.id}, AppType: Private",
+                inner={"code": "AccessDenied"},
+            )
+        if any(i.teams_app_id == app.id for i in self.tenant.installations_of(user.id)):
+            raise GraphFailure(409, "Conflict", "App is already installed for the user.")
+        self.tenant.install_teams_app(user.id, app, _graph_date())
+        return GraphResponse(201)
+
+    def _installed_apps(self, req: GraphRequest, match: re.Match[str]) -> GraphResponse:
+        """GET /users/{id}/teamwork/installedApps (https://learn.microsoft.com/graph/api/userteamwork-list-installedapps):
+        `$expand=teamsApp` / `teamsAppDefinition`; `$filter=teamsApp/id eq '…'` or `teamsApp/externalId eq '…'`
+        (the forms Microsoft's proactive installation page uses); an empty list when the app is not installed."""
+        user = self._user_or_404(match.group(1))
+        expand = _parse_expand(req.query, {"teamsApp", "teamsAppDefinition"}, "userScopeTeamsAppInstallation")
+        installations = self.tenant.installations_of(user.id)
+        text = req.query.get("$filter")
+        if text is not None:
+            clause = self._INSTALLED_FILTER.fullmatch(text)
+            if clause is None:
+                raise GraphFailure(
+                    400, "Request_UnsupportedQuery", f"Unsupported Query. Invalid filter clause: {text[:80]}"
+                )
+            prop, value = clause.groups()
+
+            def matches(i: TeamsAppInstallation) -> bool:
+                app = self.tenant.teams_app(i.teams_app_id)
+                return (
+                    app is not None and (app.id if prop == "id" else app.external_id).lower() == value.lower()
+                )
+
+            installations = [i for i in installations if matches(i)]
+        # "If you plan to use the TeamsAppInstallation.ReadWriteSelfForUser.All permission ... The app id given in
+        # the webApplicationInfo property and the app id used to generate the access token must match. Otherwise,
+        # the API returns an empty result." (the page above): with only the Self permission, the caller sees the
+        # installations of the apps whose manifest names it.
+        assert req.identity is not None
+        caller = req.identity.app_id.lower()
+        others = [a for a in permissions.TEAMS_APP_INSTALLED.accepted if _SELF_FOR_USER not in a]
+        if not any(a <= req.identity.roles for a in others):
+
+            def names_caller(i: TeamsAppInstallation) -> bool:
+                app = self.tenant.teams_app(i.teams_app_id)
+                return app is not None and (app.web_application_id or "").lower() == caller
+
+            installations = [i for i in installations if names_caller(i)]
+        return GraphResponse(
+            200,
+            {
+                "@odata.context": self._context(f"users('{user.id}')/teamwork/installedApps"),
+                "value": [self._installation_json(i, expand) for i in installations],
+            },
+        )
+
+    def _installation_or_404(self, user_ref: str, installation_id: str) -> TeamsAppInstallation:
+        user = self._user_or_404(user_ref)
+        found = next((i for i in self.tenant.installations_of(user.id) if i.id == installation_id), None)
+        if found is None:
+            raise GraphFailure(404, "NotFound", f"The app installation '{installation_id}' was not found.")
+        return found
+
+    def _installed_app(self, req: GraphRequest, match: re.Match[str]) -> GraphResponse:
+        """GET /users/{id}/teamwork/installedApps/{installation id}
+        (https://learn.microsoft.com/graph/api/userteamwork-get-installedapps)."""
+        expand = _parse_expand(req.query, {"teamsApp", "teamsAppDefinition"}, "userScopeTeamsAppInstallation")
+        installation = self._installation_or_404(match.group(1), match.group(2))
+        return GraphResponse(200, self._installation_json(installation, expand))
+
+    def _installed_app_chat(self, req: GraphRequest, match: re.Match[str]) -> GraphResponse:
+        """GET /users/{id}/teamwork/installedApps/{installation id}/chat
+        (https://learn.microsoft.com/graph/api/userscopeteamsappinstallation-get-chat): the 1:1 chat between the
+        user and the app's bot; its `id` (19:…@unq.gbl.spaces) is the chatId the bot sends to."""
+        installation = self._installation_or_404(match.group(1), match.group(2))
+        return GraphResponse(
+            200,
+            {
+                "@odata.context": self._context(
+                    f"users('{installation.user_id}')/teamwork/installedApps('{installation.id}')/chat/$entity"
+                ),
+                "id": installation.chat_id,
+                "topic": None,
+                "createdDateTime": installation.created or None,
+                "lastUpdatedDateTime": installation.created or None,
+                "chatType": "oneOnOne",
+                "webUrl": f"https://teams.microsoft.com/l/chat/{quote(installation.chat_id)}/0?tenantId={self.tenant.tenant_id}",
+                "tenantId": self.tenant.tenant_id,
+            },
+        )
 
     # ----- control endpoints ----------------------------------------------------------------------------------
     async def _control(self, request: web.Request) -> web.Response:

@@ -14,6 +14,7 @@ import pytest
 
 from graph.doctor import EXCHANGE_MAIL_SEND, STATUSES, Report, diagnose, group_settings, render_table
 from graph.settings import GraphSettings
+from graph.simulator import DEFAULT_TEAMS_APP_EXTERNAL_ID
 from tests.graph.test_cli import run_cli
 
 HELPDESK = "11111111-1111-1111-1111-000000000001"
@@ -69,7 +70,8 @@ async def test_a_tenant_with_everything_granted_passes_every_check(sim: Any, sim
         *(f"group:{name}" for name in GROUPS),
     }
     assert {name for name, c in checks.items() if c.status == "ok"} == expected_ok
-    assert checks["teams_app_installation"].status == "not configured"
+    assert checks["teams_app_installation"].status == checks["teams_app_catalog"].status == "not configured"
+    assert checks["teams_app_catalog"].permission == "TEAMS_APP_ID"
     assert checks["group:HELPDESK_GROUP_ID"].detail == "Helpdesk"
     # every check that asked Graph carries Graph's request-id
     asked = {c.request_id for c in report.checks if c.request_id}
@@ -304,3 +306,66 @@ def test_doctor_with_a_missing_setting_is_one_line_and_exit_2(sim_thread_env: di
     proc = run_cli(env, "doctor", "--json")
     assert proc.returncode == 2
     assert proc.stderr.strip() == "error: GRAPH_CLIENT_ID: missing"
+
+
+# ------------------------------------------------------------------------------------- the Teams app (TEAMS_APP_ID)
+
+TEAMS_GRANTS = ("AppCatalog.Read.All", "TeamsAppInstallation.ReadWriteSelfForUser.All")
+
+
+def _teams_env(sim: Any, sim_env: dict[str, str]) -> dict[str, str]:
+    app = sim.tenant.applications[0]
+    app.roles = [*app.roles, *TEAMS_GRANTS]
+    return _env(sim_env, TEAMS_APP_ID=DEFAULT_TEAMS_APP_EXTERNAL_ID)
+
+
+async def test_with_teams_app_id_the_catalog_and_the_installation_permission_are_checked(
+    sim: Any, sim_env: dict[str, str]
+) -> None:
+    env = _teams_env(sim, sim_env)
+    before = sim.tenant.to_dict()
+    report = await _doctor(env)
+    checks = _by_name(report)
+    assert report.exit_code == 0, render_table(report)
+    catalog, install = checks["teams_app_catalog"], checks["teams_app_installation"]
+    assert catalog.status == install.status == "ok"
+    assert "b1c5353a-7aca-41b3-830f-27d5218fe0e5" in catalog.detail
+    (call,) = [c for c in sim.calls if c.path.endswith("/appCatalogs/teamsApps")]
+    assert call.request_id == catalog.request_id
+    assert call.query["$filter"] == f"externalId eq '{DEFAULT_TEAMS_APP_EXTERNAL_ID}'"
+    assert "not used" in install.detail  # read from the token: installing is a change
+    assert sim.tenant.teams_app_installations == [] and sim.tenant.to_dict() == before
+
+
+async def test_an_app_not_in_the_catalog_names_teams_app_id_and_fails_the_run(
+    sim: Any, sim_env: dict[str, str]
+) -> None:
+    env = _teams_env(sim, sim_env)
+    sim.behaviour.update({"teams_app_in_catalog": False})
+    report = await _doctor(env)
+    found = _by_name(report)["teams_app_catalog"]
+    assert (found.status, found.permission) == ("missing", "TEAMS_APP_ID")
+    assert DEFAULT_TEAMS_APP_EXTERNAL_ID in found.detail and found.request_id
+    assert report.exit_code == 2 and [c.name for c in report.problems] == ["teams_app_catalog"]
+
+
+@pytest.mark.parametrize(
+    ("revoked", "check", "permission"),
+    [
+        ("AppCatalog.Read.All", "teams_app_catalog", "AppCatalog.Read.All (or AppCatalog.ReadWrite.All)"),
+        (
+            "TeamsAppInstallation.ReadWriteSelfForUser.All",
+            "teams_app_installation",
+            "TeamsAppInstallation.ReadWriteSelfForUser.All (or TeamsAppInstallation.ReadWriteForUser.All)",
+        ),
+    ],
+)
+async def test_a_missing_teams_permission_is_named(
+    sim: Any, sim_env: dict[str, str], revoked: str, check: str, permission: str
+) -> None:
+    env = _teams_env(sim, sim_env)
+    _revoke(sim, revoked)
+    report = await _doctor(env)
+    found = _by_name(report)[check]
+    assert (found.status, found.permission) == ("missing", permission), render_table(report)
+    assert report.exit_code == 2 and [c.name for c in report.problems] == [check]

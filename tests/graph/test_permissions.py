@@ -65,6 +65,10 @@ async def stack(sim: Any, sim_env: dict[str, str]) -> Any:
         ("GET", "/servicePrincipals(appId='5d1e7c3b-2a4f-4e6d-9b8c-0a1b2c3d4e5f')/owners", "Application.Read.All", None),
         ("GET", "/users/x/manager", "User.Read.All", None),
         ("GET", "/organization", "Organization.Read.All", None),
+        ("GET", "/appCatalogs/teamsApps", "AppCatalog.Read.All", "AppCatalog.ReadWrite.All"),
+        ("POST", "/users/x/teamwork/installedApps", "TeamsAppInstallation.ReadWriteSelfForUser.All", "TeamsAppInstallation.ReadWriteForUser.All"),
+        ("GET", "/users/x/teamwork/installedApps", "TeamsAppInstallation.ReadWriteSelfForUser.All", "TeamsAppInstallation.ReadForUser.All"),
+        ("GET", "/users/x/teamwork/installedApps/i/chat", "TeamsAppInstallation.ReadWriteSelfForUser.All", "TeamsAppInstallation.ReadForUser.All"),
     ],
 )  # fmt: skip
 def test_each_call_names_its_narrowest_permission_first(

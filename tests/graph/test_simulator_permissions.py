@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from graph import permissions
-from graph.simulator import Simulator
+from graph.simulator import DEFAULT_TEAMS_APP_EXTERNAL_ID, Simulator
 from graph.simulator.tenant import Application
 
 from .simulator_helpers import http, token_for, uid
@@ -18,6 +18,11 @@ HELPDESK = "11111111-1111-1111-1111-000000000001"
 BOT_APP_ID = "5d1e7c3b-2a4f-4e6d-9b8c-0a1b2c3d4e5f"
 MOBILE = "3179e48a-750b-4051-897c-87b9720928f7"
 UNRELATED = "Calendars.Read"  # in no row of the table
+TEAMS_APP = DEFAULT_TEAMS_APP_EXTERNAL_ID
+CATALOG_ID = "b1c5353a-7aca-41b3-830f-27d5218fe0e5"
+INSTALLATION = (
+    "MDAwMDAwMDAtMDAwMC0wMDAwLTAwMDAtMDAwMDAwMDAwMGExIyNiMWM1MzUzYS03YWNhLTQxYjMtODMwZi0yN2Q1MjE4ZmUwZTU"
+)
 
 # One call of each kind the bot makes: (method, path, query, body)
 CALLS: dict[str, tuple[str, str, dict[str, str], Any]] = {
@@ -52,6 +57,20 @@ CALLS: dict[str, tuple[str, str, dict[str, str], Any]] = {
         None,
     ),
     "app_owners": ("GET", f"/servicePrincipals(appId='{BOT_APP_ID}')/owners", {}, None),
+    "teams_app_catalog": ("GET", "/appCatalogs/teamsApps", {"$filter": f"externalId eq '{TEAMS_APP}'"}, None),
+    "teams_app_install": (
+        "POST",
+        f"/users/{uid('a1')}/teamwork/installedApps",
+        {},
+        {"teamsApp@odata.bind": f"https://graph.microsoft.com/v1.0/appCatalogs/teamsApps/{CATALOG_ID}"},
+    ),
+    "teams_app_installed": (
+        "GET",
+        f"/users/{uid('a1')}/teamwork/installedApps",
+        {"$expand": "teamsApp"},
+        None,
+    ),
+    "teams_app_chat": ("GET", f"/users/{uid('a1')}/teamwork/installedApps/{INSTALLATION}/chat", {}, None),
 }
 
 ROWS = [row for row in permissions.ENDPOINTS if row.accepted]
