@@ -670,7 +670,7 @@ def outcome_card(
         body.append(_text(_text_or_key(lang, warning, "warning."), color="Warning", spacing="Small"))
     body.append(_text(notification_line(lang, outcome), spacing="Medium"))
     body.append(_subtle(t(lang, "common.request_id", id=req.id)))
-    body += details(lang, req, outcome.graph_request_ids)
+    body += details_toggle(lang, req, outcome.graph_request_ids)
     return _card(body)
 
 
@@ -740,7 +740,9 @@ def _sms_state_line(lang: str, outcome: Outcome, pending: str | None, unread: bo
     return _text(text, id=SMS_STATE_ID, isSubtle=bool(pending) and not outcome.sms_sign_in_state)
 
 
-def details(lang: str, req: ChangeRequest, graph_request_ids: Sequence[str] = ()) -> list[dict[str, Any]]:
+def details_toggle(
+    lang: str, req: ChangeRequest, graph_request_ids: Sequence[str] = ()
+) -> list[dict[str, Any]]:
     """A Details toggle (Action.ToggleVisibility, Adaptive Cards 1.2+) and the hidden container it shows: Microsoft
     Graph's request ids (for support) and a button that shows the request's audit trail in the chat. The button
     is an Action.Submit with Teams' messageBack data: the text `status <request id>` reaches the bot as a message
