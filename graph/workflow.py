@@ -237,6 +237,47 @@ class PhoneMfaWorkflow:
             )
         return await run.execute(req, progress)
 
+    def _owner_search(self, client: Any) -> OwnerSearch:
+        return OwnerSearch(
+            client, concurrency=self._settings.search_concurrency, portal_base=self._settings.portal_base
+        )
+
+    async def find_holder(
+        self, number: str, *, exclude_user_id: str, progress: ProgressCallback | None = None
+    ) -> SearchResult:
+        """Who holds `number` for SMS sign-in: the owner search a blocked change runs, for a caller that runs it
+        after the outcome (a number stored for MFA but refused for SMS sign-in). Every Graph request-id it saw is
+        in the result's request_ids; a refused read names the permission to grant."""
+        ids: list[str] = []
+        result = await self._owner_search(_Recorder(self._client, ids)).find(
+            number, exclude_user_id=exclude_user_id, progress=progress
+        )
+        result.request_ids = [*ids, *(r for r in result.request_ids if r not in ids)]
+        if result.status == "not_permitted" and result.error is not None:
+            result.missing_permission = required_permission(result.error.method, result.error.url)
+        return result
+
+    async def sms_sign_in_state(
+        self, user_id: str, method_id: str = MOBILE_METHOD_ID
+    ) -> tuple[str | None, str | None]:
+        """The smsSignInState of a user's phone method and the Graph request-id of the read; (None, request-id)
+        when the method is gone. Raises GraphError when Graph does not answer.
+
+        GET /users/{id}/authentication/phoneMethods/{id} answers the phoneAuthenticationMethod with its
+        smsSignInState (https://learn.microsoft.com/graph/api/phoneauthenticationmethod-get; application
+        permission UserAuthenticationMethod.Read.All, https://learn.microsoft.com/graph/api/resources/
+        phoneauthenticationmethod). The update of a method answers 204 with no body
+        (https://learn.microsoft.com/graph/api/phoneauthenticationmethod-update), so this read is how an update
+        learns it."""
+        path = f"{_Run._methods_path(user_id)}/{quote(method_id, safe='')}"
+        try:
+            resp = await self._client.request("GET", path)
+        except NotFoundError as err:
+            return None, err.request_id
+        body = resp.json if isinstance(resp.json, dict) else {}
+        state = body.get("smsSignInState")
+        return (str(state) if state else None), getattr(resp, "request_id", None)
+
 
 class PreparedRun:
     """A set/remove whose first reads are under way (PhoneMfaWorkflow.prepare)."""
@@ -552,11 +593,7 @@ class _Run:
             )
         self.out.kind = OutcomeKind.CONFLICT_UNRESOLVED
         if req.owner_search:
-            search = OwnerSearch(
-                self.client,
-                concurrency=self.wf._settings.search_concurrency,
-                portal_base=self.wf._settings.portal_base,
-            )
+            search = self.wf._owner_search(self.client)
             result = await search.find(parsed.graph, exclude_user_id=user.id, progress=progress)
             self._take_search(result)
         detail = f" {self._search_text()}" if req.owner_search else ""

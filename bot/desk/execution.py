@@ -20,7 +20,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from bot.persistence.models import ChangeRequest, Person, RequestState
+from bot.persistence.models import CardRef, ChangeRequest, Person, RequestState
 from bot.views import cards, texts
 from graph.errors import GraphError
 from graph.numbers import mask
@@ -156,25 +156,11 @@ class Executor:
         progress = cards.progress_card(lang, req, texts.t(lang, "progress.changing"))
         await asyncio.gather(*(self._updater.update_card(ref, progress) for ref in refs))
 
-        last_progress = [0.0]
+        due = _Every(PROGRESS_UPDATE_INTERVAL)
 
         async def on_progress(p: Any) -> None:
-            now = time.monotonic()
-            if now - last_progress[0] < PROGRESS_UPDATE_INTERVAL:
-                return
-            last_progress[0] = now
-            stage = getattr(p, "stage", "scan")
-            total = getattr(p, "total_hint", None)
-            if stage == "profile":
-                text = texts.t(lang, "progress.search_profile")
-            elif total:
-                text = texts.t(
-                    lang, "progress.search_scan_total", scanned=getattr(p, "scanned", 0), total=total
-                )
-            else:
-                text = texts.t(lang, "progress.search_scan", scanned=getattr(p, "scanned", 0))
-            card = cards.progress_card(lang, req, text)
-            await asyncio.gather(*(self._updater.update_card(ref, card) for ref in refs))
+            if due():
+                await self._update_all(refs, cards.progress_card(lang, req, search_progress_text(lang, p)))
 
         outcome = await self._run_workflow(req, on_progress, prepared)
         final = (
@@ -221,25 +207,159 @@ class Executor:
             req.target_id,
             mask(outcome.number or req.number),
         )
-        await self._publish(req, outcome, actor, refs, lang)
+        follow_up = self._follow_up_for(outcome)
+        refs = await self._publish(req, outcome, actor, refs, lang, pending=_pending_text(lang, follow_up))
+        if follow_up == "holder":
+            self.spawn(self._name_holder(req, outcome, refs, lang))
+        elif follow_up == "sms_state":
+            self.spawn(self._read_sms_state(req, outcome, refs, lang))
         return req
 
-    async def _publish(
-        self, req: ChangeRequest, outcome: Outcome, actor: Person, refs: Any, lang: str
-    ) -> None:
-        """The outcome on every copy of the card; the requester told when someone else's decision ran it."""
-        card = cards.outcome_card(lang, req, outcome)
+    async def _update_all(self, refs: Any, card: cards.Card) -> None:
         await asyncio.gather(*(self._updater.update_card(ref, card) for ref in refs))
+
+    async def _publish(
+        self,
+        req: ChangeRequest,
+        outcome: Outcome,
+        actor: Person,
+        refs: Any,
+        lang: str,
+        *,
+        pending: str | None = None,
+    ) -> list[CardRef]:
+        """The outcome on every copy of the card; the requester told when someone else's decision ran it.
+        Returns every copy of the outcome card (the one sent to the requester too), for the updates after it."""
+        card = cards.outcome_card(lang, req, outcome, pending=pending)
+        copies = list(refs)
+        await self._update_all(refs, card)
         if actor.aad_object_id != req.requester.aad_object_id:
             reference = await self._store.conversation_reference(f"user:{req.requester.aad_object_id}")
             if reference is not None and not any(r.role == "requester" for r in refs):
-                await self._updater.send_card(reference, card)
+                activity_id = await self._updater.send_card(reference, card)
+                if activity_id:
+                    copies.append(CardRef("requester", reference, activity_id))
             elif reference is not None:
                 title = texts.t(lang, f"outcome.{outcome.kind.value}.title")
                 await self._updater.send_text(
                     reference,
                     f"{texts.t(lang, 'common.request_id', id=req.id)}, {req.target_display_name}: {title}",
                 )
+        return copies
+
+    # -------------------------------------------------------------------------------------- after the outcome
+    def _follow_up_for(self, outcome: Outcome) -> str | None:
+        """What the outcome card still lacks and is read after it is posted, so the agent waits for no more round
+        trips than the change itself: "holder" (who holds a number Graph stored for MFA but refused for SMS
+        sign-in) or "sms_state" (the SMS sign-in state of a number set or updated, when the write's answer did not
+        carry it: an update is answered 204 without a body)."""
+        if (
+            self._closed
+            or outcome.user is None
+            or outcome.kind not in (OutcomeKind.ADDED, OutcomeKind.UPDATED)
+        ):
+            return None
+        if outcome.sms_sign_in_conflict:
+            if (
+                outcome.holder_search == "not_run"
+                and outcome.number
+                and callable(getattr(self._workflow, "find_holder", None))
+            ):
+                return "holder"
+            return None
+        if outcome.sms_sign_in_state is None and callable(getattr(self._workflow, "sms_sign_in_state", None)):
+            return "sms_state"
+        return None
+
+    async def _name_holder(
+        self, req: ChangeRequest, outcome: Outcome, refs: list[CardRef], lang: str
+    ) -> None:
+        """The owner search a blocked change runs, here after the outcome: every copy of the outcome card shows
+        its progress, then who holds the number for SMS sign-in (or that nobody was found, or why it could not be
+        searched); the result is audited."""
+        assert outcome.user is not None and outcome.number is not None
+        due = _Every(PROGRESS_UPDATE_INTERVAL)
+
+        async def on_progress(p: Any) -> None:
+            if due():
+                text = search_progress_text(lang, p)
+                await self._update_all(refs, cards.outcome_card(lang, req, outcome, pending=text))
+
+        error: str | None = None
+        try:
+            result = await self._workflow.find_holder(
+                outcome.number, exclude_user_id=outcome.user.id, progress=on_progress
+            )
+        except Exception as exc:  # noqa: BLE001 - the outcome stands; the card says the search did not finish
+            log.exception("request %s: the search for the holder of the number failed", req.id)
+            outcome.holder_search, error = "failed", type(exc).__name__
+        else:
+            outcome.holder, outcome.holder_search = result.holder, result.status
+            if result.status == "not_permitted":
+                outcome.missing_permission = result.missing_permission
+            if result.error is not None:
+                error = f"{result.error.code or result.error.status}: {result.error.message}"
+            outcome.graph_request_ids.extend(
+                r for r in result.request_ids if r not in outcome.graph_request_ids
+            )
+        holder = outcome.holder
+        log.info("request %s: holder of the number for SMS sign-in: %s", req.id, outcome.holder_search)
+        try:
+            await self._retrying(
+                "auditing the holder search of",
+                req.id,
+                lambda: self._store.audit(
+                    "holder_search",
+                    actor=None,
+                    request_id=req.id,
+                    target_id=req.target_id,
+                    target_upn=req.target_upn,
+                    details={
+                        "holder_search": outcome.holder_search,
+                        "holder_id": holder.id if holder else None,
+                        "holder_upn": holder.user_principal_name if holder else None,
+                        "holder_account_enabled": holder.account_enabled if holder else None,
+                        "missing_permission": outcome.missing_permission
+                        if outcome.holder_search == "not_permitted"
+                        else None,
+                        "error": error,
+                        "graph_request_ids": list(outcome.graph_request_ids),
+                    },
+                ),
+            )
+        except Exception:
+            log.exception("request %s: auditing the holder search failed", req.id)
+        await self._update_all(refs, cards.outcome_card(lang, req, outcome))
+
+    async def _read_sms_state(
+        self, req: ChangeRequest, outcome: Outcome, refs: list[CardRef], lang: str
+    ) -> None:
+        """The SMS sign-in state of the number just set, read after the outcome card is posted; every copy of the
+        card is updated with it (or says it could not be read)."""
+        assert outcome.user is not None
+        mobile = outcome.phones.mobile if outcome.phones is not None else None
+        unread = False
+        try:
+            if mobile is not None and mobile.id:
+                state, rid = await self._workflow.sms_sign_in_state(outcome.user.id, mobile.id)
+            else:
+                state, rid = await self._workflow.sms_sign_in_state(outcome.user.id)
+        except GraphError as err:
+            log.warning(
+                "request %s: the SMS sign-in state could not be read (%s %s, request-id %s)",
+                req.id,
+                type(err).__name__,
+                err.status,
+                err.request_id,
+            )
+            state, rid, unread = None, err.request_id, True
+        except Exception:
+            log.exception("request %s: reading the SMS sign-in state failed", req.id)
+            state, rid, unread = None, None, True
+        outcome.sms_sign_in_state = state
+        if rid and rid not in outcome.graph_request_ids:
+            outcome.graph_request_ids.append(rid)
+        await self._update_all(refs, cards.outcome_card(lang, req, outcome, sms_unread=unread))
 
     async def _fail_unchecked(
         self, req: ChangeRequest, actor: Person, error: GraphError
@@ -425,6 +545,40 @@ class Executor:
                 next_step="Check the user's methods in Entra and try again.",
                 previous_number=None,
             )
+
+
+class _Every:
+    """True at the first call, then at most once per `interval` seconds (card updates while a search runs)."""
+
+    def __init__(self, interval: float) -> None:
+        self._interval = interval
+        self._last: float | None = None
+
+    def __call__(self) -> bool:
+        now = time.monotonic()
+        if self._last is not None and now - self._last < self._interval:
+            return False
+        self._last = now
+        return True
+
+
+def search_progress_text(lang: str, p: Any) -> str:
+    """How far the owner search is (graph.owner_search.SearchProgress), in `lang`."""
+    stage = getattr(p, "stage", "scan")
+    total = getattr(p, "total_hint", None)
+    if stage == "profile":
+        return texts.t(lang, "progress.search_profile")
+    if total:
+        return texts.t(lang, "progress.search_scan_total", scanned=getattr(p, "scanned", 0), total=total)
+    return texts.t(lang, "progress.search_scan", scanned=getattr(p, "scanned", 0))
+
+
+def _pending_text(lang: str, follow_up: str | None) -> str | None:
+    if follow_up == "holder":
+        return texts.t(lang, "progress.search_profile")
+    if follow_up == "sms_state":
+        return texts.t(lang, "outcome.sms_state.reading")
+    return None
 
 
 def outcome_without_run(

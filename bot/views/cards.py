@@ -579,15 +579,31 @@ def _holder_block(lang: str, outcome: Outcome) -> list[dict[str, Any]]:
     return body
 
 
-def outcome_card(lang: str, req: ChangeRequest, outcome: Outcome) -> Card:
-    """The result of a run: one layout per OutcomeKind, then the notification line and Graph's request ids."""
+DETAILS_ID: Final = "details"  # the hidden container the Details toggle shows (Graph ids, audit trail)
+SMS_STATE_ID: Final = "smsSignIn"  # the line that says whether the number works for SMS sign-in
+HOLDER_ID: Final = "smsHolder"  # the part of the SMS sign-in conflict that names the number's holder
+
+
+def outcome_card(
+    lang: str,
+    req: ChangeRequest,
+    outcome: Outcome,
+    *,
+    pending: str | None = None,
+    sms_unread: bool = False,
+) -> Card:
+    """The result of a run: one layout per OutcomeKind, then the notification line, and Graph's request ids with
+    the request's audit trail behind a Details toggle.
+
+    `pending`: a sentence in `lang` saying what is still being read after the outcome (the holder of a number
+    refused for SMS sign-in, the SMS sign-in state of an updated number); the card is updated when it is known.
+    `sms_unread`: the SMS sign-in state was read after the outcome and Graph did not answer."""
     kind = outcome.kind
     old = masked(outcome.previous_number if outcome.previous_number else req.previous_number)
     new = masked(outcome.number if outcome.number else req.number)
     ref = outcome.user.user_principal_name if outcome.user else (req.target_upn or req.target_id)
-    color = (
-        "Warning" if kind.changed and outcome.sms_sign_in_conflict else _OUTCOME_COLOR.get(kind, "Default")
-    )
+    conflict = kind.changed and kind != OutcomeKind.REMOVED and outcome.sms_sign_in_conflict
+    color = "Warning" if conflict else _OUTCOME_COLOR.get(kind, "Default")
     body: list[dict[str, Any]] = [_title(t(lang, f"outcome.{kind.value}.title"), color)]
     user = outcome.user
     body.append(
@@ -598,21 +614,16 @@ def outcome_card(lang: str, req: ChangeRequest, outcome: Outcome) -> Card:
             ]
         )
     )
-    body.append(_text(t(lang, f"outcome.{kind.value}.body", old=old, new=new, typed=new, ref=ref)))
+    if conflict:
+        # said once: kept for MFA, refused for SMS sign-in; then who holds it, then what to do
+        body.append(_text(t(lang, "outcome.sms_conflict.once", new=new), weight="Bolder", color="Warning"))
+        body.append(_sms_holder(lang, outcome, pending))
+        body.append(_text(t(lang, "outcome.next", text=t(lang, "outcome.sms_conflict.next"))))
+    else:
+        body.append(_text(t(lang, f"outcome.{kind.value}.body", old=old, new=new, typed=new, ref=ref)))
 
-    if kind.changed and kind != OutcomeKind.REMOVED:
-        if outcome.sms_sign_in_conflict:
-            body += [
-                _text(t(lang, "outcome.sms_conflict.title"), weight="Bolder", color="Warning"),
-                _text(t(lang, "outcome.sms_conflict.body", new=new)),
-                _text(t(lang, "outcome.sms_conflict.why")),
-            ]
-            if outcome.holder_search != "not_run" or outcome.holder is not None:
-                body += _holder_block(lang, outcome)
-        elif outcome.sms_sign_in_state:
-            body.append(
-                _text(t(lang, "outcome.sms_state", state=_sms_state(lang, outcome.sms_sign_in_state)))
-            )
+    if kind.changed and not conflict:
+        body.append(_sms_state_line(lang, outcome, pending, sms_unread))
     elif kind == OutcomeKind.CONFLICT_UNRESOLVED:
         body += _holder_block(lang, outcome)
         body.append(_text(t(lang, "outcome.next", text=t(lang, "outcome.conflict_unresolved.next"))))
@@ -654,14 +665,118 @@ def outcome_card(lang: str, req: ChangeRequest, outcome: Outcome) -> Card:
             )
         )
     for warning in outcome.warnings:
+        if conflict and _is_sms_conflict_warning(warning):
+            continue  # the sentence above says it
         body.append(_text(_text_or_key(lang, warning, "warning."), color="Warning", spacing="Small"))
     body.append(_text(notification_line(lang, outcome), spacing="Medium"))
-    if outcome.graph_request_ids:
-        body.append(
-            _subtle(t(lang, "common.graph_request_ids", ids=", ".join(outcome.graph_request_ids[-5:])))
-        )
     body.append(_subtle(t(lang, "common.request_id", id=req.id)))
+    body += details_toggle(lang, req, outcome.graph_request_ids)
     return _card(body)
+
+
+def _is_sms_conflict_warning(warning: object) -> bool:
+    """The workflow's warning that the number is not available for SMS sign-in (a sentence or a text code)."""
+    key = warning[0] if isinstance(warning, tuple) and warning else warning
+    text = str(key).lower().replace("_", " ")
+    return "sms sign-in is not available" in text or ("sms" in text and "conflict" in text)
+
+
+def _sms_holder(lang: str, outcome: Outcome, pending: str | None) -> dict[str, Any]:
+    """Who holds the number for SMS sign-in: still being searched, found (with the portal link), nobody, or the
+    search could not be made."""
+    items: list[dict[str, Any]] = []
+    holder = outcome.holder
+    if holder is not None:
+        items.append(
+            _text(
+                t(
+                    lang,
+                    "outcome.sms_conflict.holder",
+                    name=holder.display_name,
+                    upn=holder.user_principal_name,
+                )
+            )
+        )
+        if not holder.account_enabled:
+            items.append(_text(t(lang, "outcome.holder.disabled_hint")))
+        if holder.portal_url.startswith("https://"):
+            items.append(
+                _actions(
+                    {
+                        "type": "Action.OpenUrl",
+                        "title": t(lang, "button.open_portal"),
+                        "url": holder.portal_url,
+                    }
+                )
+            )
+    elif pending:
+        items.append(_text(pending, isSubtle=True))
+    elif outcome.holder_search == "not_found":
+        items.append(_text(t(lang, "outcome.sms_conflict.no_holder")))
+    elif outcome.holder_search == "not_run":
+        items.append(_text(t(lang, "outcome.holder.not_run")))
+    else:
+        items.append(_text(t(lang, "outcome.sms_conflict.not_searched")))
+        if outcome.holder_search == "not_permitted":
+            permission = outcome.missing_permission or t(lang, "common.unknown")
+            items.append(_text(t(lang, "outcome.holder.not_permitted", permission=permission)))
+        elif outcome.holder_search == "not_licensed":
+            items.append(_text(t(lang, "outcome.holder.not_licensed")))
+    return {"type": "Container", "id": HOLDER_ID, "items": items}
+
+
+def _sms_state_line(lang: str, outcome: Outcome, pending: str | None, unread: bool) -> dict[str, Any]:
+    """Whether the number works for SMS sign-in after the change (a removed number takes SMS sign-in with it)."""
+    if outcome.kind == OutcomeKind.REMOVED:
+        text = t(lang, "outcome.sms_state.removed")
+    elif outcome.sms_sign_in_state:
+        text = t(lang, "outcome.sms_state", state=_sms_state(lang, outcome.sms_sign_in_state))
+    elif pending:
+        text = pending
+    elif unread:
+        text = t(lang, "outcome.sms_state.unread")
+    else:
+        text = t(lang, "outcome.sms_state", state=_sms_state(lang, None))
+    return _text(text, id=SMS_STATE_ID, isSubtle=bool(pending) and not outcome.sms_sign_in_state)
+
+
+def details_toggle(
+    lang: str, req: ChangeRequest, graph_request_ids: Sequence[str] = ()
+) -> list[dict[str, Any]]:
+    """A Details toggle (Action.ToggleVisibility, Adaptive Cards 1.2+) and the hidden container it shows: Microsoft
+    Graph's request ids (for support) and a button that shows the request's audit trail in the chat. The button
+    is an Action.Submit with Teams' messageBack data: the text `status <request id>` reaches the bot as a message
+    (the `status` command) and `displayText` is what the chat shows as sent by the user
+    (https://learn.microsoft.com/microsoftteams/platform/task-modules-and-cards/cards/cards-actions, "Action.Submit"
+    with msteams messageBack)."""
+    items: list[dict[str, Any]] = []
+    if graph_request_ids:
+        items.append(_subtle(t(lang, "common.graph_request_ids", ids=", ".join(graph_request_ids[-5:]))))
+    title = t(lang, "button.audit_trail")
+    items.append(
+        _actions(
+            {
+                "type": "Action.Submit",
+                "title": title,
+                "data": {
+                    "msteams": {
+                        "type": "messageBack",
+                        "text": f"status {req.id}",
+                        "displayText": t(lang, "details.audit.display", id=req.id),
+                    }
+                },
+            }
+        )
+    )
+    toggle = {
+        "type": "Action.ToggleVisibility",
+        "title": t(lang, "button.details"),
+        "targetElements": [DETAILS_ID],
+    }
+    return [
+        _actions(toggle),
+        {"type": "Container", "id": DETAILS_ID, "isVisible": False, "items": items},
+    ]
 
 
 # ------------------------------------------------------------------------------------------------ approvals

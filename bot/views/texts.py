@@ -343,12 +343,8 @@ EN: Final[dict[str, str]] = {
     "outcome.graph_unavailable.title": "Microsoft Graph is not available",
     "outcome.graph_unavailable.body": "Microsoft Graph did not answer in time, so the change could not be "
     "completed. Please try again in a few minutes.",
-    "outcome.graph_unavailable.support": "If it keeps failing, give these request IDs to your administrator.",
-    "outcome.sms_conflict.title": "Set for MFA, but not for SMS sign-in",
-    "outcome.sms_conflict.body": "The number {new} is registered and works for MFA codes, but it cannot be used "
-    "for SMS sign-in.",
-    "outcome.sms_conflict.why": "Why: another account already uses this number for SMS sign-in, and a number "
-    "can be used for SMS sign-in by only one account in the tenant.",
+    "outcome.graph_unavailable.support": "If it keeps failing, give your administrator the request IDs under "
+    "Details.",
     "outcome.holder.title": "Account that holds the number",
     "outcome.holder.not_found": "No enabled or disabled account holds the number. It may be held by a "
     "deleted or soft-deleted user.",
@@ -366,6 +362,24 @@ EN: Final[dict[str, str]] = {
     "outcome.graph_says": "Microsoft Graph says: {code}: {message}",
     "outcome.next": "What to do: {text}",
     "outcome.sms_state": "SMS sign-in: {state}",
+    # after a change: the SMS sign-in state, the holder of a number refused for SMS sign-in, the Details toggle
+    "outcome.sms_state.reading": "SMS sign-in: being checked\u2026",
+    "outcome.sms_state.unread": "SMS sign-in: could not be read; the Entra admin center shows it.",
+    "outcome.sms_state.removed": "SMS sign-in: gone with the number.",
+    "outcome.sms_conflict.once": "{new} is set for MFA (codes by text message and calls work), but not for SMS "
+    "sign-in: another account already uses the number for SMS sign-in.",
+    "outcome.sms_conflict.holder": "Held for SMS sign-in by {name} ({upn}).",
+    "outcome.sms_conflict.no_holder": "No other account was found that holds the number for SMS sign-in; a "
+    "deleted user may hold it.",
+    "outcome.sms_conflict.not_searched": "The account that holds the number for SMS sign-in could not be "
+    "searched.",
+    "outcome.sms_conflict.next": "MFA needs nothing more. If the user needs SMS sign-in, remove the number from "
+    "the account that holds it (or turn off that account's SMS sign-in), then turn on SMS sign-in for this user "
+    "in the Entra admin center.",
+    "button.details": "Details",
+    "button.audit_trail": "Audit trail",
+    "details.audit.display": "Audit trail of request {id}",
+    "event.holder_search": "holder of the number searched",
     # notification line, one per NotificationStatus
     "notification.sent": "E-mail sent to {recipient} ({language}).",
     "notification.disabled": "No e-mail sent: not requested.",
@@ -776,14 +790,8 @@ DE: Final[dict[str, str]] = {
     "outcome.graph_unavailable.title": "Microsoft Graph ist nicht erreichbar",
     "outcome.graph_unavailable.body": "Microsoft Graph hat nicht rechtzeitig geantwortet, daher konnte die "
     "Änderung nicht abgeschlossen werden. Bitte versuchen Sie es in einigen Minuten erneut.",
-    "outcome.graph_unavailable.support": "Wenn es weiter fehlschlägt, geben Sie diese Request-IDs an Ihre "
-    "Administration weiter.",
-    "outcome.sms_conflict.title": "Für MFA gesetzt, aber nicht für die SMS-Anmeldung",
-    "outcome.sms_conflict.body": "Die Nummer {new} ist registriert und funktioniert für MFA-Codes, kann aber "
-    "nicht für die SMS-Anmeldung verwendet werden.",
-    "outcome.sms_conflict.why": "Grund: Ein anderes Konto verwendet diese Nummer bereits für die "
-    "SMS-Anmeldung, und eine Nummer kann im Mandanten nur von einem Konto für die SMS-Anmeldung verwendet "
-    "werden.",
+    "outcome.graph_unavailable.support": "Wenn es weiter fehlschlägt, geben Sie die Request-IDs unter Details an "
+    "Ihre Administration weiter.",
     "outcome.holder.title": "Konto, das die Nummer verwendet",
     "outcome.holder.not_found": "Kein aktiviertes oder deaktiviertes Konto verwendet die Nummer. Möglicherweise "
     "gehört sie einem gelöschten oder vorläufig gelöschten Benutzer.",
@@ -802,6 +810,24 @@ DE: Final[dict[str, str]] = {
     "outcome.graph_says": "Microsoft Graph meldet: {code}: {message}",
     "outcome.next": "Was zu tun ist: {text}",
     "outcome.sms_state": "SMS-Anmeldung: {state}",
+    # nach einer Änderung: Zustand der SMS-Anmeldung, Inhaber einer für die SMS-Anmeldung abgelehnten Nummer, Details
+    "outcome.sms_state.reading": "SMS-Anmeldung: wird geprüft\u2026",
+    "outcome.sms_state.unread": "SMS-Anmeldung: konnte nicht gelesen werden; das Entra Admin Center zeigt sie.",
+    "outcome.sms_state.removed": "SMS-Anmeldung: mit der Nummer entfernt.",
+    "outcome.sms_conflict.once": "{new} ist für MFA gesetzt (Codes per SMS und Anrufe funktionieren), aber nicht "
+    "für die SMS-Anmeldung: Ein anderes Konto verwendet die Nummer bereits für die SMS-Anmeldung.",
+    "outcome.sms_conflict.holder": "Für die SMS-Anmeldung verwendet von {name} ({upn}).",
+    "outcome.sms_conflict.no_holder": "Kein anderes Konto wurde gefunden, das die Nummer für die SMS-Anmeldung "
+    "verwendet; möglicherweise ein gelöschter Benutzer.",
+    "outcome.sms_conflict.not_searched": "Das Konto, das die Nummer für die SMS-Anmeldung verwendet, konnte nicht "
+    "gesucht werden.",
+    "outcome.sms_conflict.next": "Für MFA ist nichts weiter nötig. Wenn der Benutzer die SMS-Anmeldung braucht, "
+    "entfernen Sie die Nummer beim Konto, das sie verwendet (oder schalten Sie dort die SMS-Anmeldung aus), und "
+    "schalten Sie dann im Entra Admin Center die SMS-Anmeldung für diesen Benutzer ein.",
+    "button.details": "Details",
+    "button.audit_trail": "Prüfprotokoll",
+    "details.audit.display": "Prüfprotokoll der Anfrage {id}",
+    "event.holder_search": "Inhaber der Nummer gesucht",
     "notification.sent": "E-Mail an {recipient} gesendet ({language}).",
     "notification.disabled": "Keine E-Mail gesendet: nicht angefordert.",
     "notification.skipped_no_mail": "Keine E-Mail gesendet: Der Benutzer hat kein Postfach.",

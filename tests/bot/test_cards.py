@@ -623,10 +623,16 @@ def test_outcome_card_carries_the_notification_line(status: NotificationStatus) 
     assert expected in text
 
 
-def test_sms_conflict_says_kept_for_mfa_why_and_who_holds_it() -> None:
+def test_sms_conflict_says_it_once_names_the_holder_and_what_to_do() -> None:
     text = " ".join(rendered_strings(CARDS["en:outcome_sms_conflict_holder_found"])).replace("\\", "")
-    assert texts.EN["outcome.sms_conflict.title"] in text and texts.EN["outcome.sms_conflict.why"] in text
-    assert "Megan Bowen" in text and "megan.bowen@contoso.com" in text
+    once = texts.t("en", "outcome.sms_conflict.once", new=cards.masked(NEW))
+    assert text.count(once) == 1
+    assert texts.EN["outcome.holder.title"] not in text  # no second block that says it again
+    assert (
+        texts.t("en", "outcome.sms_conflict.holder", name="Megan Bowen", upn="megan.bowen@contoso.com")
+        in text
+    )
+    assert texts.t("en", "outcome.next", text=texts.EN["outcome.sms_conflict.next"]) in text
     links = [
         n for n in walk(CARDS["en:outcome_sms_conflict_holder_found"]) if n.get("type") == "Action.OpenUrl"
     ]
@@ -634,7 +640,68 @@ def test_sms_conflict_says_kept_for_mfa_why_and_who_holds_it() -> None:
     not_found = " ".join(rendered_strings(CARDS["de:outcome_sms_conflict_holder_not_found"])).replace(
         "\\", ""
     )
-    assert texts.DE["outcome.holder.not_found"] in not_found
+    assert texts.DE["outcome.sms_conflict.no_holder"] in not_found
+
+
+def test_sms_conflict_card_while_the_holder_is_searched_says_so_and_drops_the_repeated_warning() -> None:
+    outcome = _outcome(
+        OutcomeKind.UPDATED,
+        sms_sign_in_conflict=True,
+        warnings=["SMS sign-in is not available with this number: another user holds it for SMS sign-in."],
+    )
+    for lang in texts.LANGUAGES:
+        searching = texts.t(lang, "progress.search_profile")
+        card = cards.outcome_card(lang, _request(state=RequestState.COMPLETED), outcome, pending=searching)
+        holder = next(n for n in walk(card) if n.get("id") == cards.HOLDER_ID)
+        assert [n.get("text") for n in walk(holder) if n.get("type") == "TextBlock"] == [cards.md(searching)]
+        assert "another user holds it" not in " ".join(rendered_strings(card))
+
+
+def test_changes_say_the_sms_sign_in_state_and_a_removal_says_it_went_with_the_number() -> None:
+    def line(card: dict[str, Any]) -> str:
+        return next(n["text"] for n in walk(card) if n.get("id") == cards.SMS_STATE_ID)
+
+    request = _request(state=RequestState.COMPLETED)
+    for lang in texts.LANGUAGES:
+        updated = _outcome(OutcomeKind.UPDATED, sms_sign_in_state="ready")
+        assert line(cards.outcome_card(lang, request, updated)) == cards.md(
+            texts.t(lang, "outcome.sms_state", state=texts.t(lang, "sms.ready"))
+        )
+        unknown = _outcome(OutcomeKind.UPDATED, sms_sign_in_state=None)
+        reading = texts.t(lang, "outcome.sms_state.reading")
+        assert line(cards.outcome_card(lang, request, unknown, pending=reading)) == cards.md(reading)
+        assert line(cards.outcome_card(lang, request, unknown, sms_unread=True)) == cards.md(
+            texts.t(lang, "outcome.sms_state.unread")
+        )
+        removed = _outcome(OutcomeKind.REMOVED, sms_sign_in_state=None)
+        assert line(cards.outcome_card(lang, request, removed)) == cards.md(
+            texts.t(lang, "outcome.sms_state.removed")
+        )
+
+
+def test_graph_request_ids_sit_behind_a_details_toggle_with_the_audit_trail_button() -> None:
+    request = _request(state=RequestState.COMPLETED)
+    for lang in texts.LANGUAGES:
+        card = CARDS[f"{lang}:outcome_graph_unavailable_ids"]
+        toggles = [n for n in walk(card) if n.get("type") == "Action.ToggleVisibility"]
+        assert [(n["title"], n["targetElements"]) for n in toggles] == [
+            (texts.t(lang, "button.details"), [cards.DETAILS_ID])
+        ]
+        details = next(n for n in walk(card) if n.get("id") == cards.DETAILS_ID)
+        assert details["type"] == "Container" and details["isVisible"] is False
+        inside = " ".join(rendered_strings(details))
+        assert "req-id-503-a" in inside and "req-id-503-b" in inside
+        visible = [n for n in card["body"] if n is not details]
+        assert not any("req-id-503" in s for n in visible for s in rendered_strings({"body": [n]}))
+        (audit,) = [n for n in walk(details) if n.get("type") == "Action.Submit"]
+        assert audit["title"] == texts.t(lang, "button.audit_trail")
+        assert audit["data"] == {
+            "msteams": {
+                "type": "messageBack",
+                "text": f"status {request.id}",
+                "displayText": texts.t(lang, "details.audit.display", id=request.id),
+            }
+        }
 
 
 def test_conflict_unresolved_shows_holder_or_deleted_user_hint() -> None:

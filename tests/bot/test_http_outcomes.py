@@ -65,7 +65,7 @@ async def test_sms_sign_in_conflict_keeps_the_number_for_mfa(bot: BotHarness) ->
     assert req.outcome["outcome"] in ("added", "updated")  # type: ignore[attr-defined]
     from bot.views import texts
 
-    assert texts.t("en", "outcome.sms_conflict.title") in card_text(final.card)
+    assert texts.t("en", "outcome.sms_conflict.once", new="+49 170 ***6543") in card_text(final.card)
 
 
 async def test_conflict_that_blocked_the_change_names_the_holder(bot: BotHarness) -> None:

@@ -120,7 +120,11 @@ def test_a_number_held_for_sms_sign_in_by_another_user_is_set_for_mfa_only(
 ) -> None:
     alex = open_chat(AGENT)
     outcome = confirm(alex, review(alex, "diego.siciliani@contoso.example", "+49 170 9876543"))
-    expect(outcome).to_contain_text("Set for MFA, but not for SMS sign-in", timeout=WAIT_MS)
+    expect(outcome).to_contain_text(
+        "is set for MFA (codes by text message and calls work), but not for SMS", timeout=WAIT_MS
+    )
+    # the holder is looked for after the card is shown, and the card is updated with the name
+    expect(outcome).to_contain_text("Held for SMS sign-in by Grady Archie", timeout=WAIT_MS)
     assert stack.mobile_of(DIEGO) == "+49 1709876543"
 
 

@@ -161,3 +161,35 @@ async def test_removing_the_default_method_that_is_the_users_only_method_is_done
     out = await stack.workflow.run(request("remove", user.upn, NUMBER))
     assert out.kind is OutcomeKind.REMOVED, out.message
     assert mobile_of(stack.sim, user) is None
+
+
+# ------------------------------------------------------------------------------------------ after the outcome
+
+
+async def test_a_number_stored_despite_the_sms_conflict_is_answered_without_a_search_and_find_holder_names_it(
+    stack: Stack,
+) -> None:
+    stack.sim.behaviour.update({"conflict_stores_method": True, "visibility_delay_ms": 0})
+    holder = add_user(stack.sim, name="Sms Holder", mobile=NUMBER, mobile_sms="ready")
+    target = add_user(stack.sim, name="Target")
+    out = await stack.workflow.run(request("set", target.upn, NUMBER))
+    assert out.kind is OutcomeKind.ADDED and out.sms_sign_in_conflict
+    assert out.holder_search == "not_run"  # the caller searches after it has shown the outcome
+    assert not any("userRegistrationDetails" in c.path for c in stack.sim.calls)
+    result = await stack.workflow.find_holder(NUMBER, exclude_user_id=target.id)
+    assert result.status == "found" and result.holder is not None and result.holder.id == holder.id
+    assert result.request_ids  # every read of the search can be quoted to support
+
+
+async def test_sms_sign_in_state_is_read_from_the_method_and_none_when_it_is_gone(stack: Stack) -> None:
+    user = add_user(stack.sim, mobile=STORED, mobile_sms="ready")
+    out = await stack.workflow.run(request("set", user.upn, "+49 176 7654321"))
+    assert out.kind is OutcomeKind.UPDATED and out.sms_sign_in_state is None  # the PATCH is answered 204
+    start = len(stack.sim.calls)
+    state, request_id = await stack.workflow.sms_sign_in_state(user.id)
+    assert state == "ready" and request_id
+    assert [(c.method, c.path.rsplit("/", 1)[-1]) for c in stack.sim.calls[start:]] == [
+        ("GET", "3179e48a-750b-4051-897c-87b9720928f7")
+    ]
+    stack.sim.tenant.set_phone(user.id, "mobile", None)
+    assert (await stack.workflow.sms_sign_in_state(user.id))[0] is None
