@@ -16,16 +16,19 @@ Rules every builder follows:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
 from bot.persistence.models import ChangeRequest, RequestState
 from bot.views.markdown import escape
-from bot.views.texts import t
-from graph.outcome import Holder, NotificationStatus, Outcome, OutcomeKind, PhoneState
+from bot.views.texts import has, t
+from graph.outcome import Holder, NotificationStatus, Outcome, OutcomeKind, OutcomeWarning, PhoneState
 
 Card = dict[str, Any]
+
+log = logging.getLogger(__name__)
 
 SCHEMA: Final = "http://adaptivecards.io/schemas/adaptive-card.json"
 VERSION: Final = "1.5"
@@ -529,8 +532,20 @@ def notification_line(lang: str, outcome: Outcome) -> str:
         )
         return t(lang, "notification.sent", recipient=n.recipient or "", language=language)
     if n.status == NotificationStatus.FAILED:
-        return t(lang, "notification.failed", detail=n.detail or t(lang, "common.unknown"))
+        return t(lang, "notification.failed", detail=_notification_reason(lang, outcome))
     return t(lang, f"notification.{n.status.value}")
+
+
+def _notification_reason(lang: str, outcome: Outcome) -> str:
+    """Why the e-mail failed, from its reason's code; an outcome stored before reasons had codes shows the detail
+    it was stored with."""
+    n = outcome.notification
+    key = f"notification.reason.{n.reason}"
+    if n.reason and has(lang, key):
+        return t(lang, key, **n.reason_params)
+    if n.reason:
+        log.warning("missing text key %r for language %r", key, lang)
+    return n.detail or t(lang, "common.unknown")
 
 
 def _holder_block(lang: str, outcome: Outcome) -> list[dict[str, Any]]:
@@ -579,6 +594,32 @@ def _holder_block(lang: str, outcome: Outcome) -> list[dict[str, Any]]:
     return body
 
 
+def _next_step_key(outcome: Outcome) -> str:
+    """The advice of an outcome that names its own (NextStep), else its kind's advice."""
+    if outcome.next_step_code:
+        key = f"outcome.next.{outcome.next_step_code}"
+        if has("en", key):
+            return key
+    return f"outcome.{outcome.kind.value}.next"
+
+
+def outcome_warning(lang: str, warning: OutcomeWarning | str) -> str:
+    """A warning of an outcome in `lang`, from its code (``warning.<code>``) and params.
+
+    A warning without a code (an outcome stored before warnings had codes) shows the sentence it was stored with,
+    quietly: there is nothing to look up. A code without a text is a gap the text tests catch; it is logged and
+    the English sentence is shown rather than nothing."""
+    if isinstance(warning, str):
+        return warning
+    if not warning.code:
+        return warning.text
+    key = f"warning.{warning.code}"
+    if has(lang, key):
+        return t(lang, key, **warning.params)
+    log.warning("missing text key %r for language %r", key, lang)
+    return warning.text
+
+
 def outcome_card(lang: str, req: ChangeRequest, outcome: Outcome) -> Card:
     """The result of a run: one layout per OutcomeKind, then the notification line and Graph's request ids."""
     kind = outcome.kind
@@ -619,10 +660,7 @@ def outcome_card(lang: str, req: ChangeRequest, outcome: Outcome) -> Card:
     elif kind == OutcomeKind.SHOWN and outcome.phones is not None:
         body.append(_facts(_phone_facts(lang, outcome.phones)))
     elif kind == OutcomeKind.BLOCKED_BY_GRAPH_RULE:
-        next_text = outcome.next_step if lang == "en" and outcome.next_step else None
-        body.append(
-            _text(t(lang, "outcome.next", text=next_text or t(lang, "outcome.blocked_by_graph_rule.next")))
-        )
+        body.append(_text(t(lang, "outcome.next", text=t(lang, _next_step_key(outcome)))))
     elif kind == OutcomeKind.PERMISSION_DENIED:
         body.append(
             _text(
@@ -654,7 +692,7 @@ def outcome_card(lang: str, req: ChangeRequest, outcome: Outcome) -> Card:
             )
         )
     for warning in outcome.warnings:
-        body.append(_text(_text_or_key(lang, warning, "warning."), color="Warning", spacing="Small"))
+        body.append(_text(outcome_warning(lang, warning), color="Warning", spacing="Small"))
     body.append(_text(notification_line(lang, outcome), spacing="Medium"))
     if outcome.graph_request_ids:
         body.append(
