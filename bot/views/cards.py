@@ -227,11 +227,11 @@ def _request_facts(lang: str, req: ChangeRequest) -> list[tuple[str, str | None]
 
 
 def _text_or_key(lang: str, value: str, prefix: str = "") -> str:
-    """`value` is a text key (with or without `prefix`) or already a sentence; unknown keys show as given."""
+    """`value` is a text key (with or without `prefix`) or already a sentence, shown as given (without logging a
+    missing key: a sentence is not one)."""
     for key in (value, f"{prefix}{value}"):
-        text = t(lang, key)
-        if not text.startswith("⟦"):
-            return text
+        if has(lang, key):
+            return t(lang, key)
     return value
 
 

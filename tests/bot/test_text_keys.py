@@ -299,3 +299,15 @@ def test_a_code_without_a_text_is_logged_and_its_sentence_shown_rather_than_a_ga
         shown = " ".join(_strings(cards.outcome_card("de", _request(), outcome)))
     assert "A sentence from a newer version." in shown
     assert _missing(caplog) == ["missing text key 'warning.from_a_newer_version' for language 'de'"]
+
+
+def test_a_sentence_given_to_a_card_is_shown_as_it_is_without_a_missing_key(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        card = cards.confirmation_card(
+            "de", _request(), PHONES, rules=[], warnings=["warning.not_mobile", "A sentence, not a key."]
+        )
+    shown = " ".join(_strings(card))
+    assert texts.DE["warning.not_mobile"] in shown and "A sentence, not a key." in shown
+    assert _missing(caplog) == []
