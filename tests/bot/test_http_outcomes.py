@@ -165,6 +165,8 @@ async def test_graph_rule_alternate_mobile_blocks_removal_and_says_what_to_do(bo
     from bot.views import texts
 
     assert texts.t("en", "outcome.blocked_by_graph_rule.title") in card_text(final.card)
+    assert req.outcome["next_step_code"] == "remove_alternate_first"  # type: ignore[attr-defined]
+    assert texts.t("en", "outcome.next.remove_alternate_first") in card_text(final.card).replace("\\", "")
 
 
 async def test_user_deleted_after_confirm_is_user_not_found(bot: BotHarness) -> None:
