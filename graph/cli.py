@@ -122,7 +122,7 @@ def render_text(outcome: Outcome) -> str:
     if outcome.next_step:
         lines.append(f"Next step: {outcome.next_step}")
     for w in outcome.warnings:
-        lines.append(f"Warning: {w}")
+        lines.append(f"Warning: {w.text}")
     if outcome.graph_request_ids:
         lines.append("Graph request-ids: " + ", ".join(outcome.graph_request_ids))
     return "\n".join(lines)

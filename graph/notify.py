@@ -34,7 +34,14 @@ import jinja2
 
 from graph.errors import GraphError, TransportError
 from graph.numbers import last_digits
-from graph.outcome import Notification, NotificationStatus, Outcome, OutcomeKind, TargetUser
+from graph.outcome import (
+    Notification,
+    NotificationReason,
+    NotificationStatus,
+    Outcome,
+    OutcomeKind,
+    TargetUser,
+)
 from graph.settings import ServiceDesk
 
 if TYPE_CHECKING:
@@ -335,6 +342,7 @@ class Notifier:
                 recipient=recipient,
                 language=language,
                 detail="no sender mailbox is configured (MAIL_SENDER), so no notification was sent",
+                reason=NotificationReason.NOT_CONFIGURED,
             )
         tenant_name = await self._organization_name(client)
         try:
@@ -358,6 +366,7 @@ class Notifier:
                 recipient=recipient,
                 language=language,
                 detail=f"the notification could not be rendered ({type(exc).__name__}: {exc})",
+                reason=NotificationReason.RENDER_FAILED,
             )
         body = {
             "message": {
@@ -448,11 +457,14 @@ class Notifier:
             "notification mail failed",
             extra={"status": err.status, "code": err.code, "request_id": err.request_id},
         )
+        reason, params, detail = self._failure_reason(err)
         return Notification(
             NotificationStatus.FAILED,
             recipient=mail.recipient,
             language=mail.language,
-            detail=self._failure_reason(err),
+            detail=detail,
+            reason=reason,
+            reason_params=params,
         )
 
     def answered(self, mail: PreparedMail, status: int, request_id: str | None) -> Notification:
@@ -464,6 +476,8 @@ class Notifier:
                 language=mail.language,
                 detail=f"Graph answered {status} instead of 202 Accepted to sendMail"
                 + (f" (request-id {request_id})" if request_id else ""),
+                reason=NotificationReason.UNEXPECTED_ANSWER,
+                reason_params={"status": str(status)},
             )
         return Notification(NotificationStatus.SENT, recipient=mail.recipient, language=mail.language)
 
@@ -516,36 +530,50 @@ class Notifier:
             self._tenant_name = name.strip()
         return self._tenant_name
 
-    def _failure_reason(self, err: GraphError) -> str:
+    def _failure_reason(self, err: GraphError) -> tuple[NotificationReason, dict[str, str], str]:
+        """Why sendMail failed: the reason's code and params (for the bot's texts) and the English detail."""
         sender = self.sender
         code = err.code or ""
+        params = {"sender": sender or ""}
         if code == "MailboxNotEnabledForRESTAPI":
+            reason = NotificationReason.MAILBOX_NOT_ENABLED
             why = (
                 f"the sender mailbox {sender} is not enabled for sending through Graph (it is inactive, "
                 "soft-deleted, hosted on-premises or has no Exchange Online licence); use a licensed Exchange "
                 "Online mailbox as MAIL_SENDER"
             )
         elif code in ("ErrorInvalidUser", "ResourceNotFound") or err.status == 404:
+            reason = NotificationReason.SENDER_NOT_FOUND
             why = f"the sender mailbox {sender} was not found; check MAIL_SENDER"
         elif (
             code in ("ErrorAccessDenied", "Authorization_RequestDenied", "AccessDenied") or err.status == 403
         ):
+            reason = NotificationReason.SEND_AS_DENIED
             why = (
                 f"the application may not send as {sender}: grant it the Mail.Send application permission "
                 "(admin consent) and, if an Exchange application access policy is set, include this mailbox in it"
             )
         elif isinstance(err, TransportError) and err.status:
+            reason, params = NotificationReason.UNAVAILABLE_MAYBE_SENT, {"status": str(err.status)}
             why = f"Graph answered {err.status} (unavailable); the mail may or may not have been sent"
         elif isinstance(err, TransportError):
+            reason = (
+                NotificationReason.UNREACHABLE_MAYBE_SENT
+                if err.write_outcome_unknown
+                else NotificationReason.UNREACHABLE
+            )
+            params = {}
             why = "Graph could not be reached to send the mail" + (
                 "; it may or may not have been sent" if err.write_outcome_unknown else ""
             )
         elif err.status == 429 or (err.status or 0) >= 500:
+            reason, params = NotificationReason.BUSY_NOT_SENT, {}
             why = "Graph was busy or unavailable and did not accept the mail; it was not sent"
         else:
+            reason, params = NotificationReason.REFUSED, {}
             why = "Graph refused to send the mail"
         graph_part = ": ".join(p for p in (code, err.message) if p)
         detail = f"{why} (Graph: {graph_part})" if graph_part else why
         if err.request_id:
             detail += f" [request-id {err.request_id}]"
-        return detail
+        return reason, params, detail

@@ -35,13 +35,17 @@ from graph.errors import (
 )
 from graph.numbers import InvalidNumber, ParsedNumber, mask, number_key, parse_number
 from graph.outcome import (
+    NextStep,
     Notification,
+    NotificationReason,
     NotificationStatus,
     Outcome,
     OutcomeKind,
+    OutcomeWarning,
     PhoneMethod,
     PhoneState,
     TargetUser,
+    WarningCode,
 )
 from graph.owner_search import OwnerSearch, ProgressCallback, SearchProgress, SearchResult
 from graph.permissions import missing_permission
@@ -336,10 +340,18 @@ class _Run:
             return Directory(client)  # type: ignore[arg-type]
         return directory
 
-    def finish(self, kind: OutcomeKind, message: str, *, next_step: str | None = None) -> Outcome:
+    def finish(
+        self,
+        kind: OutcomeKind,
+        message: str,
+        *,
+        next_step: str | None = None,
+        next_step_code: NextStep | None = None,
+    ) -> Outcome:
         self.out.kind = kind
         self.out.message = message
         self.out.next_step = next_step
+        self.out.next_step_code = next_step_code.value if next_step_code else None
         return self.out
 
     # -- show --------------------------------------------------------------------------------------------
@@ -379,7 +391,7 @@ class _Run:
                 next_step="Give the number in international form, e.g. +49 170 1234567.",
             )
         self.out.number = parsed.e164
-        self.out.warnings.extend(parsed.warnings)
+        self.out.warnings.extend(OutcomeWarning(WarningCode.NOT_MOBILE, w) for w in parsed.warnings)
         if req.notify and not settings.mail_sender:
             return self.finish(
                 OutcomeKind.INVALID_REQUEST,
@@ -475,6 +487,7 @@ class _Run:
                 f"{user.display_name} also has an alternate mobile number, and Graph does not allow removing the "
                 "mobile number while an alternate mobile number exists; nothing was removed.",
                 next_step=ALTERNATE_FIRST[0].upper() + ALTERNATE_FIRST[1:] + ".",
+                next_step_code=NextStep.REMOVE_ALTERNATE_FIRST,
             )
         attempt = 0
         while True:
@@ -581,7 +594,10 @@ class _Run:
             self.out.sms_sign_in_conflict = True
             self.out.sms_sign_in_state = stored.sms_sign_in_state
             self.out.warnings.append(
-                "SMS sign-in is not available with this number: another user holds it for SMS sign-in."
+                OutcomeWarning(
+                    WarningCode.SMS_SIGN_IN_UNAVAILABLE,
+                    "SMS sign-in is not available with this number: another user holds it for SMS sign-in.",
+                )
             )
             verb = "updated to" if kind is OutcomeKind.UPDATED else "set to"
             return self.finish(
@@ -667,8 +683,12 @@ class _Run:
             ]
             rid = f", Graph request-id {err.request_id}" if err.request_id else ""
             self.out.warnings.append(
-                f"Graph {self._answer(err)} to the change ({err.code or err.status}{rid}), but reading the "
-                "state back shows the change is in place."
+                OutcomeWarning(
+                    WarningCode.CHANGE_IN_PLACE_AFTER_ERROR,
+                    f"Graph {self._answer(err)} to the change ({err.code or err.status}{rid}), but reading the "
+                    "state back shows the change is in place.",
+                    {"status": str(err.status or err.code or ""), "request_id": err.request_id or ""},
+                )
             )
             return self.finish(
                 kind,
@@ -718,6 +738,7 @@ class _Run:
                     f"Graph refused to remove the mobile number of {user.display_name}, because it is the default "
                     f"sign-in method: {err.message}",
                     next_step=DEFAULT_METHOD_FIRST[0].upper() + DEFAULT_METHOD_FIRST[1:] + ".",
+                    next_step_code=NextStep.CHANGE_DEFAULT_METHOD_FIRST,
                 )
         elif unchanged and _says_number_invalid(err.message):
             return self._error_finish(
@@ -736,12 +757,18 @@ class _Run:
         )
 
     def _error_finish(
-        self, err: GraphError, kind: OutcomeKind, message: str, *, next_step: str | None = None
+        self,
+        err: GraphError,
+        kind: OutcomeKind,
+        message: str,
+        *,
+        next_step: str | None = None,
+        next_step_code: NextStep | None = None,
     ) -> Outcome:
         self.out.graph_error_code = err.code or None
         self.out.graph_message = err.message or None
         rid = f" (Graph request-id {err.request_id})" if err.request_id else ""
-        return self.finish(kind, f"{message}{rid}.", next_step=next_step)
+        return self.finish(kind, f"{message}{rid}.", next_step=next_step, next_step_code=next_step_code)
 
     @staticmethod
     def _answer(err: GraphError) -> str:
@@ -800,12 +827,20 @@ class _Run:
             outcome.notification = Notification(
                 NotificationStatus.SKIPPED_NO_MAIL, detail="the user has no mail address"
             )
-            outcome.warnings.append("No notification was sent: the user has no mail address.")
+            outcome.warnings.append(
+                OutcomeWarning(
+                    WarningCode.NOTIFICATION_NO_MAIL,
+                    "No notification was sent: the user has no mail address.",
+                )
+            )
             return outcome
         notifier = self.wf._notifier
         if notifier is None:
             outcome.notification = Notification(
-                NotificationStatus.FAILED, recipient=user.mail, detail="no notifier is configured"
+                NotificationStatus.FAILED,
+                recipient=user.mail,
+                detail="no notifier is configured",
+                reason=NotificationReason.NOT_CONFIGURED,
             )
             return outcome
         if self.mail is not None:  # sent with the write (`_write`), which succeeded
@@ -814,7 +849,12 @@ class _Run:
             note = await self._send_mail(notifier, user, outcome, req)
         outcome.notification = note
         if note.status is NotificationStatus.FAILED:
-            outcome.warnings.append(f"The change was made, but the notification e-mail failed: {note.detail}")
+            outcome.warnings.append(
+                OutcomeWarning(
+                    WarningCode.NOTIFICATION_FAILED,
+                    f"The change was made, but the notification e-mail failed: {note.detail}",
+                )
+            )
         return outcome
 
     async def _send_mail(
@@ -832,11 +872,17 @@ class _Run:
         except GraphError as err:  # a failed mail never turns a done change into a failure
             self._keep_error(err)
             note = Notification(
-                NotificationStatus.FAILED, recipient=user.mail, detail=f"{err.code}: {err.message}"
+                NotificationStatus.FAILED,
+                recipient=user.mail,
+                detail=f"{err.code}: {err.message}",
+                reason=NotificationReason.ERROR,
             )
         except Exception as exc:  # noqa: BLE001 - a rendering or transport fault must not undo the outcome
             note = Notification(
-                NotificationStatus.FAILED, recipient=user.mail, detail=str(exc) or type(exc).__name__
+                NotificationStatus.FAILED,
+                recipient=user.mail,
+                detail=str(exc) or type(exc).__name__,
+                reason=NotificationReason.ERROR,
             )
         return note
 

@@ -21,7 +21,15 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "bot.persistence": ("botbuilder", "botframework", "bot.desk", "bot.views", "bot.teams", "dialogs", "app"),
     "bot.views": ("botbuilder", "botframework", "bot.desk", "bot.teams", "dialogs", "app"),
     "bot.desk": ("botbuilder", "botframework", "bot.teams", "dialogs", "app"),
-    "bot.settings": ("botbuilder", "botframework", "bot.desk", "bot.views", "bot.teams", "bot.persistence", "dialogs"),
+    "bot.settings": (
+        "botbuilder",
+        "botframework",
+        "bot.desk",
+        "bot.views",
+        "bot.teams",
+        "bot.persistence",
+        "dialogs",
+    ),
     "dialogs": ("bot.teams", "app"),
     "bot.teams": ("app",),
 }
@@ -98,9 +106,7 @@ def test_the_layer_table_covers_every_package_of_the_bot() -> None:
 def test_no_module_imports_what_its_layer_forbids(module: str) -> None:
     layer = _layer(module)
     assert layer is not None
-    wrong = sorted(
-        name for name in IMPORTS[module] for banned in FORBIDDEN[layer] if _within(name, banned)
-    )
+    wrong = sorted(name for name in IMPORTS[module] for banned in FORBIDDEN[layer] if _within(name, banned))
     assert wrong == [], f"{module} ({layer}) imports {wrong}"
 
 

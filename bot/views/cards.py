@@ -16,16 +16,19 @@ Rules every builder follows:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
 from bot.persistence.models import ChangeRequest, RequestState
 from bot.views.markdown import escape
-from bot.views.texts import t
-from graph.outcome import Holder, NotificationStatus, Outcome, OutcomeKind, PhoneState
+from bot.views.texts import has, t
+from graph.outcome import Holder, NotificationStatus, Outcome, OutcomeKind, OutcomeWarning, PhoneState
 
 Card = dict[str, Any]
+
+log = logging.getLogger(__name__)
 
 SCHEMA: Final = "http://adaptivecards.io/schemas/adaptive-card.json"
 VERSION: Final = "1.5"
@@ -224,11 +227,11 @@ def _request_facts(lang: str, req: ChangeRequest) -> list[tuple[str, str | None]
 
 
 def _text_or_key(lang: str, value: str, prefix: str = "") -> str:
-    """`value` is a text key (with or without `prefix`) or already a sentence; unknown keys show as given."""
+    """`value` is a text key (with or without `prefix`) or already a sentence, shown as given (without logging a
+    missing key: a sentence is not one)."""
     for key in (value, f"{prefix}{value}"):
-        text = t(lang, key)
-        if not text.startswith("⟦"):
-            return text
+        if has(lang, key):
+            return t(lang, key)
     return value
 
 
@@ -529,8 +532,20 @@ def notification_line(lang: str, outcome: Outcome) -> str:
         )
         return t(lang, "notification.sent", recipient=n.recipient or "", language=language)
     if n.status == NotificationStatus.FAILED:
-        return t(lang, "notification.failed", detail=n.detail or t(lang, "common.unknown"))
+        return t(lang, "notification.failed", detail=_notification_reason(lang, outcome))
     return t(lang, f"notification.{n.status.value}")
+
+
+def _notification_reason(lang: str, outcome: Outcome) -> str:
+    """Why the e-mail failed, from its reason's code; an outcome stored before reasons had codes shows the detail
+    it was stored with."""
+    n = outcome.notification
+    key = f"notification.reason.{n.reason}"
+    if n.reason and has(lang, key):
+        return t(lang, key, **n.reason_params)
+    if n.reason:
+        log.warning("missing text key %r for language %r", key, lang)
+    return n.detail or t(lang, "common.unknown")
 
 
 def _holder_block(lang: str, outcome: Outcome) -> list[dict[str, Any]]:
@@ -577,6 +592,32 @@ def _holder_block(lang: str, outcome: Outcome) -> list[dict[str, Any]]:
         }.get(outcome.holder_search, "outcome.holder.not_run")
         body.append(_text(t(lang, key)))
     return body
+
+
+def _next_step_key(outcome: Outcome) -> str:
+    """The advice of an outcome that names its own (NextStep), else its kind's advice."""
+    if outcome.next_step_code:
+        key = f"outcome.next.{outcome.next_step_code}"
+        if has("en", key):
+            return key
+    return f"outcome.{outcome.kind.value}.next"
+
+
+def outcome_warning(lang: str, warning: OutcomeWarning | str) -> str:
+    """A warning of an outcome in `lang`, from its code (``warning.<code>``) and params.
+
+    A warning without a code (an outcome stored before warnings had codes) shows the sentence it was stored with,
+    quietly: there is nothing to look up. A code without a text is a gap the text tests catch; it is logged and
+    the English sentence is shown rather than nothing."""
+    if isinstance(warning, str):
+        return warning
+    if not warning.code:
+        return warning.text
+    key = f"warning.{warning.code}"
+    if has(lang, key):
+        return t(lang, key, **warning.params)
+    log.warning("missing text key %r for language %r", key, lang)
+    return warning.text
 
 
 DETAILS_ID: Final = "details"  # the hidden container the Details toggle shows (Graph ids, audit trail)
@@ -630,10 +671,7 @@ def outcome_card(
     elif kind == OutcomeKind.SHOWN and outcome.phones is not None:
         body.append(_facts(_phone_facts(lang, outcome.phones)))
     elif kind == OutcomeKind.BLOCKED_BY_GRAPH_RULE:
-        next_text = outcome.next_step if lang == "en" and outcome.next_step else None
-        body.append(
-            _text(t(lang, "outcome.next", text=next_text or t(lang, "outcome.blocked_by_graph_rule.next")))
-        )
+        body.append(_text(t(lang, "outcome.next", text=t(lang, _next_step_key(outcome)))))
     elif kind == OutcomeKind.PERMISSION_DENIED:
         body.append(
             _text(
@@ -667,18 +705,20 @@ def outcome_card(
     for warning in outcome.warnings:
         if conflict and _is_sms_conflict_warning(warning):
             continue  # the sentence above says it
-        body.append(_text(_text_or_key(lang, warning, "warning."), color="Warning", spacing="Small"))
+        body.append(_text(outcome_warning(lang, warning), color="Warning", spacing="Small"))
     body.append(_text(notification_line(lang, outcome), spacing="Medium"))
     body.append(_subtle(t(lang, "common.request_id", id=req.id)))
     body += details_toggle(lang, req, outcome.graph_request_ids)
     return _card(body)
 
 
-def _is_sms_conflict_warning(warning: object) -> bool:
-    """The workflow's warning that the number is not available for SMS sign-in (a sentence or a text code)."""
-    key = warning[0] if isinstance(warning, tuple) and warning else warning
-    text = str(key).lower().replace("_", " ")
-    return "sms sign-in is not available" in text or ("sms" in text and "conflict" in text)
+def _is_sms_conflict_warning(warning: OutcomeWarning | str) -> bool:
+    """The workflow's warning that the number is not available for SMS sign-in (its code; an outcome stored before
+    warnings had codes carries the English sentence)."""
+    if isinstance(warning, OutcomeWarning) and warning.code:
+        return warning.code == "sms_sign_in_unavailable"
+    text = warning.text if isinstance(warning, OutcomeWarning) else str(warning)
+    return "sms sign-in is not available" in text.lower()
 
 
 def _sms_holder(lang: str, outcome: Outcome, pending: str | None) -> dict[str, Any]:

@@ -213,6 +213,14 @@ EN: Final[dict[str, str]] = {
     "warning.remove_alternate_first": "Graph will refuse this removal: the user also has an alternate mobile "
     "number ({alternate}). Graph rule: remove the alternate mobile number first, or set a new mobile number "
     "instead.",
+    # warnings of an outcome (graph.outcome.WarningCode; warning.not_mobile above is one of them)
+    "warning.sms_sign_in_unavailable": "SMS sign-in is not available with this number: another account "
+    "holds it for SMS sign-in.",
+    "warning.change_in_place_after_error": "Microsoft Graph answered the change with an error ({status}), but "
+    "reading the methods back shows the change is in place.",
+    "warning.notification_no_mail": "No e-mail was sent: the user has no mailbox.",
+    "warning.notification_failed": "The change was made, but the e-mail to the user could not be sent (the "
+    "reason is below).",
     # Microsoft sign-in or Graph failed while the bot read the directory (nothing was changed)
     "graph.unavailable.title": "Microsoft sign-in/Graph did not answer",
     "graph.unavailable": "Microsoft sign-in/Graph did not answer; nothing was changed. Try again in a few "
@@ -324,6 +332,11 @@ EN: Final[dict[str, str]] = {
     "changed.",
     "outcome.blocked_by_graph_rule.next": "Check the user's authentication methods in the Entra admin center, "
     "or ask an administrator. The details below say which rule applied.",
+    # advice of its own (graph.outcome.NextStep); graph.workflow.ALTERNATE_FIRST, DEFAULT_METHOD_FIRST
+    "outcome.next.remove_alternate_first": "Remove the alternate mobile number first, or set a new mobile "
+    "number instead.",
+    "outcome.next.change_default_method_first": "The user must change the default sign-in method first (My "
+    "Sign-Ins: https://mysignins.microsoft.com), then remove the number again.",
     "outcome.conflict_unresolved.title": "Blocked: the number is used by another account",
     "outcome.conflict_unresolved.body": "Another account already uses {new} for SMS sign-in, and Microsoft "
     "Entra ID refused to add it. Nothing was changed.",
@@ -386,6 +399,24 @@ EN: Final[dict[str, str]] = {
     "notification.skipped_no_mail": "No e-mail sent: the user has no mailbox.",
     "notification.failed": "The e-mail could not be sent: {detail}",
     "notification.not_attempted": "No e-mail sent: nothing changed.",
+    # why an e-mail failed (graph.outcome.NotificationReason), the {detail} of notification.failed
+    "notification.reason.not_configured": "no sender mailbox is configured (MAIL_SENDER).",
+    "notification.reason.render_failed": "the e-mail could not be put together from its template.",
+    "notification.reason.mailbox_not_enabled": "the sender mailbox {sender} cannot send through Microsoft "
+    "Graph (inactive, deleted, on-premises or without an Exchange Online licence).",
+    "notification.reason.sender_not_found": "the sender mailbox {sender} was not found.",
+    "notification.reason.send_as_denied": "the app may not send as {sender} (Mail.Send permission or an "
+    "Exchange application access policy).",
+    "notification.reason.unavailable_maybe_sent": "Microsoft Graph answered {status}; the e-mail may or may "
+    "not have been sent.",
+    "notification.reason.unreachable": "Microsoft Graph could not be reached; the e-mail was not sent.",
+    "notification.reason.unreachable_maybe_sent": "Microsoft Graph could not be reached; the e-mail may or "
+    "may not have been sent.",
+    "notification.reason.busy_not_sent": "Microsoft Graph was busy or unavailable; the e-mail was not sent.",
+    "notification.reason.refused": "Microsoft Graph refused to send the e-mail.",
+    "notification.reason.unexpected_answer": "Microsoft Graph answered {status} instead of accepting the "
+    "e-mail.",
+    "notification.reason.error": "an unexpected error occurred while sending.",
     # approvals
     "approval.title": "Approval needed: mobile phone MFA change",
     "approval.waiting": "Waiting for approval by the {group}.",
@@ -657,6 +688,13 @@ DE: Final[dict[str, str]] = {
     "warning.remove_alternate_first": "Graph wird das Entfernen ablehnen: Der Benutzer hat auch eine "
     "alternative Mobilnummer ({alternate}). Graph-Regel: Entfernen Sie zuerst die alternative Mobilnummer, "
     "oder legen Sie stattdessen eine neue Mobilnummer fest.",
+    "warning.sms_sign_in_unavailable": "Die SMS-Anmeldung ist mit dieser Nummer nicht möglich: Ein anderes "
+    "Konto nutzt sie für die SMS-Anmeldung.",
+    "warning.change_in_place_after_error": "Microsoft Graph hat die Änderung mit einem Fehler beantwortet "
+    "({status}), aber das Zurücklesen der Methoden zeigt, dass die Änderung besteht.",
+    "warning.notification_no_mail": "Es wurde keine E-Mail gesendet: Der Benutzer hat kein Postfach.",
+    "warning.notification_failed": "Die Änderung wurde vorgenommen, aber die E-Mail an den Benutzer konnte "
+    "nicht gesendet werden (der Grund steht unten).",
     "graph.unavailable.title": "Microsoft-Anmeldung/Graph hat nicht geantwortet",
     "graph.unavailable": "Microsoft-Anmeldung/Graph hat nicht geantwortet; es wurde nichts geändert. "
     "Versuchen Sie es in ein paar Sekunden erneut.",
@@ -770,6 +808,10 @@ DE: Final[dict[str, str]] = {
     "outcome.blocked_by_graph_rule.next": "Prüfen Sie die Authentifizierungsmethoden des Benutzers im Entra "
     "Admin Center oder fragen Sie eine Administratorin oder einen Administrator. Die Details unten nennen "
     "die Regel.",
+    "outcome.next.remove_alternate_first": "Entfernen Sie zuerst die alternative Mobilnummer, oder legen Sie "
+    "stattdessen eine neue Mobilnummer fest.",
+    "outcome.next.change_default_method_first": "Der Benutzer muss zuerst die Standard-Anmeldemethode ändern "
+    "(Meine Anmeldungen: https://mysignins.microsoft.com) und dann die Nummer erneut entfernen.",
     "outcome.conflict_unresolved.title": "Blockiert: Die Nummer wird von einem anderen Konto verwendet",
     "outcome.conflict_unresolved.body": "Ein anderes Konto verwendet {new} bereits für die SMS-Anmeldung, und "
     "Microsoft Entra ID hat das Hinzufügen abgelehnt. Es wurde nichts geändert.",
@@ -833,6 +875,24 @@ DE: Final[dict[str, str]] = {
     "notification.skipped_no_mail": "Keine E-Mail gesendet: Der Benutzer hat kein Postfach.",
     "notification.failed": "Die E-Mail konnte nicht gesendet werden: {detail}",
     "notification.not_attempted": "Keine E-Mail gesendet: Es wurde nichts geändert.",
+    "notification.reason.not_configured": "Es ist kein Absenderpostfach eingerichtet (MAIL_SENDER).",
+    "notification.reason.render_failed": "Die E-Mail konnte nicht aus ihrer Vorlage erstellt werden.",
+    "notification.reason.mailbox_not_enabled": "Das Absenderpostfach {sender} kann nicht über Microsoft Graph "
+    "senden (inaktiv, gelöscht, lokal gehostet oder ohne Exchange-Online-Lizenz).",
+    "notification.reason.sender_not_found": "Das Absenderpostfach {sender} wurde nicht gefunden.",
+    "notification.reason.send_as_denied": "Die App darf nicht als {sender} senden (Berechtigung Mail.Send oder "
+    "eine Exchange-Anwendungszugriffsrichtlinie).",
+    "notification.reason.unavailable_maybe_sent": "Microsoft Graph hat mit {status} geantwortet; die E-Mail "
+    "wurde möglicherweise trotzdem gesendet.",
+    "notification.reason.unreachable": "Microsoft Graph war nicht erreichbar; die E-Mail wurde nicht gesendet.",
+    "notification.reason.unreachable_maybe_sent": "Microsoft Graph war nicht erreichbar; die E-Mail wurde "
+    "möglicherweise trotzdem gesendet.",
+    "notification.reason.busy_not_sent": "Microsoft Graph war ausgelastet oder nicht verfügbar; die E-Mail "
+    "wurde nicht gesendet.",
+    "notification.reason.refused": "Microsoft Graph hat das Senden der E-Mail abgelehnt.",
+    "notification.reason.unexpected_answer": "Microsoft Graph hat mit {status} geantwortet, statt die E-Mail "
+    "anzunehmen.",
+    "notification.reason.error": "Beim Senden ist ein unerwarteter Fehler aufgetreten.",
     "approval.title": "Genehmigung erforderlich: Änderung des MFA-Mobiltelefons",
     "approval.waiting": "Wartet auf Genehmigung durch die {group}.",
     "approval.group.approver": "Genehmigungsgruppe",

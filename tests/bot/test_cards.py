@@ -21,13 +21,17 @@ from bot.views import cards, texts
 from graph import numbers
 from graph.outcome import (
     Holder,
+    NextStep,
     Notification,
+    NotificationReason,
     NotificationStatus,
     Outcome,
     OutcomeKind,
+    OutcomeWarning,
     PhoneMethod,
     PhoneState,
     TargetUser,
+    WarningCode,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -147,6 +151,32 @@ OUTCOMES |= {
         notification=Notification(status, "adele@contoso.com", "en", "mailbox quota exceeded"),
     )
     for status in NotificationStatus
+}
+OUTCOMES |= {
+    f"warning_{code.value}": _outcome(
+        OutcomeKind.ADDED, warnings=[OutcomeWarning(code, "An English sentence.", {"status": "503"})]
+    )
+    for code in WarningCode
+}
+OUTCOMES |= {
+    f"notification_reason_{reason.value}": _outcome(
+        OutcomeKind.ADDED,
+        notification=Notification(
+            NotificationStatus.FAILED,
+            "adele@contoso.com",
+            "en",
+            "an English detail",
+            reason=reason,
+            reason_params={"sender": "servicedesk@contoso.com", "status": "503"},
+        ),
+    )
+    for reason in NotificationReason
+}
+OUTCOMES |= {
+    f"graph_rule_{step.value}": _outcome(
+        OutcomeKind.BLOCKED_BY_GRAPH_RULE, next_step="An English next step.", next_step_code=step.value
+    )
+    for step in NextStep
 }
 
 ENTRIES = [
@@ -736,7 +766,12 @@ def test_error_outcomes_name_permission_rule_and_request_ids() -> None:
     permission = " ".join(rendered_strings(CARDS["en:outcome_permission_named"])).replace("\\", "")
     assert "UserAuthenticationMethod.ReadWrite.All" in permission
     rule = " ".join(rendered_strings(CARDS["en:outcome_graph_rule"])).replace("\\", "")
-    assert "Invalid phone number." in rule and "Check the number format" in rule
+    assert "Invalid phone number." in rule and texts.EN["outcome.blocked_by_graph_rule.next"] in rule
+    assert "Check the number format" not in rule  # the workflow's English advice: the card says its own
+    for step in NextStep:
+        for lang in texts.LANGUAGES:
+            coded = " ".join(rendered_strings(CARDS[f"{lang}:outcome_graph_rule_{step.value}"]))
+            assert texts.t(lang, f"outcome.next.{step.value}") in coded.replace("\\", "")
     unavailable = " ".join(rendered_strings(CARDS["de:outcome_graph_unavailable_ids"])).replace("\\", "")
     assert "req-id-503-a" in unavailable and "req-id-503-b" in unavailable
     assert texts.DE["outcome.graph_unavailable.body"] in unavailable

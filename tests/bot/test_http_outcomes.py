@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
@@ -164,6 +165,8 @@ async def test_graph_rule_alternate_mobile_blocks_removal_and_says_what_to_do(bo
     from bot.views import texts
 
     assert texts.t("en", "outcome.blocked_by_graph_rule.title") in card_text(final.card)
+    assert req.outcome["next_step_code"] == "remove_alternate_first"  # type: ignore[attr-defined]
+    assert texts.t("en", "outcome.next.remove_alternate_first") in card_text(final.card).replace("\\", "")
 
 
 async def test_user_deleted_after_confirm_is_user_not_found(bot: BotHarness) -> None:
@@ -296,3 +299,29 @@ async def test_invoke_is_answered_fast_while_graph_is_slow_and_the_card_follows(
     assert time.monotonic() - started > 1.2  # the result came later, through an update of the same card
     assert texts.t("en", "outcome.added.title") in card_text(final.card)
     assert len(graph_writes(bot.sim)) == 1  # the change was made after the answer
+
+
+async def test_a_german_agent_gets_the_sms_sign_in_conflict_in_german(bot: BotHarness, caplog: Any) -> None:
+    bot.sim.behaviour.update({"conflict_stores_method": True})
+    with caplog.at_level(logging.WARNING):
+        review, _, final = await bot.run_change(
+            ALEX,
+            {"targetUserText": "diego.siciliani@contoso.example", "number": "+49 170 9876543"},
+            locale="de-DE",
+        )
+    req = await _request(bot, review.card or {})
+    assert req.outcome["sms_sign_in_conflict"] is True  # type: ignore[attr-defined]
+    assert [w["code"] for w in req.outcome["warning_codes"]] == ["sms_sign_in_unavailable"]  # type: ignore[attr-defined]
+    text = card_text(final.card).replace("\\", "")
+    from bot.views import cards
+
+    # said once, in German, with the next step; the workflow's warning is not repeated under it
+    assert texts.t("de", "outcome.sms_conflict.once", new=cards.masked(req.number)) in text
+    assert texts.DE["outcome.sms_conflict.next"].split("{")[0][:60] in text
+    assert texts.DE["warning.sms_sign_in_unavailable"] not in text
+    # none of the workflow's English sentences, none of the English texts
+    for sentence in req.outcome["warnings"]:  # type: ignore[attr-defined]
+        assert sentence not in text
+    assert texts.EN["warning.sms_sign_in_unavailable"] not in text
+    assert texts.EN["outcome.sms_conflict.next"].split("{")[0][:60] not in text
+    assert not [r for r in caplog.records if "missing text key" in r.getMessage()]

@@ -121,6 +121,7 @@ def test_remove_blocked_by_graph_rule(sim_thread: Any, env: dict[str, str]) -> N
     data, proc = run_json(env, "remove", "--user", user.upn, "--number", "+49 176 1234567")
     assert (data["outcome"], proc.returncode) == ("blocked_by_graph_rule", 1)
     assert "alternate mobile" in data["next_step"].lower()
+    assert data["next_step_code"] == "remove_alternate_first"
 
 
 def test_sms_sign_in_conflict_is_success(sim_thread: Any, env: dict[str, str]) -> None:
@@ -130,6 +131,11 @@ def test_sms_sign_in_conflict_is_success(sim_thread: Any, env: dict[str, str]) -
     data, proc = run_json(env, "set", "--user", user.upn, "--number", "+49 176 5550001")
     assert (data["outcome"], proc.returncode) == ("added", 0)
     assert data["sms_sign_in_conflict"] is True
+    # the English sentence the CLI documents, and its code beside it
+    assert data["warnings"] == [
+        "SMS sign-in is not available with this number: another user holds it for SMS sign-in."
+    ]
+    assert data["warning_codes"] == [{"code": "sms_sign_in_unavailable", "params": {}}]
 
 
 def test_conflict_unresolved_names_the_holder(sim_thread: Any, env: dict[str, str]) -> None:

@@ -546,6 +546,7 @@ async def test_no_sender_configured_fails_without_calling_graph(sim: Any, sim_en
         note = await notifier(client, sender=None).send(ALEX, "added", "+49 1701234567", None, None, None)
     assert note.status is NotificationStatus.FAILED
     assert note.detail and "MAIL_SENDER" in note.detail
+    assert note.reason == "not_configured"
     assert mail_calls(sim) == []
 
 
@@ -562,6 +563,10 @@ async def test_sender_without_mailbox_fails_with_the_reason_and_does_not_raise(
     assert "sender mailbox johanna.lorenz@contoso.example is not enabled" in note.detail
     assert "MailboxNotEnabledForRESTAPI" in note.detail
     assert "request-id" in note.detail
+    assert (note.reason, note.reason_params) == (
+        "mailbox_not_enabled",
+        {"sender": "johanna.lorenz@contoso.example"},
+    )
     assert sim.outbox == []
 
 
@@ -573,6 +578,7 @@ async def test_unknown_sender_fails_with_error_invalid_user(sim: Any, sim_env: d
     assert note.status is NotificationStatus.FAILED
     assert note.detail is not None
     assert "was not found" in note.detail and "ErrorInvalidUser" in note.detail
+    assert note.reason == "sender_not_found" and note.reason_params["sender"]
     assert sim.outbox == []
 
 
@@ -587,6 +593,7 @@ async def test_missing_mail_send_permission_is_named_and_the_tenant_name_falls_b
     assert note.detail is not None
     assert "Mail.Send" in note.detail and "application access policy" in note.detail
     assert "ErrorAccessDenied" in note.detail
+    assert note.reason == "send_as_denied" and note.reason_params["sender"]
     assert [c.status for c in mail_calls(sim)] == [403]
     assert sim.outbox == []
 
@@ -612,6 +619,7 @@ async def test_a_503_on_sendmail_is_a_failed_notification_sent_once_that_says_it
     assert note.status is NotificationStatus.FAILED
     assert note.detail is not None and "answered 503" in note.detail
     assert "may or may not have been sent" in note.detail
+    assert (note.reason, note.reason_params) == ("unavailable_maybe_sent", {"status": "503"})
     assert len(mail_calls(sim)) == 1
     assert sim.outbox == []
 
@@ -632,6 +640,7 @@ async def test_a_dropped_connection_is_not_resent_and_says_the_mail_may_have_gon
         note = await notifier(client).send(ALEX, "added", "+49 1701234567", None, None, None)
     assert note.status is NotificationStatus.FAILED
     assert note.detail is not None and "may or may not have been sent" in note.detail
+    assert note.reason == "unreachable_maybe_sent"
     assert len(mail_calls(sim)) == 1  # never repeated blindly
     assert len(sim.outbox) == 1  # Graph did take it
 

@@ -140,7 +140,8 @@ async def test_a_landline_is_set_with_a_warning(stack: Stack) -> None:
     user = add_user(stack.sim)
     out = await stack.workflow.run(request("set", user.upn, "+49 30 12345678"))
     assert out.kind is OutcomeKind.ADDED
-    assert any("mobile" in w for w in out.warnings)
+    assert any("mobile" in w.text for w in out.warnings)
+    assert [w.code for w in out.warnings] == ["not_mobile"]
 
 
 # ------------------------------------------------------------------------------------------ remove
@@ -181,6 +182,7 @@ async def test_remove_while_an_alternate_mobile_exists_is_explained_before_any_c
     out = await stack.workflow.run(request("remove", user.upn, "+49 176 1234567"))
     assert out.kind is OutcomeKind.BLOCKED_BY_GRAPH_RULE
     assert out.next_step is not None and ALTERNATE_FIRST in out.next_step.lower()
+    assert out.next_step_code == "remove_alternate_first"
     assert writes(stack.sim, start) == []
     assert mobile_of(stack.sim, user) == "+49 1761234567"
 
@@ -451,7 +453,7 @@ async def test_a_write_applied_but_answered_503_is_read_back_and_the_mail_sent_a
     start, before = len(stack.sim.calls), len(stack.sim.outbox)
     out = await stack.workflow.run(request("set", user.upn, "+49 176 1234567", notify=True))
     assert out.kind is OutcomeKind.ADDED
-    assert any("reading the state back shows the change is in place" in w for w in out.warnings)
+    assert any("reading the state back shows the change is in place" in w.text for w in out.warnings)
     # the mail in the write's batch was not sent (its dependency failed); it went once the outcome was known
     assert send_mail_statuses(stack, start) == [(424, True), (202, False)]
     assert out.notification.status is NotificationStatus.SENT

@@ -8,12 +8,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
 from graph.directory import Directory
-from graph.outcome import OutcomeKind
+from graph.outcome import Outcome, OutcomeKind
 from graph.settings import GraphSettings
 from graph.workflow import DEFAULT_METHOD_FIRST, PhoneMfaWorkflow, WorkflowSettings
 from tests.graph.simulator_helpers import Sleeps
@@ -120,6 +121,11 @@ async def test_a_number_that_shows_at_once_is_answered_without_waiting(stack: St
     out = await visible.workflow(stack).run(request("set", user.upn, NUMBER))
     assert out.kind is OutcomeKind.ADDED and out.sms_sign_in_conflict
     assert visible.sleeps.delays == []
+    # a code with its English sentence, so every surface can say it in its own language
+    assert [w.code for w in out.warnings] == ["sms_sign_in_unavailable"]
+    assert out.warnings[0].text.startswith("SMS sign-in is not available with this number")
+    back = Outcome.from_json(json.loads(json.dumps(out.to_json())))
+    assert back.warnings == out.warnings and back.to_json() == out.to_json()
 
 
 async def test_a_number_that_never_shows_is_looked_for_the_whole_window_and_no_longer(stack: Stack) -> None:
@@ -153,6 +159,7 @@ async def test_removing_the_default_method_while_other_methods_exist_is_refused_
     assert out.graph_error_code == "badRequest"
     assert out.graph_message == "Cannot delete default method with other methods configured."
     assert out.next_step is not None and DEFAULT_METHOD_FIRST[1:] in out.next_step
+    assert out.next_step_code == "change_default_method_first"
     assert mobile_of(stack.sim, user) == STORED
 
 

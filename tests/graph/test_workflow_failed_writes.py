@@ -55,7 +55,8 @@ async def test_a_post_applied_but_answered_503_is_added_once_with_a_warning(stac
     assert phone_calls(stack.sim, user, start)[-2:] == [("POST", 503), ("GET", 200)]  # read back
     failed = next(c for c in stack.sim.calls[start:] if c.method == "POST")
     assert failed.request_id in out.graph_request_ids
-    assert any("503" in w and "in place" in w for w in out.warnings), out.warnings
+    assert any("503" in w.text and "in place" in w.text for w in out.warnings), out.warnings
+    assert [(w.code, w.params["status"]) for w in out.warnings] == [("change_in_place_after_error", "503")]
 
 
 async def test_a_patch_applied_but_answered_503_is_updated(stack: Stack) -> None:
@@ -86,7 +87,7 @@ async def test_a_400_to_a_post_that_graph_applied_is_added_not_invalid_number(st
     out = await stack.workflow.run(request("set", user.upn, NUMBER))
     assert out.kind is OutcomeKind.ADDED, out.message
     assert [m for m, _ in writes(stack.sim, start)] == ["POST"]
-    assert any("400" in w for w in out.warnings)
+    assert any("400" in w.text for w in out.warnings)
 
 
 # ----------------------------------------------------------------------------- not applied
