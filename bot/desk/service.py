@@ -318,7 +318,7 @@ class MfaService:
             values, _, _ = self._form_values(data)
             return self.request_form(caller, values=values, errors={"_form": (key, params)}, draft=draft)
         if draft is not None:
-            card = cards.confirmation_card(lang, draft, None, rules=[], warnings=[])
+            card = cards.confirmation_card(lang, draft, None, warnings=[])
             return cards.with_notice(card, texts.t(lang, key, **params))
         return cards.refusal_card(lang, texts.t(lang, title), texts.t(lang, key, **params))
 
@@ -638,9 +638,7 @@ class MfaService:
             # Whether the mobile is the default sign-in method is not in phoneMethods, so no warning for that.
             alternate = cards.masked(phones.alternate_mobile.phone_number)
             warnings.append(("warning.remove_alternate_first", {"alternate": alternate}))
-        return cards.confirmation_card(
-            lang, req, phones, rules=self.rule_texts(lang, decision), warnings=warnings
-        )
+        return cards.confirmation_card(lang, req, phones, warnings=warnings)
 
     async def _rules_and_phones(self, caller: Caller, target: TargetUser) -> tuple[Decision, PhoneState]:
         """The rules for the target and its current phones: independent reads, asked of Graph at once."""
@@ -654,11 +652,6 @@ class MfaService:
             return PhoneState()  # refused anyway; do not read the caller's own methods
         result: PhoneState = await self.directory.phone_state(target.id)
         return result
-
-    def rule_texts(self, lang: str, decision: Decision) -> list[str]:
-        roles = ", ".join(decision.privilege_reasons)
-        group = texts.t(lang, f"approval.group.{decision.approver_group or 'approver'}")
-        return [texts.t(lang, key, roles=roles, group=group) for key in decision.rules]
 
     async def _resolve_target(
         self, lang: str, picked: str | None, typed: str | None
@@ -779,7 +772,10 @@ class MfaService:
         values = {
             "targetUserId": req.target_id,
             "targetUserText": req.target_upn,
-            "number": req.number or "",
+            # a remove without a typed number holds the current mobile, which the agent did not type: not shown
+            "number": ""
+            if req.action == "remove" and req.number == req.previous_number
+            else req.number or "",
             "action": req.action,
             "notify": "true" if req.notify else "false",
             "language": req.language,
