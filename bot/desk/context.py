@@ -232,7 +232,7 @@ class Desk:
             values, _, _ = self.form_values(data)
             return self.request_form(caller, values=values, errors={"_form": (key, params)}, draft=draft)
         if draft is not None:
-            card = cards.confirmation_card(lang, draft, None, rules=[], warnings=[])
+            card = cards.confirmation_card(lang, draft, None, warnings=[])
             return cards.with_notice(card, texts.t(lang, key, **params))
         return cards.refusal_card(lang, texts.t(lang, title), texts.t(lang, key, **params))
 

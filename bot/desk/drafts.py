@@ -108,7 +108,10 @@ class Drafts:
         values = {
             "targetUserId": req.target_id,
             "targetUserText": req.target_upn,
-            "number": req.number or "",
+            # a remove without a typed number holds the current mobile, which the agent did not type: not shown
+            "number": ""
+            if req.action == "remove" and req.number == req.previous_number
+            else req.number or "",
             "action": req.action,
             "notify": "true" if req.notify else "false",
             "language": req.language,

@@ -43,9 +43,8 @@ class Decision:
     allowed: bool
     reason_key: str | None = None  # bot/views/texts.py key explaining a refusal
     params: dict[str, Any] = field(default_factory=dict)
-    # bot/views/texts.py keys of the rules that apply (confirmation card); their parameters: roles (privilege_reasons),
-    # group (the approver group's name, approval.group.<approver_group>)
-    rules: list[str] = field(default_factory=list)
+    # The facts below are recorded on the request; the confirmation card puts them into words, one line per
+    # rule (bot.views.cards.confirmation_rules).
     privileged: bool = False
     privilege_reasons: list[str] = field(default_factory=list)
     approval_required: bool = False
@@ -218,7 +217,6 @@ class Policy:
         privilege = await self.privilege(target.id)
         reasons = list(privilege.reasons)  # roles, role-assignable groups, ownership of this bot's app
         privileged = bool(privilege.is_privileged)
-        rules: list[str] = []
         if privileged:
             roles = await self.roles(person.aad_object_id)
             if not roles.privileged:
@@ -229,22 +227,13 @@ class Policy:
                     privileged=True,
                     privilege_reasons=reasons,
                 )
-            rules.append("rule.privileged_requester")
         policy = self._settings.approval_policy
         approval_required = policy == "always" or (policy == "privileged" and privileged)
         approver_group: Literal["approver", "privileged"] | None = None
         if approval_required:
             approver_group = "privileged" if privileged else "approver"
-            if privileged:
-                rules.append("rule.privileged")
-            elif policy == "always":
-                rules.append("rule.approval_always")
-            rules.append("rule.approval_by")
-        else:
-            rules.append("rule.no_approval")
         return Decision(
             allowed=True,
-            rules=rules,
             privileged=privileged,
             privilege_reasons=reasons,
             approval_required=approval_required,

@@ -291,9 +291,7 @@ class Review:
             # Whether the mobile is the default sign-in method is not in phoneMethods, so no warning for that.
             alternate = cards.masked(phones.alternate_mobile.phone_number)
             warnings.append(("warning.remove_alternate_first", {"alternate": alternate}))
-        return cards.confirmation_card(
-            lang, req, phones, rules=self.rule_texts(lang, decision), warnings=warnings
-        )
+        return cards.confirmation_card(lang, req, phones, warnings=warnings)
 
     async def _rules_and_phones(self, caller: Caller, target: TargetUser) -> tuple[Decision, PhoneState]:
         """The rules for the target and its current phones: independent reads, asked of Graph at once."""
@@ -307,11 +305,6 @@ class Review:
             return PhoneState()  # refused anyway; do not read the caller's own methods
         result: PhoneState = await self.desk.directory.phone_state(target.id)
         return result
-
-    def rule_texts(self, lang: str, decision: Decision) -> list[str]:
-        roles = ", ".join(decision.privilege_reasons)
-        group = texts.t(lang, f"approval.group.{decision.approver_group or 'approver'}")
-        return [texts.t(lang, key, roles=roles, group=group) for key in decision.rules]
 
     async def _resolve_target(
         self, lang: str, picked: str | None, typed: str | None

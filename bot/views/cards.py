@@ -6,8 +6,10 @@ Rules every builder follows:
   `Action.Submit` fallback that carries the same data, and the verb repeated in ``data`` so the fallback still
   says what was clicked. Request-bound buttons carry only ``requestId`` and ``rev``: the facts are read from the
   database, never from card data.
-- Phone numbers are always masked (`graph.numbers.mask`). The one exception is the request form's own number
-  field, which keeps what the agent typed when the form comes back with an error.
+- Phone numbers are always masked (`graph.numbers.mask`). Two exceptions, both the number the agent typed and
+  shown only to them: the request form's own number field, which keeps what they typed when the form comes back
+  with an error, and the new number on their confirmation card, in full in the form Graph will store
+  (`in_graph_form`), so a typo in the middle digits can be caught before Confirm.
 - Every string placed in a TextBlock or a FactSet is markdown-escaped (`md`): Adaptive Cards render markdown
   there, and display names, reasons and Graph messages come from outside. Texts in `bot.views.texts` are plain.
 - Every input has a label (client tests and screen readers find inputs by it); a server-side error is a
@@ -87,6 +89,20 @@ def masked(number: str | None) -> str:
     from graph.numbers import mask  # the one masking rule, shared with logs and the CLI
 
     return mask(number)
+
+
+def in_graph_form(number: str | None) -> str:
+    """A number the agent typed, in full, as Graph will store it ("+49 1701234567": country code, one space,
+    national number; graph.numbers.ParsedNumber.graph, what the workflow sends). Only for the agent who typed
+    it, on their own confirmation card; masked if it cannot be read (it was read at Review, so it can)."""
+    from graph.numbers import InvalidNumber, parse_number
+
+    if not number:
+        return masked(number)
+    try:
+        return parse_number(number).graph
+    except InvalidNumber:
+        return masked(number)
 
 
 # ------------------------------------------------------------------------------------------------ elements
@@ -173,12 +189,16 @@ def _group(lang: str, req: ChangeRequest) -> str:
     return t(lang, f"approval.group.{'privileged' if req.approver_group == 'privileged' else 'approver'}")
 
 
-def _change(lang: str, req: ChangeRequest) -> str:
+def _change(lang: str, req: ChangeRequest, *, typed_in_full: bool = False) -> str:
+    """The change in one line. `typed_in_full`: the new number in full in Graph's form (the requester's own
+    confirmation card); the current mobile, and the number of a remove (it is the current mobile, whether the
+    agent typed it or not), stay masked."""
     old = masked(req.previous_number)
     if req.action == "remove":
         return t(lang, "change.remove", old=masked(req.number or req.previous_number))
     key = "change.update" if req.previous_number else "change.set"
-    return t(lang, key, old=old, new=masked(req.number))
+    new = in_graph_form(req.number) if typed_in_full else masked(req.number)
+    return t(lang, key, old=old, new=new)
 
 
 def _notification(lang: str, req: ChangeRequest) -> str:
@@ -405,17 +425,22 @@ def request_card(
 
 
 def confirmation_rules(lang: str, req: ChangeRequest) -> list[str]:
-    """The rules that follow from the request itself (privilege, approval); shown on the confirmation card."""
+    """The rules that apply to `req`, one line per rule with its reason: who may change this user (a privileged
+    target), and whether and by whom the change is approved. Read from what the request records of the policy's
+    decision (target_privileged, privilege_reasons, approval_required, approver_group), so every rendering of
+    the confirmation card (Review, a Graph failure on Confirm) shows the same lines."""
     roles = ", ".join(req.privilege_reasons) or t(lang, "common.unknown")
     rules: list[str] = []
     if req.target_privileged:
-        rules.append(
-            t(lang, "rule.privileged" if req.approval_required else "rule.privileged_requester", roles=roles)
-        )
-    if req.approval_required:
-        rules.append(t(lang, "rule.approval_by", group=_group(lang, req)))
-    else:
+        rules.append(t(lang, "rule.privileged_requester", roles=roles))
+    if not req.approval_required:
         rules.append(t(lang, "rule.no_approval"))
+    elif req.target_privileged or req.approver_group == "privileged":
+        # the privileged group approves because of the target's privilege (APPROVAL_POLICY privileged or always)
+        rules.append(t(lang, "rule.approval_privileged", group=_group(lang, req), roles=roles))
+    else:
+        # approval for a user who is not privileged: only APPROVAL_POLICY=always asks for it
+        rules.append(t(lang, "rule.approval_always", group=_group(lang, req)))
     return rules
 
 
@@ -424,12 +449,11 @@ def confirmation_card(
     req: ChangeRequest,
     phones: PhoneState | None,
     *,
-    rules: Sequence[str],
     warnings: Sequence[str | tuple[str, Mapping[str, object]]],
 ) -> Card:
-    """Shown before any change. The rules derived from `req` (confirmation_rules) come first, then `rules`
-    (further lines already in `lang`); `warnings` are text keys (e.g. "warning.not_mobile"), (key, params) or
-    sentences.
+    """Shown to the requester before any change, with the rules that apply (confirmation_rules); `warnings` are
+    text keys (e.g. "warning.not_mobile"), (key, params) or sentences.
+    The new number the requester typed is shown in full as Graph will store it; every other number is masked.
     `phones` None: the current phone methods could not be read (the facts are left out, not guessed)."""
     body: list[dict[str, Any]] = [
         _title(t(lang, "confirm.title")),
@@ -440,15 +464,14 @@ def confirmation_card(
         _facts(_phone_facts(lang, phones)),
         _facts(
             [
-                (t(lang, "fact.change"), _change(lang, req)),
+                (t(lang, "fact.change"), _change(lang, req, typed_in_full=True)),
                 (t(lang, "fact.notification"), _notification(lang, req)),
                 (t(lang, "fact.ticket"), req.ticket),
             ]
         ),
         _text(t(lang, "rules.title"), weight="Bolder"),
     ]
-    all_rules = [*confirmation_rules(lang, req), *(r for r in rules if r)]
-    body += [_text(f"• {rule}", spacing="Small") for rule in dict.fromkeys(all_rules)]
+    body += [_text(f"• {rule}", spacing="Small") for rule in confirmation_rules(lang, req)]
     if warnings:
         body.append(_text(t(lang, "warnings.title"), weight="Bolder", color="Warning"))
         body += [_text(_warning(lang, w), color="Warning", spacing="Small") for w in warnings]

@@ -274,11 +274,12 @@ EN: Final[dict[str, str]] = {
     "notify.language.de": "German",
     "notify.language.en": "English",
     "rules.title": "Rules that apply",
-    "rule.privileged": "This user holds {roles}: a member of the privileged group must approve.",
-    "rule.privileged_requester": "This user holds {roles}: only the privileged group may change it, and you "
-    "are a member.",
-    "rule.approval_always": "Every change needs an approver's confirmation.",
-    "rule.approval_by": "After you confirm, the {group} must approve.",
+    # one line per rule, with its reason (bot.views.cards.confirmation_rules)
+    "rule.privileged_requester": "Only the privileged group may change this user: the user holds {roles}. "
+    "You are a member.",
+    "rule.approval_privileged": "Needs approval by the {group} after you confirm: the user holds {roles}.",
+    "rule.approval_always": "Needs approval by the {group} after you confirm: every change is approved "
+    "before it runs.",
     "rule.no_approval": "No approval needed: the change runs when you confirm.",
     "warnings.title": "Please note",
     "button.confirm": "Confirm",
@@ -751,11 +752,11 @@ DE: Final[dict[str, str]] = {
     "notify.language.de": "Deutsch",
     "notify.language.en": "Englisch",
     "rules.title": "Geltende Regeln",
-    "rule.privileged": "Dieser Benutzer hat {roles}: Ein Mitglied der privilegierten Gruppe muss genehmigen.",
-    "rule.privileged_requester": "Dieser Benutzer hat {roles}: Nur die privilegierte Gruppe darf ihn ändern, "
-    "und Sie sind Mitglied.",
-    "rule.approval_always": "Jede Änderung braucht die Bestätigung einer genehmigenden Person.",
-    "rule.approval_by": "Nach Ihrer Bestätigung muss die {group} genehmigen.",
+    "rule.privileged_requester": "Nur die privilegierte Gruppe darf diesen Benutzer ändern: Er hat {roles}. "
+    "Sie sind Mitglied.",
+    "rule.approval_privileged": "Nach Ihrer Bestätigung muss die {group} genehmigen: Der Benutzer hat {roles}.",
+    "rule.approval_always": "Nach Ihrer Bestätigung muss die {group} genehmigen: Jede Änderung wird vor der "
+    "Ausführung genehmigt.",
     "rule.no_approval": "Keine Genehmigung nötig: Die Änderung läuft, sobald Sie bestätigen.",
     "warnings.title": "Bitte beachten",
     "button.confirm": "Bestätigen",

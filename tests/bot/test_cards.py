@@ -255,7 +255,7 @@ def catalogue(lang: str) -> Iterator[tuple[str, dict[str, Any]]]:
     yield "request_edit_draft", cards.request_card(lang, values={"targetUserId": USER.id}, draft=req)
     yield (
         "confirmation",
-        cards.confirmation_card(lang, req, PHONES, rules=[], warnings=["warning.not_mobile"]),
+        cards.confirmation_card(lang, req, PHONES, warnings=["warning.not_mobile"]),
     )
     yield (
         "confirmation_privileged_guest",
@@ -271,14 +271,13 @@ def catalogue(lang: str) -> Iterator[tuple[str, dict[str, Any]]]:
                 ticket=HOSTILE,
             ),
             PhoneState(),
-            rules=["An extra rule line."],
             warnings=["A warning sentence from the number parser."],
         ),
     )
     yield (
         "confirmation_remove",
         cards.confirmation_card(
-            lang, _request(action="remove", number=None, notify=False), PHONES, rules=[], warnings=[]
+            lang, _request(action="remove", number=None, notify=False), PHONES, warnings=[]
         ),
     )
     yield "progress", cards.progress_card(lang, req, texts.t(lang, "progress.search_scan", scanned=1200))
@@ -499,24 +498,48 @@ def test_buttons_sit_in_an_action_set_in_the_body() -> None:
         assert "actions" not in card, name
 
 
+def _requester_confirms_a_new_number(name: str) -> bool:
+    """The requester's confirmation card of a set/update: the one card that shows the new number (NEW) in full."""
+    kind = name.split(":", 1)[1]
+    return kind.startswith("confirmation") and kind != "confirmation_remove"
+
+
 @pytest.mark.parametrize("name", sorted(CARDS))
 def test_no_full_phone_number_anywhere_on_a_card(name: str) -> None:
     card = json.loads(json.dumps(CARDS[name]))
-    # The only full number allowed is the one the agent typed, kept in the form's own number field.
+    # The only full numbers allowed are the ones the agent typed, shown to that agent: kept in the form's own
+    # number field, and the new number on their confirmation card.
     for node in walk(card):
         if node.get("id") == cards.FIELD_NUMBER and node.get("type") == "Input.Text":
             node.pop("value", None)
     dumped = json.dumps(card, ensure_ascii=False).replace("\\", "")
     flat = re.sub(r"[\s\-()./]", "", dumped)
+    typed = [NEW] if _requester_confirms_a_new_number(name) else []
     for number in [*FULL_NUMBERS, TYPED_ON_FORM]:
+        if number in typed:
+            continue
         national = numbers.digits(number)[2:]
         assert national not in flat, f"{name} shows {number}"
 
 
-def test_masked_numbers_are_shown_where_the_card_talks_about_numbers() -> None:
+def test_confirmation_card_shows_the_typed_number_in_full_and_masks_the_others() -> None:
     confirmation = " ".join(rendered_strings(CARDS["en:confirmation"])).replace("\\", "")
-    for number in (OLD, ALT, OFFICE, NEW):
+    # the typed number in Graph's "+CC NNN" form, as it will be stored
+    assert f"{numbers.mask(OLD)} → +49 1765550199" in confirmation
+    assert numbers.mask(NEW) not in confirmation
+    for number in (OLD, ALT, OFFICE):
         assert numbers.mask(number) in confirmation
+        assert numbers.digits(number)[2:] not in confirmation.replace(" ", "")
+    removal = " ".join(rendered_strings(CARDS["en:confirmation_remove"])).replace("\\", "")
+    assert numbers.mask(OLD) in removal and numbers.digits(OLD)[2:] not in removal.replace(" ", "")
+
+
+@pytest.mark.parametrize("name", ["approval_actionable", "awaiting", "progress", "outcome_updated", "status"])
+def test_every_other_card_of_the_request_masks_the_new_number(name: str) -> None:
+    for lang in texts.LANGUAGES:
+        text = " ".join(rendered_strings(CARDS[f"{lang}:{name}"])).replace("\\", "")
+        assert numbers.mask(NEW) in text, (lang, name)
+        assert numbers.digits(NEW)[2:] not in text.replace(" ", ""), (lang, name)
 
 
 def test_request_form_keeps_the_typed_number_in_its_field() -> None:
@@ -621,14 +644,16 @@ def test_confirmation_shows_target_phones_change_notification_and_rules() -> Non
         "adele.vance@contoso.com",
         "member",
         texts.EN["sms.ready"],
-        f"{numbers.mask(OLD)} → {numbers.mask(NEW)}",
+        f"{numbers.mask(OLD)} → +49 1765550199",
         "E-mail to the user (German)",
         texts.EN["rule.no_approval"],
     ):
         assert expected in text
     privileged = " ".join(rendered_strings(CARDS["en:confirmation_privileged_guest"])).replace("\\", "")
-    assert texts.t("en", "rule.privileged", roles="Global Administrator") in privileged
-    assert "guest" in privileged and "An extra rule line." in privileged
+    assert texts.t("en", "rule.privileged_requester", roles="Global Administrator") in privileged
+    group = texts.t("en", "approval.group.privileged")
+    assert texts.t("en", "rule.approval_privileged", group=group, roles="Global Administrator") in privileged
+    assert "guest" in privileged
     titles = [n["title"] for n in walk(CARDS["en:confirmation"]) if n.get("type") == "Action.Execute"]
     assert titles == ["Confirm", "Edit", "Cancel"]
 

@@ -235,7 +235,8 @@ async def test_policy_privileged_sends_privileged_targets_for_approval(make_bot:
     await bot.message(MEGAN, "register approvals", conversation_id=channel, conversation_type="channel")
     form = await bot.open_form(ALEX)
     review = await bot.review(ALEX, form, DIEGO)
-    assert texts.t("en", "rule.approval_by", group=texts.t("en", "approval.group.approver")) in review.text
+    group = texts.t("en", "approval.group.approver")
+    assert texts.t("en", "rule.approval_always", group=group) in review.text
     mark = bot.connector.mark()
     confirm = await bot.confirm(ALEX, form.activity_id, review.card or {})
     assert texts.t("en", "awaiting.title") in confirm.text

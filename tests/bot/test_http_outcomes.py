@@ -34,11 +34,15 @@ async def _request(bot: BotHarness, review_card: dict) -> object:
     return await bot.store.get_request(data["requestId"])
 
 
-async def test_update_of_an_existing_mobile_shows_old_and_new_masked(bot: BotHarness) -> None:
+async def test_update_confirms_the_typed_number_in_full_and_the_outcome_masks_old_and_new(
+    bot: BotHarness,
+) -> None:
     review, _, final = await bot.run_change(
         ALEX, {"targetUserText": "lynne.robbins@contoso.example", "number": "+49 170 7654321"}
     )
-    assert "***4567" in review.text and "***4321" in review.text  # current → new on the confirmation card
+    # current (masked: the agent did not type it) → new (typed: in full, as Graph will store it)
+    assert "+49 170 ***4567 → +49 1707654321" in review.text
+    assert "1234567" not in review.text.replace(" ", "")
     text = card_text(final.card)
     assert "***4321" in text and "7654321" not in text.replace(" ", "")
     assert [c.method for c in graph_writes(bot.sim)] == ["PATCH"]

@@ -314,7 +314,7 @@ def test_a_sentence_given_to_a_card_is_shown_as_it_is_without_a_missing_key(
 ) -> None:
     with caplog.at_level(logging.WARNING):
         card = cards.confirmation_card(
-            "de", _request(), PHONES, rules=[], warnings=["warning.not_mobile", "A sentence, not a key."]
+            "de", _request(), PHONES, warnings=["warning.not_mobile", "A sentence, not a key."]
         )
     shown = " ".join(_strings(card))
     assert texts.DE["warning.not_mobile"] in shown and "A sentence, not a key." in shown

@@ -73,6 +73,7 @@ def test_setting_a_new_number_for_a_user_without_phone(open_chat, stack: StackTh
     alex = open_chat(AGENT)
     confirmation = review(alex, "diego.siciliani@contoso.example", "+49 170 3334444")
     expect(confirmation).to_contain_text("Diego Siciliani")
+    expect(confirmation).to_contain_text("+49 1703334444")  # the typed number in full, as Graph stores it
     expect(confirmation).to_contain_text("No approval needed")
     outcome = confirm(alex, confirmation)
     expect(outcome).to_contain_text("Done: mobile number set", timeout=WAIT_MS)
@@ -83,7 +84,7 @@ def test_setting_a_new_number_for_a_user_without_phone(open_chat, stack: StackTh
 def test_updating_a_number_shows_old_and_new_masked(open_chat, stack: StackThread) -> None:
     alex = open_chat(AGENT)
     confirmation = review(alex, "lynne.robbins@contoso.example", "0170 7654321")
-    expect(confirmation).to_contain_text("+49 170 ***4567")
+    expect(confirmation).to_contain_text("+49 170 ***4567 → +49 1707654321")  # current masked, typed in full
     outcome = confirm(alex, confirmation)
     expect(outcome).to_contain_text("Done: mobile number updated", timeout=WAIT_MS)
     expect(outcome).to_contain_text("changed from +49 170 ***4567 to +49 170 ***4321")
@@ -191,7 +192,9 @@ def privileged_request(alex: Chat, stack: StackThread) -> tuple[str, Any]:
     stack.add_to_group(PRIVILEGED_GROUP_ID, ALEX_ID)
     confirmation = review(alex, "isaiah.langer@contoso.example", "+49 170 5550199")
     expect(confirmation).to_contain_text("Global Administrator")
-    expect(confirmation).to_contain_text("a member of the privileged group must approve")
+    expect(confirmation).to_contain_text(
+        "Needs approval by the privileged group after you confirm: the user holds Global Administrator"
+    )
     waiting = confirm(alex, confirmation)
     expect(waiting).to_contain_text("Sent for approval", timeout=WAIT_MS)
     return request_id_of(waiting), waiting

@@ -41,7 +41,7 @@ from typing import Any
 
 log = logging.getLogger("mfa_bot.demo")
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]  # bot/teams/demo/__init__.py -> the repository
 DEMO_TENANT_FILE = ROOT / "graph" / "simulator" / "demo_tenant.json"
 PLAYGROUND_DIR = Path(__file__).resolve().parent / "playground"
 PLAYGROUND_BIN = ROOT / "node_modules" / ".bin" / "agentsplayground"
