@@ -236,10 +236,8 @@ class Executor:
                 await self._updater.send_card(reference, card)
             elif reference is not None:
                 title = texts.t(lang, f"outcome.{outcome.kind.value}.title")
-                await self._updater.send_text(
-                    reference,
-                    f"{texts.t(lang, 'common.request_id', id=req.id)}, {req.target_display_name}: {title}",
-                )
+                named = texts.t(lang, "common.request_id", id=cards.ref_of(req))
+                await self._updater.send_text(reference, f"{named}, {req.target_display_name}: {title}")
 
     async def _fail_unchecked(
         self, req: ChangeRequest, actor: Person, error: GraphError
@@ -366,7 +364,7 @@ class Executor:
                     texts.t(
                         lang,
                         "hold.requester_told",
-                        id=req.id,
+                        id=cards.ref_of(req),
                         target=req.target_display_name,
                         reason=req.decision_reason or "",
                     ),

@@ -31,9 +31,12 @@ def parse_ref(text: str) -> str | None:
 
     Accepts "MFA-7K3Q9", "mfa-7k3q9", "MFA 7K3Q9", "mfa7k3q9", "7K3Q9", "7k3q9" and the look-alikes O (for 0)
     and I or L (for 1). U is not in the alphabet: a reference with U is none."""
-    if not isinstance(text, str) or len(text) > MAX_TYPED_CHARS:
+    if not isinstance(text, str):
         return None
-    compact = "".join(c for c in text.strip().upper() if c not in _SEPARATORS)
+    text = text.strip()
+    if len(text) > MAX_TYPED_CHARS:
+        return None
+    compact = "".join(c for c in text.upper() if c not in _SEPARATORS)
     if len(compact) == len(PREFIX) - 1 + LENGTH and compact.startswith(PREFIX[:-1]):
         compact = compact[len(PREFIX) - 1 :]
     if len(compact) != LENGTH:
