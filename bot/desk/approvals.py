@@ -187,7 +187,7 @@ class ApprovalService:
             current = await self._store.get_request(req.id)
             if current is not None and current.state is RequestState.AWAITING_APPROVAL:
                 return current  # a repeated confirm: it is already waiting, cards are already out
-            raise ApprovalError("approval.not_draft") from None
+            raise ApprovalError("approval.not_draft", id=cards.ref_of(req)) from None
 
         activity_id = await self._updater.send_card(
             approvers_ref, self._approval_card(_ref_lang(approvers_ref, pending), pending, None, True)
@@ -769,7 +769,7 @@ class ApprovalService:
                 name=who,
                 reason=req.decision_reason or "",
                 time=_when(req.decided_at or req.expires_at),
-                id=req.id,
+                id=cards.ref_of(req),
             ),
         )
 
@@ -886,8 +886,8 @@ def _interrupted_outcome(req: ChangeRequest) -> dict[str, Any]:
         notification_detail="unknown: the run was interrupted",
         message="The run was interrupted (the bot stopped while the change was running); the change may or may "
         "not have been applied.",
-        next_step=f"Check the user's current state with `status {req.id}` (or `show` on the command line) "
-        "before trying again.",
+        next_step=f"Check the user's current state with `status {cards.ref_of(req)}` (or `show` on the command "
+        "line) before trying again.",
     ).to_json()
     outcome["outcome"] = OUTCOME_INTERRUPTED
     return outcome
@@ -898,7 +898,7 @@ def _interrupted_card(lang: str, req: ChangeRequest) -> dict[str, Any]:
     card = cards.decision_card(lang, req)
     lines = [
         texts.t(lang, "execution.interrupted.body"),
-        texts.t(lang, "outcome.next", text=texts.t(lang, "execution.interrupted.next", id=req.id)),
+        texts.t(lang, "outcome.next", text=texts.t(lang, "execution.interrupted.next", id=cards.ref_of(req))),
     ]
     blocks = [{"type": "TextBlock", "text": cards.md(line), "wrap": True} for line in lines]
     body = list(card.get("body", []))

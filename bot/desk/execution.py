@@ -241,10 +241,8 @@ class Executor:
                     copies.append(CardRef("requester", reference, activity_id))
             elif reference is not None:
                 title = texts.t(lang, f"outcome.{outcome.kind.value}.title")
-                await self._updater.send_text(
-                    reference,
-                    f"{texts.t(lang, 'common.request_id', id=req.id)}, {req.target_display_name}: {title}",
-                )
+                named = texts.t(lang, "common.request_id", id=cards.ref_of(req))
+                await self._updater.send_text(reference, f"{named}, {req.target_display_name}: {title}")
         return copies
 
     # -------------------------------------------------------------------------------------- after the outcome
@@ -486,7 +484,7 @@ class Executor:
                     texts.t(
                         lang,
                         "hold.requester_told",
-                        id=req.id,
+                        id=cards.ref_of(req),
                         target=req.target_display_name,
                         reason=req.decision_reason or "",
                     ),

@@ -54,9 +54,12 @@ class History:
         if not tenant.allowed:
             return await self.desk.refuse(caller, tenant.reason_key or "refusal.other_tenant", verb="status")
         request_id = request_id.strip()
-        if not REQUEST_ID.match(request_id):
-            return self.desk.refusal_card(lang, "refusal.not_found")
-        req = await self.desk.store.get_request(request_id)
+        # the short reference people type ("MFA-7K3Q9", "mfa 7k3q9", "7K3Q9"), else the full request id
+        req = await self.desk.store.get_request_by_ref(request_id)
+        if req is None:
+            if not REQUEST_ID.match(request_id):
+                return self.desk.refusal_card(lang, "refusal.not_found")
+            req = await self.desk.store.get_request(request_id)
         allowed = False
         if req is not None:
             if req.requester.aad_object_id.lower() == caller.person.aad_object_id.lower():

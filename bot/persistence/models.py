@@ -107,3 +107,6 @@ class ChangeRequest:
     updated_at: datetime | None = None
     expires_at: datetime | None = None
     locale: str = "en-US"  # the requester's locale, for texts sent later (proactive messages, expiry)
+    # the short reference people read and type ("MFA-7K3Q9", bot/persistence/refs.py): unique, given by the store
+    # when it creates the request (None before); cards show it instead of the id, card data carries only the id
+    ref: str | None = None

@@ -57,6 +57,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from bot.persistence.models import TRANSITIONS, CardRef, ChangeRequest, Person, RequestState
+from bot.persistence.refs import new_ref, parse_ref
 from graph.outcome import OutcomeKind
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,10 @@ class StaleRevision(StoreError):
         self.request_id = request_id
         self.expected = expected
         self.actual = actual
+
+
+class NoFreeRef(StoreError):
+    """Every short reference drawn for a new request was taken (never in practice: see create_request)."""
 
 
 class InvalidTransition(StoreError):
@@ -202,11 +207,16 @@ class RequestRow(Base):
     completed_at: Mapped[datetime | None] = mapped_column(
         UTCDateTime
     )  # when it reached completed (cool-down)
+    # the short reference ("MFA-7K3Q9", bot/persistence/refs.py), unique. NULL is never written: create_request
+    # always sets it and migration 0003 filled the older rows (the column stays nullable because SQLite cannot
+    # make a column NOT NULL without rebuilding the table, and card_refs cascade from it)
+    ref: Mapped[str | None] = mapped_column(String(16))
 
     __table_args__ = (
         Index("ix_requests_target_id", "target_id", "completed_at"),
         Index("ix_requests_requester", "requester_aad_id", "executing_at"),
         Index("ix_requests_state_expires_at", "state", "expires_at"),
+        Index("ix_requests_ref", "ref", unique=True),
     )
 
 
@@ -288,13 +298,14 @@ class AuditEntry:
     target_id: str | None
     target_upn: str | None
     details: dict[str, Any]
+    request_ref: str | None = None  # the short reference of request_id (history only; None elsewhere)
 
 
-# Fields of ChangeRequest that update_draft/transition may set (id, revision, state and times are the store's).
+# Fields of ChangeRequest that update_draft/transition may set (id, ref, revision, state and times are the store's).
 _SETTABLE = frozenset(
     f.name
     for f in dataclasses.fields(ChangeRequest)
-    if f.name not in {"id", "revision", "state", "created_at", "updated_at"}
+    if f.name not in {"id", "ref", "revision", "state", "created_at", "updated_at"}
 )
 
 _PERSON_COLUMNS = ("aad_id", "name", "teams_id", "upn")
@@ -375,6 +386,7 @@ def _row_to_request(row: Any) -> ChangeRequest:
         updated_at=m["updated_at"],
         expires_at=m["expires_at"],
         locale=m["locale"],
+        ref=m["ref"],
     )
 
 
@@ -390,6 +402,7 @@ def _row_to_audit(row: Any) -> AuditEntry:
         target_id=m["target_id"],
         target_upn=m["target_upn"],
         details=dict(m["details"] or {}),
+        request_ref=m.get("request_ref"),
     )
 
 
@@ -485,9 +498,17 @@ def _short_reason(error: BaseException) -> str:
 class Store:
     """Open with `await Store.open(...)`; one per process; safe to share between tasks."""
 
-    def __init__(self, engine: AsyncEngine, *, schema: str | None, busy_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        schema: str | None,
+        busy_timeout: float = 5.0,
+        ref_generator: Callable[[], str] = new_ref,
+    ) -> None:
         self._engine = engine
         self._schema = schema
+        self._new_ref = ref_generator
         self._busy_timeout = busy_timeout
         # SQLite has one writer at a time. Writers of this process queue here (in order, without polling)
         # instead of meeting in SQLite's busy handler, whose sleeps grow under contention and end in "database
@@ -513,11 +534,13 @@ class Store:
         connect_timeout: float = 10.0,
         pool_size: int = 5,
         application_name: str = "mfa-phone-bot",
+        ref_generator: Callable[[], str] = new_ref,
     ) -> Store:
         """Connect, migrate to head (Alembic, under a lock) and return the store.
 
         schema: PostgreSQL only, the schema that holds the tables (search_path); default: the server's default.
         busy_timeout: SQLite, seconds a statement waits for another writer before StoreUnavailable.
+        ref_generator: draws a new request's short reference (bot.persistence.refs.new_ref; tests pass their own).
         """
         url = database_url(database_url_value, data_dir)
         # aiosqlite logs every statement with its parameters (full phone numbers) at DEBUG: keep it above that,
@@ -534,7 +557,7 @@ class Store:
             pool_size=pool_size,
             application_name=application_name,
         )
-        store = cls(engine, schema=schema, busy_timeout=busy_timeout)
+        store = cls(engine, schema=schema, busy_timeout=busy_timeout, ref_generator=ref_generator)
         try:
             async with _unavailable_on_transient():
                 if url.get_backend_name() == "sqlite" and url.database:
@@ -611,7 +634,12 @@ class Store:
         card_ref: CardRef | None = None,
     ) -> ChangeRequest:
         """Store a new draft (revision 1) with its "requested" audit row and, when given, the reference of the
-        card that shows it, in one transaction."""
+        card that shows it, in one transaction.
+
+        The draft gets a new short reference (`ref`, drawn by the store's ref_generator; a `ref` set on `req` is
+        not used). The unique index decides: when the reference is taken, by this or another instance, the whole
+        transaction is rolled back and a new one drawn, at most REF_ATTEMPTS times (NoFreeRef after that: with n
+        requests stored, all draws collide with probability (n / 32^5)^REF_ATTEMPTS)."""
         now = _now()
         stored = dataclasses.replace(
             req,
@@ -640,18 +668,53 @@ class Store:
             "revision": 1,
             **(details or {}),
         }
-        async with self._tx() as conn:
-            await conn.execute(insert(REQUESTS).values(**row))
-            await _append_audit(
-                conn, "requested", actor, stored.id, stored.target_id, stored.target_upn, audit_details, now
-            )
-            if card_ref is not None:
-                await conn.execute(insert(CARD_REFS).values(**_card_ref_values(stored.id, card_ref, now)))
-        return stored
+        for _ in range(REF_ATTEMPTS):
+            ref = self._new_ref()
+            if parse_ref(ref) != ref:
+                raise ValueError(f"the reference generator gave {ref!r}, which is not a reference")
+            try:
+                async with self._tx() as conn:
+                    await conn.execute(insert(REQUESTS).values(**row, ref=ref))
+                    # the audit trail keeps both: the request id (its column) and the reference people saw
+                    await _append_audit(
+                        conn,
+                        "requested",
+                        actor,
+                        stored.id,
+                        stored.target_id,
+                        stored.target_upn,
+                        {**audit_details, "ref": ref},
+                        now,
+                    )
+                    if card_ref is not None:
+                        await conn.execute(
+                            insert(CARD_REFS).values(**_card_ref_values(stored.id, card_ref, now))
+                        )
+            except sa_exc.IntegrityError:
+                if not await self._ref_taken(ref):
+                    raise
+                log.info("request reference %s is taken; drawing another", ref)
+                continue
+            return dataclasses.replace(stored, ref=ref)
+        raise NoFreeRef(f"no free request reference after {REF_ATTEMPTS} attempts")
+
+    async def _ref_taken(self, ref: str) -> bool:
+        async with self._read() as conn:
+            return await conn.scalar(select(REQUESTS.c.id).where(REQUESTS.c.ref == ref)) is not None
 
     async def get_request(self, request_id: str) -> ChangeRequest | None:
         async with self._read() as conn:
             row = (await conn.execute(select(REQUESTS).where(REQUESTS.c.id == request_id))).first()
+        return _row_to_request(row) if row is not None else None
+
+    async def get_request_by_ref(self, text: str) -> ChangeRequest | None:
+        """The request whose short reference `text` names, as people type it ("MFA-7K3Q9", "mfa 7k3q9", "7K3Q9";
+        bot.persistence.refs.parse_ref); None when there is none or `text` is no reference."""
+        ref = parse_ref(text)
+        if ref is None:
+            return None
+        async with self._read() as conn:
+            row = (await conn.execute(select(REQUESTS).where(REQUESTS.c.ref == ref))).first()
         return _row_to_request(row) if row is not None else None
 
     async def update_draft(
@@ -918,8 +981,10 @@ class Store:
             await _append_audit(conn, event, actor, request_id, target_id, target_upn, details or {}, _now())
 
     async def history(self, target_id: str, limit: int = 20) -> list[AuditEntry]:
+        """The target's audit rows, newest first, each with the short reference of its request (request_ref)."""
         return await self._select_audit(
-            select(AUDIT)
+            select(AUDIT, REQUESTS.c.ref.label("request_ref"))
+            .select_from(AUDIT.outerjoin(REQUESTS, REQUESTS.c.id == AUDIT.c.request_id))
             .where(AUDIT.c.target_id == target_id)
             .order_by(AUDIT.c.at.desc(), AUDIT.c.id.desc())
             .limit(max(1, int(limit)))
@@ -1011,6 +1076,9 @@ def _card_ref_values(request_id: str, ref: CardRef, at: datetime) -> dict[str, A
         "created_at": at,
     }
 
+
+# draws of a new request's short reference before create_request gives up (see there)
+REF_ATTEMPTS = 10
 
 _LIMITS_LOCK = "mfa-phone-bot execution limits"
 
@@ -1247,6 +1315,7 @@ __all__ = [
     "AuditEntry",
     "InvalidTransition",
     "LimitHit",
+    "NoFreeRef",
     "NotFound",
     "StaleRevision",
     "Store",
@@ -1255,4 +1324,5 @@ __all__ = [
     "allowed_from",
     "database_url",
     "new_request_id",
+    "REF_ATTEMPTS",
 ]

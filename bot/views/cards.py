@@ -12,6 +12,8 @@ Rules every builder follows:
   (`in_graph_form`), so a typo in the middle digits can be caught before Confirm.
 - Every string placed in a TextBlock or a FactSet is markdown-escaped (`md`): Adaptive Cards render markdown
   there, and display names, reasons and Graph messages come from outside. Texts in `bot.views.texts` are plain.
+- A request is named by its short reference (`MFA-7K3Q9`, `ref_of`), which people read and type into `status`;
+  the full request id appears only in card data (``requestId``).
 - Every input has a label (client tests and screen readers find inputs by it); a server-side error is a
   TextBlock in the attention colour right under its input, with the values kept.
 """
@@ -66,7 +68,8 @@ MAX_HISTORY_ENTRIES: Final = 25
 
 
 class AuditEntryLike(Protocol):
-    """What the history and status cards read from bot.persistence.store.AuditEntry."""
+    """What the history and status cards read from bot.persistence.store.AuditEntry (and, when it has one, its
+    `request_ref`: the short reference of the entry's request, shown on history rows)."""
 
     at: datetime
     event: str
@@ -139,6 +142,16 @@ def _facts(pairs: Iterable[tuple[str, str | None]]) -> dict[str, Any]:
         "type": "FactSet",
         "facts": [{"title": md(title), "value": md(value)} for title, value in pairs if value],
     }
+
+
+def ref_of(req: ChangeRequest) -> str:
+    """The request as people name it: its short reference ("MFA-7K3Q9"); the id only for a request the store has
+    not given one yet (never one the bot shows)."""
+    return req.ref or req.id
+
+
+def _request_line(lang: str, req: ChangeRequest) -> dict[str, Any]:
+    return _subtle(t(lang, "common.request_id", id=ref_of(req)))
 
 
 def _data(verb: str, req: ChangeRequest | None = None) -> dict[str, Any]:
@@ -482,6 +495,7 @@ def confirmation_card(
             _execute(t(lang, "button.cancel"), VERB_CANCEL, req, style="destructive"),
         )
     )
+    body.append(_request_line(lang, req))
     return _card(body)
 
 
@@ -507,6 +521,7 @@ def progress_card(lang: str, req: ChangeRequest, text: str) -> Card:
                 ]
             ),
             _text(text),
+            _request_line(lang, req),
         ]
     )
 
@@ -730,7 +745,7 @@ def outcome_card(
             continue  # the sentence above says it
         body.append(_text(outcome_warning(lang, warning), color="Warning", spacing="Small"))
     body.append(_text(notification_line(lang, outcome), spacing="Medium"))
-    body.append(_subtle(t(lang, "common.request_id", id=req.id)))
+    body.append(_request_line(lang, req))
     body += details_toggle(lang, req, outcome.graph_request_ids)
     return _card(body)
 
@@ -824,8 +839,8 @@ def details_toggle(
                 "data": {
                     "msteams": {
                         "type": "messageBack",
-                        "text": f"status {req.id}",
-                        "displayText": t(lang, "details.audit.display", id=req.id),
+                        "text": f"status {ref_of(req)}",
+                        "displayText": t(lang, "details.audit.display", id=ref_of(req)),
                     }
                 },
             }
@@ -885,7 +900,7 @@ def approval_card(
         ]
     elif req.state == RequestState.AWAITING_APPROVAL:
         body.append(_text(t(lang, "approval.read_only", group=group), isSubtle=True))
-    body.append(_subtle(t(lang, "common.request_id", id=req.id)))
+    body.append(_request_line(lang, req))
     refresh = None
     if approver_teams_ids is not None:
         refresh = {
@@ -912,7 +927,7 @@ def awaiting_card(lang: str, req: ChangeRequest) -> Card:
         body.append(_text(t(lang, "awaiting.expires", time=expires), isSubtle=True))
     body += [
         _actions(_execute(t(lang, "button.cancel"), VERB_CANCEL, req, style="destructive")),
-        _subtle(t(lang, "common.request_id", id=req.id)),
+        _request_line(lang, req),
     ]
     return _card(body)
 
@@ -953,7 +968,7 @@ def decision_card(lang: str, req: ChangeRequest) -> Card:
     body.append(_facts(_request_facts(lang, req)))
     if req.outcome and req.outcome.get("outcome"):
         body.append(_facts([(t(lang, "fact.outcome"), _outcome_name(lang, str(req.outcome["outcome"])))]))
-    body.append(_subtle(t(lang, "common.request_id", id=req.id)))
+    body.append(_request_line(lang, req))
     return _card(body)
 
 
@@ -1019,6 +1034,9 @@ def _entry(lang: str, entry: AuditEntryLike) -> dict[str, Any]:
     head = [_time(lang, entry.at) or "", entry.event if event.startswith("⟦") else event]
     if entry.actor_name:
         head.append(t(lang, "entry.by", name=entry.actor_name))
+    request_ref = getattr(entry, "request_ref", None)
+    if request_ref:
+        head.append(str(request_ref))
     lines = [" · ".join(p for p in head if p)]
     old = _first(details, "old_number", "previous_number")
     new = _first(details, "new_number", "number")
@@ -1056,7 +1074,7 @@ def history_card(lang: str, target_label: str, entries: Sequence[AuditEntryLike]
 def status_card(lang: str, req: ChangeRequest, entries: Sequence[AuditEntryLike]) -> Card:
     """One request: its state, the facts, the decision and the outcome, then its audit trail."""
     facts = [
-        (t(lang, "fact.request"), req.id),
+        (t(lang, "fact.request"), ref_of(req)),
         (t(lang, "fact.status"), t(lang, f"state.{req.state.value}")),
         *_request_facts(lang, req),
         (t(lang, "fact.decided_by"), req.decided_by.name if req.decided_by else None),
@@ -1071,7 +1089,7 @@ def status_card(lang: str, req: ChangeRequest, entries: Sequence[AuditEntryLike]
     ]
     return _card(
         [
-            _title(t(lang, "status.title", id=req.id)),
+            _title(t(lang, "status.title", id=ref_of(req))),
             _facts(facts),
             _text(t(lang, "status.audit"), weight="Bolder"),
             *_entries(lang, entries),

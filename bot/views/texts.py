@@ -139,7 +139,8 @@ EN: Final[dict[str, str]] = {
     "help.cmd.set": "set phone: opens the form to set or update a user's mobile number",
     "help.cmd.remove": "remove phone: opens the form to remove a user's mobile number",
     "help.cmd.history": "history <user>: the audit trail for a user (UPN, e-mail or object ID), newest first",
-    "help.cmd.status": "status <request ID>: the state of one request",
+    "help.cmd.status": "status <reference>: the state of one request, by the reference on its card (such as "
+    "MFA-7K3Q9; upper or lower case, with or without MFA-)",
     "help.cmd.cancel": "cancel: cancels your request that is still open",
     "help.rules": "Nobody can change their own MFA phone through me. Accounts with administrator roles need the "
     "privileged group, and some changes need an approver's confirmation.",
@@ -450,8 +451,7 @@ EN: Final[dict[str, str]] = {
     "chat.",
     "approval.undelivered": "The approval request could not be posted to the approvers' channel, so it was "
     "cancelled. Nothing was changed. Please try again later or tell an administrator.",
-    "approval.not_draft": "This request was already sent or decided. Type status with its ID to see where it "
-    "stands.",
+    "approval.not_draft": "This request was already sent or decided. Type status {id} to see where it stands.",
     "approval.not_found": "This request does not exist.",
     "approval.cancel_not_requester": "Only the person who asked for this change can cancel it.",
     "approval.not_submitted": "This request has not been sent for approval.",
@@ -613,7 +613,8 @@ DE: Final[dict[str, str]] = {
     "help.cmd.remove": "remove phone: öffnet das Formular, um die Mobilnummer eines Benutzers zu entfernen",
     "help.cmd.history": "history <Benutzer>: das Protokoll zu einem Benutzer (UPN, E-Mail oder Objekt-ID), "
     "neueste zuerst",
-    "help.cmd.status": "status <Anfrage-ID>: der Stand einer Anfrage",
+    "help.cmd.status": "status <Referenz>: der Stand einer Anfrage, nach der Referenz auf ihrer Karte (etwa "
+    "MFA-7K3Q9; groß oder klein geschrieben, mit oder ohne MFA-)",
     "help.cmd.cancel": "cancel: bricht Ihre noch offene Anfrage ab",
     "help.rules": "Niemand kann über mich das eigene MFA-Telefon ändern. Konten mit Administratorrollen "
     "erfordern die privilegierte Gruppe, und manche Änderungen brauchen die Bestätigung einer genehmigenden "
@@ -929,8 +930,8 @@ DE: Final[dict[str, str]] = {
     "approval.undelivered": "Die Genehmigungsanfrage konnte nicht im Genehmigungskanal veröffentlicht werden und "
     "wurde deshalb abgebrochen. Es wurde nichts geändert. Bitte versuchen Sie es später erneut oder wenden Sie "
     "sich an eine Administratorin oder einen Administrator.",
-    "approval.not_draft": "Diese Anfrage wurde bereits gesendet oder entschieden. Geben Sie status mit ihrer ID "
-    "ein, um den aktuellen Stand zu sehen.",
+    "approval.not_draft": "Diese Anfrage wurde bereits gesendet oder entschieden. Geben Sie status {id} ein, um "
+    "den aktuellen Stand zu sehen.",
     "approval.not_found": "Diese Anfrage gibt es nicht.",
     "approval.cancel_not_requester": "Nur die Person, die diese Änderung angefragt hat, kann sie abbrechen.",
     "approval.not_submitted": "Diese Anfrage wurde nicht zur Genehmigung gesendet.",

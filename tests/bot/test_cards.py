@@ -48,9 +48,14 @@ HOSTILE = "[Click here](https://evil.example/x) **Boss** _x_ <at>y</at> ![img](h
 T0 = datetime(2026, 5, 4, 9, 30, tzinfo=UTC)
 
 
+REQUEST_ID = "5f0c1d2e3a4b5c6d7e8f901234567890"
+REF = "MFA-7K3Q9"
+OTHER_REF = "MFA-2X4Y8"
+
+
 def _request(**overrides: Any) -> ChangeRequest:
     base = ChangeRequest(
-        id="5f0c1d2e3a4b5c6d7e8f901234567890",
+        id=REQUEST_ID,
         revision=3,
         state=RequestState.DRAFT,
         action="set",
@@ -66,6 +71,7 @@ def _request(**overrides: Any) -> ChangeRequest:
         created_at=T0,
         updated_at=T0,
         expires_at=T0 + timedelta(hours=24),
+        ref=REF,
     )
     return replace(base, **overrides)
 
@@ -190,6 +196,7 @@ ENTRIES = [
         USER.id,
         USER.user_principal_name,
         {"old_number": OLD, "new_number": NEW, "outcome": "updated"},
+        REF,
     ),
     AuditEntry(
         2,
@@ -201,6 +208,7 @@ ENTRIES = [
         USER.id,
         USER.user_principal_name,
         {"reason": HOSTILE, "decision": "rejected"},
+        OTHER_REF,
     ),
     AuditEntry(
         1,
@@ -753,8 +761,8 @@ def test_graph_request_ids_sit_behind_a_details_toggle_with_the_audit_trail_butt
         assert audit["data"] == {
             "msteams": {
                 "type": "messageBack",
-                "text": f"status {request.id}",
-                "displayText": texts.t(lang, "details.audit.display", id=request.id),
+                "text": f"status {cards.ref_of(request)}",
+                "displayText": texts.t(lang, "details.audit.display", id=cards.ref_of(request)),
             }
         }
 
@@ -846,6 +854,29 @@ def test_history_masks_numbers_and_names_events() -> None:
     assert f"{numbers.mask(OLD)} → {numbers.mask(NEW)}" in text
     assert "abgeschlossen" in text and "angefragt" in text and "Ergebnis: geändert" in text
     assert texts.DE["history.empty"] in " ".join(rendered_strings(CARDS["de:history_empty"]))
+
+
+REQUEST_CARD_KINDS = ("confirmation", "progress", "outcome_", "approval_", "awaiting", "decision_", "status")
+
+
+def test_every_card_about_a_request_names_it_by_its_short_reference_and_never_by_its_id() -> None:
+    checked = 0
+    for name, card in CARDS.items():
+        shown = " ".join(rendered_strings(card)).replace("\\", "")
+        assert REQUEST_ID not in shown, name
+        if name.split(":", 1)[1].startswith(REQUEST_CARD_KINDS):
+            assert REF in shown, name
+            checked += 1
+    assert checked > 40
+    # the buttons still carry the request id: the reference is for people only
+    data = [n["data"] for n in walk(CARDS["en:confirmation"]) if n.get("type") == "Action.Execute"]
+    assert data and all(d["requestId"] == REQUEST_ID for d in data)
+
+
+def test_history_rows_name_the_request_each_belongs_to() -> None:
+    for lang in texts.LANGUAGES:
+        shown = " ".join(rendered_strings(CARDS[f"{lang}:history"])).replace("\\", "")
+        assert REF in shown and OTHER_REF in shown
 
 
 def test_demo_banner_is_the_first_thing_on_the_card() -> None:

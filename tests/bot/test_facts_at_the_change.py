@@ -89,7 +89,8 @@ async def test_requester_who_left_the_helpdesk_gets_the_request_cancelled_at_the
     # every card says why, and the requester is told
     await wait_card_text(bot.connector, channel.activity_id, reason)
     await wait_card_text(bot.connector, sub.form.activity_id, reason)
-    await bot.connector.wait_for(lambda _: [t for t in texts_to(bot.connector, ALEX) if sub.request_id in t])
+    assert req.ref is not None  # the requester is told the request's short reference
+    await bot.connector.wait_for(lambda _: [t for t in texts_to(bot.connector, ALEX) if req.ref in t])
 
 
 async def test_target_who_became_privileged_needs_a_privileged_approver_and_the_request_keeps_waiting(

@@ -161,7 +161,9 @@ async def test_history_and_status_show_the_audit_trail(bot: BotHarness) -> None:
     mark = bot.connector.mark()
     await bot.message(ALEX, f"status {request_id}")
     cards = await _cards_after(bot, mark)
-    assert request_id in card_text(cards[0])
+    stored = await bot.store.get_request(request_id)
+    assert stored is not None and stored.ref is not None
+    assert texts.t("en", "status.title", id=stored.ref) in card_text(cards[0])
     # an approver may look at it; someone without a role may not
     mark = bot.connector.mark()
     await bot.message(PRADEEP, f"status {request_id}")

@@ -227,7 +227,9 @@ async def test_every_card_but_the_agents_confirmation_masks_the_new_number(make_
         ),
         since=mark,
     )
-    assert any(request_id in card_text(card) for r in answered for card in r.cards)
+    final = await bot.store.get_request(request_id)
+    assert final is not None and final.ref
+    assert any(final.ref in card_text(card) for r in answered for card in r.cards)  # the status card
     answers = [confirm, refreshed, approved]
     # every card and message sent anywhere, and every invoke answer: the full number only on the confirmation
     shown_in_full = []

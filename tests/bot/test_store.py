@@ -3,23 +3,35 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.persistence.models import TRANSITIONS, CardRef, ChangeRequest, Person, RequestState
+from bot.persistence.refs import new_ref
 from bot.persistence.store import (
+    MIGRATIONS_DIR,
+    REF_ATTEMPTS,
     REQUESTS,
     Base,
     InvalidTransition,
+    NoFreeRef,
     NotFound,
     StaleRevision,
     Store,
@@ -503,6 +515,92 @@ async def test_stuck_executing_is_measured_from_when_the_run_started(store: Stor
     assert fresh.id not in [r.id for r in await store.stuck_requests(RequestState.EXECUTING, bound)]
 
 
+# --- short references ---------------------------------------------------------------------------------------
+
+REF_SHAPE = re.compile(r"^MFA-[0-9ABCDEFGHJKMNPQRSTVWXYZ]{5}$")
+
+
+def drawing(*refs: str) -> Callable[[], str]:
+    """A reference generator that gives `refs` in order, then random ones."""
+    queue = deque(refs)
+    return lambda: queue.popleft() if queue else new_ref()
+
+
+async def test_a_new_request_gets_a_unique_short_reference_found_as_people_type_it(store: Store) -> None:
+    created = [await store.create_request(make_request(), actor=AGENT) for _ in range(30)]
+    refs = [r.ref for r in created]
+    assert all(ref is not None and REF_SHAPE.match(ref) for ref in refs), refs
+    assert len(set(refs)) == len(refs)
+    first = created[0]
+    assert first.ref is not None
+    assert await store.get_request(first.id) == first
+    body = first.ref[4:]
+    for typed in (first.ref, first.ref.lower(), body, body.lower(), f"MFA {body}", f" mfa{body.lower()} "):
+        assert await store.get_request_by_ref(typed) == first, typed
+    # the audit trail keeps both: the request id in its column, the reference in the details
+    (requested,) = await store.request_audit(first.id)
+    assert requested.request_id == first.id and requested.details["ref"] == first.ref
+
+
+async def test_a_reference_that_is_not_stored_or_not_a_reference_finds_nothing(store: Store) -> None:
+    await store.create_request(make_request(), actor=AGENT)
+    for typed in ("MFA-ZZZZZ", "MFA-UUUUU", "MFA-7K3Q", "MFA-7K3Q9X", "", "x" * 500, uuid.uuid4().hex):
+        assert await store.get_request_by_ref(typed) is None, typed
+
+
+async def test_a_taken_reference_is_drawn_again_across_instances(database: Database) -> None:
+    first = await database.open(ref_generator=drawing("MFA-10K0Q"))
+    second = await database.open(ref_generator=drawing("MFA-10K0Q", "MFA-10K0Q", "MFA-7K3Q9"))
+    one = await first.create_request(make_request(), actor=AGENT)
+    two = await second.create_request(
+        make_request(),
+        actor=AGENT,
+        card_ref=CardRef(
+            role="requester", conversation_reference={"conversation": {"id": "a:1"}}, activity_id="1"
+        ),
+    )
+    assert (one.ref, two.ref) == ("MFA-10K0Q", "MFA-7K3Q9")
+    assert await first.get_request_by_ref("mfa-7k3q9") == two
+    assert await first.get_request_by_ref("MFA-10K0Q") == one
+    # the attempts that collided left nothing behind: one request row, one audit row, one card reference each
+    assert await raw_count(database, first, "SELECT COUNT(*) FROM requests") == 2
+    assert [e.event for e in await first.request_audit(two.id)] == ["requested"]
+    assert await raw_count(database, first, "SELECT COUNT(*) FROM audit") == 2
+    assert len(await first.card_refs(two.id)) == 1
+
+
+async def test_when_every_draw_is_taken_the_request_is_refused_and_nothing_is_written(
+    database: Database,
+) -> None:
+    store = await database.open(ref_generator=drawing(*["MFA-10K0Q"] * (REF_ATTEMPTS + 1)))
+    await store.create_request(make_request(), actor=AGENT)
+    lost = make_request()
+    with pytest.raises(NoFreeRef):
+        await store.create_request(lost, actor=AGENT)
+    assert await store.get_request(lost.id) is None
+    assert await store.request_audit(lost.id) == []
+    # the next draw is random again: the store goes on
+    assert (await store.create_request(make_request(), actor=AGENT)).ref != "MFA-10K0Q"
+
+
+async def test_a_generator_that_gives_no_reference_is_refused(database: Database) -> None:
+    store = await database.open(ref_generator=lambda: "MFA-LOL00")  # look-alikes: not a stored form
+    with pytest.raises(ValueError, match="not a reference"):
+        await store.create_request(make_request(), actor=AGENT)
+    assert await raw_count(database, store, "SELECT COUNT(*) FROM requests") == 0
+
+
+async def test_the_reference_cannot_be_changed_and_the_database_refuses_a_duplicate(store: Store) -> None:
+    one = await store.create_request(make_request(), actor=AGENT)
+    two = await store.create_request(make_request(), actor=AGENT)
+    with pytest.raises(TypeError):
+        await store.update_draft(one.id, one.revision, actor=AGENT, ref="MFA-22222")
+    with pytest.raises(sa_exc.IntegrityError):
+        async with store.engine.begin() as conn:
+            await conn.execute(REQUESTS.update().where(REQUESTS.c.id == two.id).values(ref=one.ref))
+    assert (await store.get_request(two.id)).ref == two.ref  # type: ignore[union-attr]
+
+
 # --- migrations ---------------------------------------------------------------------------------------------
 
 
@@ -535,6 +633,75 @@ async def test_migrated_schema_matches_the_models(store: Store) -> None:
 
 
 # --- URLs and faults ----------------------------------------------------------------------------------------
+
+
+def _upgrade(connection: Connection, revision: str) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)
+
+
+# the requests table as revision 0002 left it (the store's model has columns added since)
+_REQUESTS_0002 = sa.table(
+    "requests",
+    *(sa.column(c.name, c.type) for c in REQUESTS.columns if c.name != "ref"),
+)
+
+
+async def test_requests_stored_before_references_get_distinct_ones_at_migration(database: Database) -> None:
+    url = database_url(database.url, database.data_dir)
+    database.data_dir.mkdir(parents=True, exist_ok=True)
+    connect_args = {"server_settings": {"search_path": database.schema}} if database.schema else {}
+    engine = create_async_engine(url, connect_args=connect_args)
+    now = datetime.now(UTC)
+    ids = [uuid.uuid4().hex for _ in range(1205)]  # more than one batch of the migration
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(_upgrade, "0002")
+            await conn.execute(
+                sa.insert(_REQUESTS_0002),
+                [
+                    {
+                        "id": request_id,
+                        "revision": 1,
+                        "state": "completed",
+                        "action": "set",
+                        "requester_aad_id": AGENT.aad_object_id,
+                        "requester_name": AGENT.name,
+                        "target_id": "target-1",
+                        "target_upn": "tom@contoso.test",
+                        "target_display_name": "Tom Target",
+                        "target_is_guest": False,
+                        "target_privileged": False,
+                        "privilege_reasons": [],
+                        "notify": False,
+                        "language": "auto",
+                        "approval_required": False,
+                        "locale": "en-US",
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for request_id in ids
+                ],
+            )
+    finally:
+        await engine.dispose()
+
+    store = await database.open()  # migrates to head: every old request gets a reference
+    async with store.engine.connect() as conn:
+        refs = dict((await conn.execute(sa.select(REQUESTS.c.id, REQUESTS.c.ref))).tuples().all())
+    assert sorted(refs) == sorted(ids)
+    assert all(ref is not None and REF_SHAPE.match(ref) for ref in refs.values())
+    assert len(set(refs.values())) == len(ids)
+    old = await store.get_request_by_ref(refs[ids[0]].lower())  # type: ignore[union-attr]
+    assert old is not None and old.id == ids[0]
+    # and the unique index is in place: a new request never takes an old reference, a duplicate is refused
+    new = await store.create_request(make_request(), actor=AGENT)
+    assert new.ref not in refs.values()
+    with pytest.raises(sa_exc.IntegrityError):
+        async with store.engine.begin() as conn:
+            await conn.execute(REQUESTS.update().where(REQUESTS.c.id == ids[1]).values(ref=refs[ids[0]]))
 
 
 def test_database_urls_are_normalised_to_async_drivers(tmp_path: Path) -> None:

@@ -150,8 +150,9 @@ async def test_approved_request_left_by_a_crash_is_run_once_by_the_sweeper_and_e
     # Every copy of the card shows the outcome; the requester is told (the change ran on Megan's decision).
     for activity_id in (channel_id, sub.form.activity_id):
         await wait_card_text(after.bot.connector, activity_id, texts.t("en", "outcome.added.title"))
+    assert done.ref is not None
     await after.bot.connector.wait_for(
-        lambda _: [t for t in texts_to(after.bot.connector, ALEX) if sub.request_id in t]
+        lambda _: [t for t in texts_to(after.bot.connector, ALEX) if done.ref in t]
     )
     # Later rounds do not run it again.
     await rounds_pass(after)
@@ -203,9 +204,8 @@ async def test_run_cut_off_by_a_crash_is_recorded_as_interrupted_after_the_bound
     outcome: dict[str, Any] = failed.outcome or {}
     assert outcome["outcome"] == "interrupted" and outcome["success"] is False
     assert "may or may not have been applied" in outcome["message"]
-    assert (
-        f"status {sub.request_id}" in outcome["next_step"] and "before trying again" in outcome["next_step"]
-    )
+    assert running.ref is not None  # agents are told to look it up by its short reference
+    assert f"status {running.ref}" in outcome["next_step"] and "before trying again" in outcome["next_step"]
     # Nothing was run again: an interrupted change is never repeated blindly.
     assert graph_writes(after.bot.sim) == []
 
@@ -215,7 +215,7 @@ async def test_run_cut_off_by_a_crash_is_recorded_as_interrupted_after_the_bound
     assert audit[0].details["new_number"] == running.number
 
     body = texts.t("en", "execution.interrupted.body")
-    next_step = texts.t("en", "execution.interrupted.next", id=sub.request_id)
+    next_step = texts.t("en", "execution.interrupted.next", id=running.ref)
     for activity_id in (channel_id, sub.form.activity_id):
         text = await wait_card_text(after.bot.connector, activity_id, body, next_step)
         assert texts.t("en", "decision.title.failed") in text
@@ -226,14 +226,14 @@ async def test_run_cut_off_by_a_crash_is_recorded_as_interrupted_after_the_bound
         "approval.requester.interrupted",
         target=running.target_display_name,
         upn=running.target_upn,
-        id=sub.request_id,
+        id=running.ref,
     )
     # sent as inert chat text (markdown escaped, addresses defanged): what Teams shows is `told` itself
     await after.bot.connector.wait_for(lambda _: chat_text(told) in texts_to(after.bot.connector, ALEX))
 
-    # The status command shows the same story.
+    # The status command, given the reference as the agent was told it, shows the same story.
     mark = after.bot.connector.mark()
-    await after.bot.message(ALEX, f"status {sub.request_id}")
+    await after.bot.message(ALEX, f"status {running.ref}")
     status = await after.bot.connector.wait_for(lambda rs: [r for r in rs if r.card] or None, since=mark)
     status_text = card_text(status[0].card)
     assert texts.t("en", "state.failed") in status_text
@@ -270,7 +270,7 @@ async def test_requester_in_german_hears_about_an_interrupted_run_in_german(bots
         "approval.requester.interrupted",
         target=running.target_display_name,
         upn=running.target_upn,
-        id=sub.request_id,
+        id=running.ref,
     )
     # sent as inert chat text (markdown escaped, addresses defanged): what Teams shows is `told` itself
     await after.bot.connector.wait_for(lambda _: chat_text(told) in texts_to(after.bot.connector, ALEX))

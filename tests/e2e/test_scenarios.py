@@ -60,9 +60,10 @@ def confirm(chat: Chat, confirmation: Any) -> Any:
     return chat.cards.last
 
 
-def request_id_of(card: Any) -> str:
-    match = re.search(r"Request ([0-9a-f]{32})", card.inner_text())
-    assert match, "the card shows no request id"
+def request_ref_of(card: Any) -> str:
+    """The short reference the card names its request by (MFA- and five characters)."""
+    match = re.search(r"Request (MFA-[0-9A-HJKMNP-TV-Z]{5})", card.inner_text())
+    assert match, "the card shows no request reference"
     return match.group(1)
 
 
@@ -197,16 +198,16 @@ def privileged_request(alex: Chat, stack: StackThread) -> tuple[str, Any]:
     )
     waiting = confirm(alex, confirmation)
     expect(waiting).to_contain_text("Sent for approval", timeout=WAIT_MS)
-    return request_id_of(waiting), waiting
+    return request_ref_of(waiting), waiting
 
 
 def test_a_privileged_target_needs_the_privileged_approver(
     open_chat, approvers: dict[str, Chat], stack: StackThread
 ) -> None:
     alex = open_chat(AGENT)
-    request_id, _ = privileged_request(alex, stack)
+    ref, _ = privileged_request(alex, stack)
     megan = approvers[APPROVER]
-    card = megan.card_with(request_id)
+    card = megan.card_with(ref)
     expect(card).to_contain_text("Approval needed", timeout=WAIT_MS)
     card.get_by_role("button", name="Approve", exact=True).click()
     expect(
@@ -214,22 +215,22 @@ def test_a_privileged_target_needs_the_privileged_approver(
     ).to_be_visible()
     megan.screenshot("test_a_privileged_target_needs_the_privileged_approver-megan")
     assert stack.mobile_of(ISAIAH) == "+49 1705550101"
-    expect(alex.card_with(request_id)).to_contain_text("Sent for approval")
+    expect(alex.card_with(ref)).to_contain_text("Sent for approval")
 
 
 def test_approval_by_the_privileged_approver_runs_the_change_and_updates_the_requesters_card(
     open_chat, approvers: dict[str, Chat], stack: StackThread
 ) -> None:
     alex = open_chat(AGENT)
-    request_id, _ = privileged_request(alex, stack)
+    ref, _ = privileged_request(alex, stack)
     patti = approvers[PRIVILEGED_APPROVER]
-    card = patti.card_with(request_id)
+    card = patti.card_with(ref)
     expect(card).to_contain_text("Approval needed", timeout=WAIT_MS)
     card.get_by_role("button", name="Approve", exact=True).click()
-    expect(patti.card_with(request_id)).to_contain_text("Done: mobile number updated", timeout=WAIT_MS)
+    expect(patti.card_with(ref)).to_contain_text("Done: mobile number updated", timeout=WAIT_MS)
     patti.screenshot("test_approval_by_the_privileged_approver-patti")
 
-    requester_card = alex.card_with(request_id)
+    requester_card = alex.card_with(ref)
     expect(requester_card).to_contain_text("Done: mobile number updated", timeout=WAIT_MS)
     expect(requester_card).to_contain_text("+49 170 ***0199")
     expect(alex.message("Patti Fernandez approved your request")).to_be_visible()
@@ -240,16 +241,16 @@ def test_rejection_with_a_reason_reaches_the_requester(
     open_chat, approvers: dict[str, Chat], stack: StackThread
 ) -> None:
     alex = open_chat(AGENT)
-    request_id, _ = privileged_request(alex, stack)
+    ref, _ = privileged_request(alex, stack)
     patti = approvers[PRIVILEGED_APPROVER]
-    card = patti.card_with(request_id)
+    card = patti.card_with(ref)
     expect(card).to_contain_text("Approval needed", timeout=WAIT_MS)
     card.get_by_label("Reason (optional, sent to the requester)", exact=True).fill("Caller not verified")
     card.get_by_role("button", name="Reject", exact=True).click()
-    expect(patti.card_with(request_id)).to_contain_text("Rejected", timeout=WAIT_MS)
+    expect(patti.card_with(ref)).to_contain_text("Rejected", timeout=WAIT_MS)
     patti.screenshot("test_rejection_with_a_reason-patti")
 
-    requester_card = alex.card_with(request_id)
+    requester_card = alex.card_with(ref)
     expect(requester_card).to_contain_text("Rejected", timeout=WAIT_MS)
     expect(requester_card).to_contain_text("Caller not verified")
     assert stack.mobile_of(ISAIAH) == "+49 1705550101"
