@@ -5,9 +5,11 @@ Rules every builder follows:
 - Buttons are `Action.Execute` (Universal Actions) inside an `ActionSet` in the body, each with an
   `Action.Submit` fallback that carries the same data, and the verb repeated in ``data`` so the fallback still
   says what was clicked. Request-bound buttons carry only ``requestId`` and ``rev``: the facts are read from the
-  database, never from card data.
+  database, never from card data. Edit on a card that replaced the form before a draft existed (the look-up
+  card, a refused form) carries the typed form values, which the next Review checks again.
 - Phone numbers are always masked (`graph.numbers.mask`). The one exception is the request form's own number
-  field, which keeps what the agent typed when the form comes back with an error.
+  field, which keeps what the agent typed when the form comes back with an error, and the agent's own typed
+  number in the sentence that says it does not match the user's current mobile number (`blocked`).
 - Every string placed in a TextBlock or a FactSet is markdown-escaped (`md`): Adaptive Cards render markdown
   there, and display names, reasons and Graph messages come from outside. Texts in `bot.views.texts` are plain.
 - Every input has a label (client tests and screen readers find inputs by it); a server-side error is a
