@@ -212,6 +212,33 @@ class Desk:
             draft=draft,
         )
 
+    async def refuse_form(
+        self,
+        caller: Caller,
+        key: str,
+        *,
+        verb: str,
+        target: TargetUser | ChangeRequest,
+        values: dict[str, Any] | None = None,
+        draft: ChangeRequest | None = None,
+        params: dict[str, Any] | None = None,
+        said: str | None = None,
+    ) -> dict[str, Any]:
+        """A refusal of the request form, audited: names the user it is about and offers Edit (the form again,
+        with `values` as typed, or the draft's values) and Cancel, so the agent need not start again. `said`: the
+        reason already in words (when its parameters are not for the audit row, e.g. a number in full)."""
+        params = dict(params or {})
+        if isinstance(target, ChangeRequest):
+            await self.audit_refusal(caller, key, verb=verb, req=target, params=params)
+            name, upn = target.target_display_name, target.target_upn
+        else:
+            await self.audit_refusal(caller, key, verb=verb, req=None, params=params, target=target)
+            name, upn = target.display_name, target.user_principal_name
+        user = f"{name} ({upn})" if name and upn and name != upn else (name or upn or "")
+        return cards.form_refusal_card(
+            caller.lang, user, said or say(caller.lang, key, **params), values=values, draft=draft
+        )
+
     async def refused_card(self, caller: Caller, verb: str, refused: Refused) -> dict[str, Any]:
         if refused.audit:
             await self.audit_refusal(

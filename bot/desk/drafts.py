@@ -7,7 +7,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from bot.desk.context import FORM_FIELDS, VERB_CANCEL, Caller, Desk, Refused
+from bot.desk.context import FORM_FIELDS, VERB_CANCEL, VERB_CONFIRM, Caller, Desk, Refused
+from bot.desk.review import remove_mismatch
 from bot.persistence.models import ChangeRequest, RequestState
 from bot.views import cards, texts
 from graph.outcome import TargetUser
@@ -42,10 +43,29 @@ class Drafts:
             display_name=req.target_display_name,
             user_type="Guest" if req.target_is_guest else "Member",
         )
+        mismatch = remove_mismatch(lang, req)
+        if mismatch is not None:
+            # the confirmation card offered no Confirm: a forged or replayed one changes nothing either
+            key, sentence = mismatch
+            return await self.desk.refuse_form(
+                caller, key, verb=VERB_CONFIRM, target=req, draft=req, said=sentence
+            )
         decision = await self.desk.policy.check_target(caller.person, target)
         if not decision.allowed:
-            raise Refused(decision.reason_key or "refusal.bad_input", request=req, **decision.params)
-        await self.desk.check_limits(caller, req)
+            return await self.desk.refuse_form(
+                caller,
+                decision.reason_key or "refusal.bad_input",
+                verb=VERB_CONFIRM,
+                target=req,
+                draft=req,
+                params=decision.params,
+            )
+        try:
+            await self.desk.check_limits(caller, req)
+        except Refused as refused:
+            return await self.desk.refuse_form(
+                caller, refused.key, verb=VERB_CONFIRM, target=req, draft=req, params=refused.params
+            )
         fields = {
             "target_privileged": decision.privileged,
             "privilege_reasons": decision.privilege_reasons,

@@ -26,7 +26,7 @@ from bot.desk.policy import Decision
 from bot.persistence.models import CardRef, ChangeRequest, RequestState
 from bot.views import cards, texts
 from graph.errors import GraphError
-from graph.numbers import InvalidNumber, parse_number
+from graph.numbers import InvalidNumber, parse_number, same_number
 from graph.outcome import PhoneState, TargetUser
 
 log = logging.getLogger(__name__)
@@ -214,16 +214,27 @@ class Review:
         assert target is not None
         decision, phones = await (early if early is not None else self._rules_and_phones(caller, target))
         if not decision.allowed:
-            await self.desk.audit_refusal(
+            return await self.desk.refuse_form(
                 caller,
                 decision.reason_key or "refusal.bad_input",
                 verb=VERB_REVIEW,
-                req=None,
-                params=decision.params,
                 target=target,
+                values=values,
+                draft=draft,
+                params=decision.params,
             )
-            return self.desk.refusal_card(lang, decision.reason_key or "refusal.bad_input", **decision.params)
-        await self.desk.check_limits(caller, target)
+        try:
+            await self.desk.check_limits(caller, target)
+        except Refused as refused:
+            return await self.desk.refuse_form(
+                caller,
+                refused.key,
+                verb=VERB_REVIEW,
+                target=target,
+                values=values,
+                draft=draft,
+                params=refused.params,
+            )
 
         previous = _e164(phones.mobile.phone_number) if phones.mobile else None
         number = parsed.e164 if parsed else None
@@ -280,6 +291,10 @@ class Review:
                 ),
             )
         caller.open_request = req.id
+        mismatch = remove_mismatch(lang, req)
+        if mismatch is not None:
+            # Graph would change nothing (the workflow's "number mismatch"): said now, and no Confirm offered
+            return cards.confirmation_card(lang, req, phones, warnings=[], blocked=mismatch[1])
         # text keys; the card puts them into words (a sentence given here would first be looked up as a key)
         warnings: list[str | tuple[str, dict[str, Any]]] = (
             ["warning.not_mobile"] if parsed and parsed.is_mobile is False else []
@@ -324,6 +339,24 @@ class Review:
         if found_pick and found_typed and found_pick.id.lower() != found_typed.id.lower():
             return None, ("error.target.both", {})
         return found_pick or found_typed, None
+
+
+def remove_mismatch(lang: str, req: ChangeRequest) -> tuple[str, str] | None:
+    """A remove whose number is not the user's mobile number as read at Review (compared as Graph stores
+    numbers: graph.numbers.same_number), or a remove for a user without one: Graph would change nothing. Returns
+    (text key, the sentence in `lang`), or None. A remove without a typed number took the current mobile number
+    at Review, so it always matches."""
+    if req.action != "remove" or not req.number:
+        return None
+    if req.previous_number and same_number(req.number, req.previous_number):
+        return None
+    try:
+        typed = parse_number(req.number).graph  # the agent's own number, in full, as Graph would store it
+    except InvalidNumber:
+        typed = req.number
+    key = "refusal.remove_mismatch" if req.previous_number else "refusal.remove_no_mobile"
+    name = req.target_display_name or req.target_upn
+    return key, texts.t(lang, key, typed=typed, name=name, current=cards.masked(req.previous_number))
 
 
 def _e164(graph_number: str | None) -> str | None:

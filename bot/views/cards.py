@@ -5,11 +5,13 @@ Rules every builder follows:
 - Buttons are `Action.Execute` (Universal Actions) inside an `ActionSet` in the body, each with an
   `Action.Submit` fallback that carries the same data, and the verb repeated in ``data`` so the fallback still
   says what was clicked. Request-bound buttons carry only ``requestId`` and ``rev``: the facts are read from the
-  database, never from card data.
-- Phone numbers are always masked (`graph.numbers.mask`). Two exceptions, both the number the agent typed and
+  database, never from card data. Edit on a card that replaced the form before a draft existed (the look-up
+  card, a refused form) carries the typed form values, which the next Review checks again.
+- Phone numbers are always masked (`graph.numbers.mask`). The exceptions are all the number the agent typed and
   shown only to them: the request form's own number field, which keeps what they typed when the form comes back
-  with an error, and the new number on their confirmation card, in full in the form Graph will store
-  (`in_graph_form`), so a typo in the middle digits can be caught before Confirm.
+  with an error; the new number on their confirmation card, in full in the form Graph will store
+  (`in_graph_form`), so a typo in the middle digits can be caught before Confirm; and the sentence that says it
+  does not match the user's current mobile number (`blocked`).
 - Every string placed in a TextBlock or a FactSet is markdown-escaped (`md`): Adaptive Cards render markdown
   there, and display names, reasons and Graph messages come from outside. Texts in `bot.views.texts` are plain.
 - A request is named by its short reference (`MFA-7K3Q9`, `ref_of`), which people read and type into `status`;
@@ -463,16 +465,24 @@ def confirmation_card(
     phones: PhoneState | None,
     *,
     warnings: Sequence[str | tuple[str, Mapping[str, object]]],
+    blocked: str | None = None,
 ) -> Card:
     """Shown to the requester before any change, with the rules that apply (confirmation_rules); `warnings` are
     text keys (e.g. "warning.not_mobile"), (key, params) or sentences.
     The new number the requester typed is shown in full as Graph will store it; every other number is masked.
-    `phones` None: the current phone methods could not be read (the facts are left out, not guessed)."""
+    `phones` None: the current phone methods could not be read (the facts are left out, not guessed).
+    `blocked`: a sentence in `lang` saying why this request cannot be confirmed as it is (a remove of a number
+    the user does not have); it takes the intro's place and the card offers Edit and Cancel, no Confirm."""
+    intro = (
+        _text(blocked, color="Attention", weight="Bolder", spacing="Small")
+        if blocked
+        else _text(
+            t(lang, "confirm.intro_approval" if req.approval_required else "confirm.intro"), spacing="Small"
+        )
+    )
     body: list[dict[str, Any]] = [
         _title(t(lang, "confirm.title")),
-        _text(
-            t(lang, "confirm.intro_approval" if req.approval_required else "confirm.intro"), spacing="Small"
-        ),
+        intro,
         _facts(_user_facts(lang, req)),
         _facts(_phone_facts(lang, phones)),
         _facts(
@@ -488,9 +498,10 @@ def confirmation_card(
     if warnings:
         body.append(_text(t(lang, "warnings.title"), weight="Bolder", color="Warning"))
         body += [_text(_warning(lang, w), color="Warning", spacing="Small") for w in warnings]
+    confirm = [] if blocked else [_execute(t(lang, "button.confirm"), VERB_CONFIRM, req, style="positive")]
     body.append(
         _actions(
-            _execute(t(lang, "button.confirm"), VERB_CONFIRM, req, style="positive"),
+            *confirm,
             _execute(t(lang, "button.edit"), VERB_EDIT, req),
             _execute(t(lang, "button.cancel"), VERB_CANCEL, req, style="destructive"),
         )
@@ -530,16 +541,22 @@ def lookup_card(lang: str, text: str, values: Mapping[str, str], draft: ChangeRe
     """The answer to Review while the bot looks the user up in Graph (the card is then updated in place with the
     confirmation card or the form with its errors). `text` is a sentence in `lang`; Edit brings the form back
     with `values` (the inputs as typed)."""
-    data = {**_data(VERB_EDIT, draft), **{k: v for k, v in values.items() if isinstance(v, str)}}
+    return _card(
+        [_title(t(lang, "progress.title")), _text(text), _actions(_edit_values(lang, values, draft))]
+    )
+
+
+def _edit_values(lang: str, values: Mapping[str, str] | None, draft: ChangeRequest | None) -> dict[str, Any]:
+    """Edit that brings the form back with `values` (the inputs as typed), on `draft` when it edits one."""
+    data = {**_data(VERB_EDIT, draft), **{k: v for k, v in (values or {}).items() if isinstance(v, str)}}
     title = t(lang, "button.edit")
-    edit = {
+    return {
         "type": "Action.Execute",
         "title": title,
         "verb": VERB_EDIT,
         "data": data,
         "fallback": {"type": "Action.Submit", "title": title, "data": dict(data)},
     }
-    return _card([_title(t(lang, "progress.title")), _text(text), _actions(edit)])
 
 
 # ------------------------------------------------------------------------------------------------ outcome
@@ -978,6 +995,29 @@ def decision_card(lang: str, req: ChangeRequest) -> Card:
 def refusal_card(lang: str, title: str, reason: str) -> Card:
     """A clear "no" with the reason (both sentences already in `lang`, e.g. t(lang, "refusal.own_account"))."""
     return _card([_title(title, "Attention"), _text(reason)])
+
+
+def form_refusal_card(
+    lang: str,
+    user: str,
+    reason: str,
+    *,
+    values: Mapping[str, str] | None = None,
+    draft: ChangeRequest | None = None,
+) -> Card:
+    """A "no" to the request form (the user may not be changed by this agent now, or a limit holds): the title
+    names the user (`user`, e.g. "Patti Fernandez (patti@contoso.com)"), then the reason (a sentence in `lang`).
+    Edit brings the form back with `values` (the inputs as typed), or with the draft's values when only `draft`
+    is given; Cancel ends the request (the draft when there is one)."""
+    edit = (
+        _edit_values(lang, values, draft)
+        if values is not None
+        else _execute(t(lang, "button.edit"), VERB_EDIT, draft)
+    )
+    cancel = _execute(t(lang, "button.cancel"), VERB_CANCEL, draft, style="destructive")
+    return _card(
+        [_title(t(lang, "refusal.title_for", user=user), "Attention"), _text(reason), _actions(edit, cancel)]
+    )
 
 
 def help_card(lang: str, *, tenant: Any = None) -> Card:

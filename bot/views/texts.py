@@ -539,6 +539,13 @@ EN: Final[dict[str, str]] = {
     "refusal.bad_input": "I could not read that card action. Please use the latest card.",
     "refusal.internal_error": "Something went wrong on my side. Nothing was changed. Please try again.",
     "refusal.unknown_command": "I did not understand \u201c{text}\u201d. Type help to see what I can do.",
+    # a refusal of the request form names the user; a remove of a number the user does not have is not offered
+    "refusal.title_for": "Not possible for {user}",
+    "refusal.remove_mismatch": "{typed} does not match the current mobile number of {name} ({current}), so "
+    "removing it would change nothing. Correct the number with Edit, or leave it empty to remove the current "
+    "mobile number.",
+    "refusal.remove_no_mobile": "{name} has no mobile number, so {typed} cannot be removed and nothing would "
+    "change. Use Edit to correct the user or the number, or Cancel.",
     "cancel.done": "Your request was cancelled. Nothing was changed.",
     "cancel.nothing": "You have no open request to cancel.",
     # history and status
@@ -1028,6 +1035,14 @@ DE: Final[dict[str, str]] = {
     "es erneut.",
     "refusal.unknown_command": "\u201e{text}\u201c habe ich nicht verstanden. Geben Sie help ein, um zu sehen, "
     "was ich kann.",
+    # eine Ablehnung des Anfrageformulars nennt den Benutzer; das Entfernen einer fremden Nummer wird nicht angeboten
+    "refusal.title_for": "Nicht möglich für {user}",
+    "refusal.remove_mismatch": "{typed} stimmt nicht mit der aktuellen Mobilnummer von {name} ({current}) "
+    "überein, Entfernen würde also nichts ändern. Korrigieren Sie die Nummer mit \u201eBearbeiten\u201c, oder "
+    "lassen Sie sie leer, um die aktuelle Mobilnummer zu entfernen.",
+    "refusal.remove_no_mobile": "{name} hat keine Mobilnummer, daher kann {typed} nicht entfernt werden, und es "
+    "würde sich nichts ändern. Korrigieren Sie Benutzer oder Nummer mit \u201eBearbeiten\u201c, oder brechen "
+    "Sie ab.",
     "cancel.done": "Ihre Anfrage wurde abgebrochen. Es wurde nichts geändert.",
     "cancel.nothing": "Sie haben keine offene Anfrage, die abgebrochen werden kann.",
     "history.title": "Verlauf für {target}",

@@ -233,6 +233,10 @@ REFUSAL_PARAMS = {
     "group": "approver group",
     "state": "rejected",
     "text": HOSTILE,
+    "user": "Adele Vance (adele.vance@contoso.com)",
+    "name": HOSTILE,
+    "typed": "+49 1701111111",
+    "current": "+49 160 ***9876",
 }
 
 
@@ -286,6 +290,35 @@ def catalogue(lang: str) -> Iterator[tuple[str, dict[str, Any]]]:
         "confirmation_remove",
         cards.confirmation_card(
             lang, _request(action="remove", number=None, notify=False), PHONES, warnings=[]
+        ),
+    )
+    yield (
+        "confirmation_remove_mismatch",
+        cards.confirmation_card(
+            lang,
+            _request(action="remove", number="+491701111111", previous_number="+491609876543"),
+            PHONES,
+            warnings=[],
+            blocked=texts.t(lang, "refusal.remove_mismatch", **REFUSAL_PARAMS),
+        ),
+    )
+    yield (
+        "form_refusal",
+        cards.form_refusal_card(
+            lang,
+            "Adele Vance (adele.vance@contoso.com)",
+            texts.t(lang, "refusal.target_privileged", roles="Global Administrator"),
+            values={
+                "targetUserText": "adele.vance@contoso.com",
+                "number": "+49 170 5556666",
+                "ticket": "INC-9",
+            },
+        ),
+    )
+    yield (
+        "form_refusal_draft",
+        cards.form_refusal_card(
+            lang, HOSTILE, texts.t(lang, "refusal.target_cooldown", **REFUSAL_PARAMS), draft=_request()
         ),
     )
     yield "progress", cards.progress_card(lang, req, texts.t(lang, "progress.search_scan", scanned=1200))
@@ -488,6 +521,12 @@ def test_every_execute_action_carries_its_verb_and_only_ids() -> None:
                 assert verb == cards.VERB_EDIT, name
                 assert set(data) <= {"verb", "requestId", "rev", *FORM_INPUT_IDS}, name
                 assert data["targetUserText"] == "diego.siciliani@contoso.example", name
+                continue
+            if name.endswith(":form_refusal"):
+                # a refused form without a draft: Edit carries the typed values, Cancel only its verb
+                assert verb in (cards.VERB_EDIT, cards.VERB_CANCEL), name
+                allowed = {"verb", *FORM_INPUT_IDS} if verb == cards.VERB_EDIT else {"verb"}
+                assert set(data) <= allowed, name
                 continue
             assert set(data) <= {"verb", "requestId", "rev"}, name
             if not (verb == cards.VERB_REVIEW and "draft" not in name):
@@ -961,3 +1000,28 @@ def test_t_fills_placeholders_and_marks_gaps_instead_of_failing() -> None:
     assert texts.t("fr", "button.confirm") == "Confirm"
     assert texts.t("en", "no.such.key") == "⟦no.such.key⟧"
     assert "⟦group⟧" in texts.t("en", "approval.waiting")
+
+
+def test_remove_of_a_number_the_user_does_not_have_offers_edit_and_cancel_but_no_confirm() -> None:
+    card = CARDS["en:confirmation_remove_mismatch"]
+    titles = [n["title"] for n in walk(card) if n.get("type") == "Action.Execute"]
+    assert titles == ["Edit", "Cancel"]
+    text = " ".join(rendered_strings(card)).replace("\\", "")
+    assert "+49 1701111111 does not match the current mobile number" in text
+    assert texts.t("en", "confirm.intro") not in text
+
+
+def test_a_refused_form_names_the_user_and_edit_carries_the_values() -> None:
+    card = CARDS["en:form_refusal"]
+    text = " ".join(rendered_strings(card)).replace("\\", "")
+    assert "Not possible for Adele Vance (adele.vance@contoso.com)" in text
+    edit = next(n for n in walk(card) if n.get("type") == "Action.Execute" and n["verb"] == "mfa.edit")
+    assert edit["data"]["number"] == "+49 170 5556666" and edit["data"]["ticket"] == "INC-9"
+    assert edit["fallback"]["data"] == edit["data"]
+    cancel = next(n for n in walk(card) if n.get("type") == "Action.Execute" and n["verb"] == "mfa.cancel")
+    assert "requestId" not in cancel["data"]
+    # on a draft, both buttons name it (Edit reads the draft's values from the database)
+    draft = CARDS["en:form_refusal_draft"]
+    verbs = {n["verb"]: n["data"] for n in walk(draft) if n.get("type") == "Action.Execute"}
+    assert set(verbs) == {"mfa.edit", "mfa.cancel"}
+    assert all(d["requestId"] == "5f0c1d2e3a4b5c6d7e8f901234567890" and d["rev"] == 3 for d in verbs.values())

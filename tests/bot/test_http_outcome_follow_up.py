@@ -196,5 +196,5 @@ async def test_details_toggle_hides_the_graph_request_ids_and_shows_the_audit_tr
         lambda rs: next((r.card for r in rs if r.kind in ("send", "reply") and r.card), None), since=mark
     )
     text = card_text(status)
-    assert texts.t("en", "status.title", id=request_id) in text
+    assert texts.t("en", "status.title", id=req.ref) in text
     assert texts.t("en", "event.completed") in text

@@ -9,6 +9,7 @@ from typing import Any
 
 from bot.persistence.models import RequestState
 from bot.views import texts
+from graph.simulator.tenant import Phone
 from tests.bot.conftest import (
     ALEX,
     DIEGO_ID,
@@ -132,15 +133,27 @@ async def test_conflict_with_the_report_refused_names_audit_log_read_all(sim: An
     assert "AuditLog.Read.All" in card_text(final.card)
 
 
-async def test_remove_with_a_different_number_is_a_mismatch_and_removes_nothing(bot: BotHarness) -> None:
-    review, _, final = await bot.run_change(
+async def test_remove_of_a_mobile_changed_since_review_is_a_mismatch_and_removes_nothing(
+    bot: BotHarness,
+) -> None:
+    # A different number is said on the confirmation card (tests/bot/test_http_review_refusals.py); the mobile
+    # can still change between the confirmation card and the run (another admin, the user in My Sign-ins).
+    form = await bot.open_form(ALEX, "remove phone")
+    review = await bot.review(
         ALEX,
-        {"targetUserText": "lynne.robbins@contoso.example", "number": "+49 170 1111111", "action": "remove"},
+        form,
+        {"targetUserText": "lynne.robbins@contoso.example", "number": "+49 170 1234567", "action": "remove"},
     )
+    lynne = bot.sim.tenant.user(LYNNE_ID)
+    bot.sim.tenant.commit_phones(lynne, {"mobile": Phone("mobile", "+49 1701111111", "ready")})
+    mark = bot.connector.mark()
+    confirm = await bot.confirm(ALEX, form.activity_id, review.card or {})
+    assert confirm.status == 200
+    final = await bot.final_update(form.activity_id or "", since=mark)
     req = await _request(bot, review.card or {})
     assert req.outcome["outcome"] == "number_mismatch"  # type: ignore[attr-defined]
     assert graph_writes(bot.sim) == []
-    assert bot.sim.tenant.user(LYNNE_ID).phones.get("mobile") is not None
+    assert bot.sim.tenant.user(LYNNE_ID).phones["mobile"].number == "+49 1701111111"
     from bot.views import texts
 
     assert texts.t("en", "outcome.number_mismatch.title") in card_text(final.card)
