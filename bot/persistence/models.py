@@ -74,7 +74,7 @@ class Person:
 class CardRef:
     """Where a copy of a request's card was posted, so it can be updated in place."""
 
-    role: Literal["requester", "approvers", "approver_dm"]
+    role: Literal["requester", "approvers", "approver_dm", "verifier"]
     conversation_reference: dict[str, Any]  # botbuilder ConversationReference serialized to a dict
     activity_id: str | None
 
