@@ -212,7 +212,12 @@ class Policy:
             return refuse("refusal.not_helpdesk")
         return Decision(allowed=True)
 
-    async def check_target(self, person: Person, target: TargetUser) -> Decision:
+    async def check_target(
+        self, person: Person, target: TargetUser, *, verification: str | None = None
+    ) -> Decision:
+        """May `person` ask for a change of `target`, and what follows (privilege, approval). `verification`: how
+        the caller was verified; in person, or a target for whom VERIFICATION_POLICY says so, needs an approver
+        whatever APPROVAL_POLICY says."""
         if target.id.lower() == person.aad_object_id.lower():
             return refuse("refusal.own_account")
         privilege = await self.privilege(target.id)
@@ -242,6 +247,18 @@ class Policy:
             rules.append("rule.approval_by")
         else:
             rules.append("rule.no_approval")
+        checks = getattr(self._settings, "verification_policy", None)
+        if checks is not None and checks.enabled and verification:
+            if verification == "in_person" or checks.approval(privileged):
+                if verification == "in_person":
+                    rules.insert(0, "rule.verify_in_person")
+                if not approval_required:
+                    approval_required = True
+                    approver_group = "privileged" if privileged else "approver"
+                    rules = [r for r in rules if r != "rule.no_approval"]
+                    if verification != "in_person":
+                        rules.append("rule.verify_approval")
+                    rules.append("rule.approval_by")
         return Decision(
             allowed=True,
             rules=rules,

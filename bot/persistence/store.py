@@ -810,6 +810,29 @@ class Store:
             details=details or {},
         )
 
+    async def update_verifying(
+        self,
+        request_id: str,
+        expected_revision: int,
+        *,
+        actor: Person | None,
+        event: str,
+        details: dict[str, Any] | None = None,
+        **fields: Any,
+    ) -> ChangeRequest:
+        """Change fields of a request that waits for the caller's verification and stays there for the moment
+        (rev+1, audited as `event`): the caller was verified, the request goes on to approval or the change."""
+        return await self._conditional_update(
+            request_id,
+            expected_revision,
+            RequestState.AWAITING_VERIFICATION,
+            frozenset({RequestState.AWAITING_VERIFICATION}),
+            _field_values(fields),
+            actor=actor,
+            event=event,
+            details=details or {},
+        )
+
     async def start_execution(
         self,
         request_id: str,
@@ -1137,9 +1160,9 @@ class Store:
         now = _now()
         async with self._tx() as conn:
             gone = await conn.execute(
-                delete(TARGET_LOCKS).where(TARGET_LOCKS.c.target_id == target_id).returning(
-                    TARGET_LOCKS.c.locked_until
-                )
+                delete(TARGET_LOCKS)
+                .where(TARGET_LOCKS.c.target_id == target_id)
+                .returning(TARGET_LOCKS.c.locked_until)
             )
             until = gone.scalar()
             if until is None:
