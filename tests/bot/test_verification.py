@@ -272,6 +272,19 @@ async def test_the_user_confirms_in_teams_and_only_then_the_change_runs(launcher
     )
     assert "confirmation in Teams: confirmed by Lynne Robbins" in shown
     assert "caller verified" in shown  # the audit entry
+    assert "Caller verification: confirmation in Teams (Lynne Robbins)" in shown
+    mark = v.connector.mark()
+    await v.bot.message(ALEX, f"history {LYNNE.upn}")
+    history = await v.connector.wait_for(
+        lambda recs: next(
+            (card_text(r.card) for r in recs if r.conversation_id == ALEX.conversation_id and r.card), None
+        ),
+        since=mark,
+    )
+    assert (
+        "caller verified" in history
+        and "Caller verification: confirmation in Teams (Lynne Robbins)" in history
+    )
 
 
 async def test_a_repeated_yes_changes_nothing_again(launcher: Launcher) -> None:
