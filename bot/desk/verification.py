@@ -575,7 +575,10 @@ class CallerVerification:
         if len(digits) != CODE_DIGITS or not (digits.isascii() and digits.isdigit()):
             card = cards.verification_waiting_card(lang, req, via=record.sent_via)
             return cards.with_notice(card, texts.t(lang, "verify.code.malformed"))
-        if not hmac.compare_digest(hash_code(record.code_salt, digits), record.code_hash):
+        if record.attempts >= MAX_CODE_ATTEMPTS or not hmac.compare_digest(
+            hash_code(record.code_salt, digits), record.code_hash
+        ):
+            # no more tries once five were wrong, even if the request could not be ended then
             return await self._wrong_code(caller, req, record.sent_via)
         verified = await self._verified(req, req.verifier or caller.person, actor=caller.person)
         if verified is None:
