@@ -4,6 +4,11 @@ The seam to Teams delivery: the desk asks a `Reacher` to put a card in front of 
 `Delivery` back: delivered with the CardRef of the sent card (role "verifier", for in-place updates), or the reason
 it was not. bot/teams/reach.py implements it; tests pass their own. None means Teams confirmation is unavailable
 ("not_configured").
+
+The use case, CallerVerification: Confirm puts a request whose caller must be verified (teams, code, manager) into
+awaiting_verification and asks the person; their Yes moves it on to approval or the change, their No cancels it,
+locks the user and alerts the approvers; the agent types a one-time code instead for `code`; the sweeper expires
+what nobody answered. In person is attested at Confirm (bot/desk/drafts.py) and always needs an approver.
 """
 
 from __future__ import annotations
