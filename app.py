@@ -59,10 +59,13 @@ def create_app(
     clock: Callable[[], Any] | None = None,
     start_sweeper: bool = True,
     tenant_check: bool = True,
+    reacher: Any | None = None,
 ) -> web.Application:
     """The bot as an aiohttp application. `graph` (bot.desk.graph_services.GraphServices) and `store` (bot.persistence.store.Store) may be
     passed in (tests, demo mode); otherwise they are built from settings at start-up and closed at clean-up.
-    `tenant_check`: run the read-only tenant check (graph/doctor.py) in the background once started."""
+    `tenant_check`: run the read-only tenant check (graph/doctor.py) in the background once started.
+    `reacher` (bot.desk.verification.Reacher): puts the caller-verification card in front of a person in Teams;
+    None: Teams confirmation is unavailable (the agent is told why and picks another way)."""
     from graph.log_privacy import install as mask_numbers_in_logs
 
     mask_numbers_in_logs()  # every log record of the process, httpx's request lines included
@@ -70,7 +73,7 @@ def create_app(
 
     async def on_startup(app: web.Application) -> None:
         runtime = app[RUNTIME] = await _build_runtime(
-            settings, graph=graph, store=store, clock=clock, start_sweeper=start_sweeper
+            settings, graph=graph, store=store, clock=clock, start_sweeper=start_sweeper, reacher=reacher
         )
         if tenant_check:  # in the background: start-up does not wait for a dozen Graph reads
             runtime.tenant_task = asyncio.create_task(_check_tenant(runtime), name="tenant-check")
@@ -113,6 +116,7 @@ async def _build_runtime(
     store: Any | None,
     clock: Callable[[], Any] | None,
     start_sweeper: bool,
+    reacher: Any | None = None,
 ) -> Runtime:
     from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFrameworkAuthentication
 
@@ -122,6 +126,7 @@ async def _build_runtime(
     from bot.desk.graph_services import GraphServices
     from bot.desk.policy import Policy
     from bot.desk.sweeper import Sweeper
+    from bot.desk.verification import CallerVerification
     from bot.persistence.store import Store
     from bot.teams.handler import DemoBanner, InertText, MfaBot
     from bot.teams.proactive import CardUpdater
@@ -166,6 +171,7 @@ async def _build_runtime(
             updater=updater,
             settings=settings,
             approvals=approvals,
+            reacher=reacher,  # the caller-verification card's way to a person in Teams
             **kwargs,
         )
         bot = MfaBot(desk=desk, store=store, settings=settings)
@@ -179,7 +185,9 @@ async def _build_runtime(
         if start_sweeper:
             # Its first round runs at once: it expires overdue approvals and resumes or closes requests a crash
             # left approved-but-not-started or executing.
-            sweeper = Sweeper(approvals, settings.sweep_interval_seconds)
+            sweeper = Sweeper(
+                approvals, settings.sweep_interval_seconds, verification=CallerVerification(desk)
+            )
             sweeper.start()
     except BaseException:
         if owns_graph and graph is not None:

@@ -18,7 +18,10 @@ from urllib.parse import urlsplit
 
 from graph.settings import GUID, Getter, GraphSettings, SettingsError, env_getter
 
-__all__ = ["BotSettings", "BotFrameworkConfig", "SettingsError"]
+__all__ = ["BotSettings", "BotFrameworkConfig", "SettingsError", "VerificationPolicy"]
+
+# How a caller can be verified (the request card's choice "How was the caller verified?")
+VERIFICATION_METHODS: tuple[str, ...] = ("teams", "code", "manager", "in_person")
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -64,6 +67,74 @@ class BotFrameworkConfig:
 
 
 @dataclass(frozen=True)
+class VerificationPolicy:
+    """VERIFICATION_POLICY: which ways of verifying the caller are accepted for ordinary and for privileged
+    targets, and whether a verified request for such a target still needs an approver. `enabled` False
+    (VERIFICATION_POLICY=none) switches caller verification off."""
+
+    enabled: bool = True
+    ordinary: tuple[str, ...] = ("teams", "code", "manager")
+    privileged: tuple[str, ...] = ("teams", "manager")
+    ordinary_approval: bool = False
+    privileged_approval: bool = True
+
+    def accepted(self, privileged: bool) -> tuple[str, ...]:
+        return self.privileged if privileged else self.ordinary
+
+    def approval(self, privileged: bool) -> bool:
+        """Whether a verified request for such a target needs an approver whatever APPROVAL_POLICY says."""
+        return self.enabled and (self.privileged_approval if privileged else self.ordinary_approval)
+
+    @classmethod
+    def parse(cls, value: str | None) -> VerificationPolicy:
+        """`ordinary=teams,code,manager;privileged=teams,manager+approval` (the default), or `none`. A class
+        left out keeps its default; `+approval` after a list: such requests always need an approver."""
+        text = (value or "").strip().lower()
+        if not text:
+            return cls()
+        if text == "none":
+            return cls(enabled=False, ordinary=(), privileged=())
+        found: dict[str, tuple[tuple[str, ...], bool]] = {}
+        for part in text.split(";"):
+            if not part.strip():
+                continue
+            name, sep, methods = part.partition("=")
+            name = name.strip()
+            if not sep or name not in ("ordinary", "privileged"):
+                raise SettingsError(
+                    "VERIFICATION_POLICY",
+                    f"'{part.strip()[:40]}' is not ordinary=<methods> or privileged=<methods> "
+                    "(e.g. ordinary=teams,code,manager;privileged=teams,manager+approval, or none)",
+                )
+            if name in found:
+                raise SettingsError("VERIFICATION_POLICY", f"{name} is given twice")
+            methods = methods.strip()
+            approval = methods.endswith("+approval")
+            methods = methods.removesuffix("+approval")
+            listed = tuple(dict.fromkeys(m.strip() for m in methods.split(",") if m.strip()))
+            unknown = [m for m in listed if m not in VERIFICATION_METHODS]
+            if unknown or not listed:
+                raise SettingsError(
+                    "VERIFICATION_POLICY",
+                    f"{name}: '{(unknown[0] if unknown else methods)[:30]}' is not a method; use "
+                    f"{', '.join(VERIFICATION_METHODS)} (or none for the whole setting)",
+                )
+            found[name] = (listed, approval)
+        default = cls()
+        ordinary, ordinary_approval = found.get("ordinary", (default.ordinary, default.ordinary_approval))
+        privileged, privileged_approval = found.get(
+            "privileged", (default.privileged, default.privileged_approval)
+        )
+        return cls(
+            enabled=True,
+            ordinary=ordinary,
+            privileged=privileged,
+            ordinary_approval=ordinary_approval,
+            privileged_approval=privileged_approval,
+        )
+
+
+@dataclass(frozen=True)
 class BotSettings:
     graph: GraphSettings | None  # None only in demo mode, where the demo builds it for its simulated tenant
     bot_framework: BotFrameworkConfig = field(default_factory=BotFrameworkConfig)
@@ -84,6 +155,10 @@ class BotSettings:
     role_cache_seconds: float = 120.0
     max_changes_per_requester_per_hour: int = 20  # 0 switches the limit off
     target_cooldown_minutes: float = 10.0  # 0 switches the cool-down off
+    verification_policy: VerificationPolicy = field(default_factory=VerificationPolicy)
+    verification_code_minutes: int = 10  # a one-time code is valid this long
+    verification_timeout_minutes: int = 10  # the target (or manager) has this long to answer in Teams
+    target_lock_hours: float = 24.0  # after "No, I did not ask": no change through the bot for this long
     shutdown_timeout_seconds: float = 30.0
     max_body_bytes: int = 1024 * 1024
     demo_mode: bool = False
@@ -158,6 +233,10 @@ class BotSettings:
                 get, "MAX_CHANGES_PER_REQUESTER_PER_HOUR", 20, low=0, high=10_000
             ),
             target_cooldown_minutes=_float(get, "TARGET_COOLDOWN_MINUTES", 10.0, low=0.0, high=7 * 24 * 60.0),
+            verification_policy=VerificationPolicy.parse(get("VERIFICATION_POLICY")),
+            verification_code_minutes=_int(get, "VERIFICATION_CODE_MINUTES", 10, low=1, high=60),
+            verification_timeout_minutes=_int(get, "VERIFICATION_TIMEOUT_MINUTES", 10, low=1, high=24 * 60),
+            target_lock_hours=_float(get, "TARGET_LOCK_HOURS", 24.0, low=0.01, high=24.0 * 30),
             shutdown_timeout_seconds=_float(get, "SHUTDOWN_TIMEOUT_SECONDS", 30.0, low=0.0, high=600.0),
             max_body_bytes=_int(get, "MAX_BODY_BYTES", 1024 * 1024, low=4096, high=16 * 1024 * 1024),
             demo_mode=demo_mode,

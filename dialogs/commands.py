@@ -6,7 +6,9 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-CommandName = Literal["help", "set", "remove", "history", "status", "cancel", "register_approvals", "unknown"]
+CommandName = Literal[
+    "help", "set", "remove", "history", "status", "cancel", "unlock", "register_approvals", "unknown"
+]
 
 MAX_COMMAND_CHARS = 1000
 _MENTION = re.compile(r"<at>[^<]{0,200}</at>", re.IGNORECASE)
@@ -20,7 +22,7 @@ class Command:
 
 def parse_command(text: str | None) -> Command:
     """'help' | 'set phone' | 'remove phone' | 'history <user>' | 'status <request id>' | 'cancel' |
-    'register approvals'; case and extra spaces do not matter, a leading bot mention is ignored."""
+    'unlock <user>' | 'register approvals'; case and extra spaces do not matter, a leading bot mention is ignored."""
     if not text or not isinstance(text, str):
         return Command("unknown")
     cleaned = _MENTION.sub(" ", text[:MAX_COMMAND_CHARS]).replace("\u00a0", " ")
@@ -39,6 +41,8 @@ def parse_command(text: str | None) -> Command:
         return Command("history", rest[0] if len(rest) == 1 else " ".join(rest))
     if head == "status":
         return Command("status", rest[0] if len(rest) == 1 else " ".join(rest))
+    if head in ("unlock", "entsperren"):
+        return Command("unlock", rest[0] if len(rest) == 1 else " ".join(rest))
     if head in ("cancel", "abbrechen") and not rest:
         return Command("cancel")
     if head == "register" and len(rest) == 1 and rest[0].lower() in ("approvals", "approvers"):

@@ -59,6 +59,8 @@ class MainDialog(ComponentDialog):
             await _send_card(context, await self.history.history(caller, command.argument))
         elif command.name == "status":
             await _send_card(context, await self.history.status(caller, command.argument))
+        elif command.name == "unlock":
+            await context.send_activity(await self.flow.drafts.verification.unlock(caller, command.argument))
         elif command.name == "cancel":
             open_id = await self.open_request.get(context, lambda: None)
             await context.send_activity(await self.flow.drafts.cancel_open(caller, open_id))

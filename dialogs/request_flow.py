@@ -1,5 +1,5 @@
 """The request flow, the dialog the product is built around: collect (the request form) → review (the
-confirmation card) → confirm → wait for approval → outcome. Each step is a card action (Action.Execute, or
+confirmation card) → confirm → verify the caller → wait for approval → outcome. Each step is a card action (Action.Execute, or
 Action.Submit on older clients) routed here to the desk's use case that answers it.
 
 Why not a botbuilder WaterfallDialog: the steps of one request are taken by different people (the agent, then an
@@ -14,11 +14,13 @@ from __future__ import annotations
 from typing import Any
 
 from bot.desk.context import (
+    ANSWER_VERBS,
     APPROVAL_VERBS,
     VERB_CANCEL,
     VERB_CONFIRM,
     VERB_EDIT,
     VERB_REVIEW,
+    VERB_VERIFY_CODE,
     VERBS,
     Caller,
     Desk,
@@ -47,6 +49,15 @@ class RequestFlow:
             return await self.desk.refuse(caller, "refusal.unknown_action", verb="?")
         if not isinstance(data, dict):
             return await self.desk.refuse(caller, "refusal.bad_input", verb=verb)
+        if verb in ANSWER_VERBS:
+            # the target (or their manager) answers the verification card: not a helpdesk agent, so no requester
+            # check; the desk checks that it is the person asked, the tenant, the expiry and the revision
+            try:
+                return await self.drafts.verification.answer(caller, verb, data)
+            except Refused as refused:
+                return await self.desk.refused_card(caller, verb, refused)
+            except GraphError as exc:
+                return self.desk.graph_problem_card(caller, exc, during=verb)
         if verb in APPROVAL_VERBS or (verb == VERB_CANCEL and await self.desk.is_awaiting(data)):
             tenant = self.desk.policy.check_tenant(caller.tenant_id)
             if not tenant.allowed:
@@ -64,6 +75,8 @@ class RequestFlow:
                 return await self.drafts.confirm(caller, data)
             if verb == VERB_EDIT:
                 return await self.drafts.edit(caller, data)
+            if verb == VERB_VERIFY_CODE:
+                return await self.drafts.verification.check_code(caller, data)
             return await self.drafts.cancel_draft(caller, data)
         except Refused as refused:
             return await self.desk.refused_card(caller, verb, refused)

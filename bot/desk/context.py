@@ -25,6 +25,7 @@ from graph.outcome import TargetUser
 if TYPE_CHECKING:
     from bot.desk.approvals import ApprovalService
     from bot.desk.graph_services import GraphServices
+    from bot.desk.verification import Reacher
 
 log = logging.getLogger(__name__)
 
@@ -32,14 +33,31 @@ REQUEST_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 MAX_TARGET_CHARS = 256
 MAX_NUMBER_CHARS = 64
 MAX_TICKET_CHARS = 500
-FORM_FIELDS = ("targetUserId", "targetUserText", "number", "action", "notify", "language", "ticket")
+FORM_FIELDS = (
+    "targetUserId",
+    "targetUserText",
+    "number",
+    "action",
+    "notify",
+    "language",
+    "ticket",
+    "verification",
+)
 
 VERB_REVIEW = "mfa.review"
 VERB_CONFIRM = "mfa.confirm"
 VERB_EDIT = "mfa.edit"
 VERB_CANCEL = "mfa.cancel"
 APPROVAL_VERBS = frozenset({"mfa.approve", "mfa.reject", "mfa.refresh"})
-VERBS = frozenset({VERB_REVIEW, VERB_CONFIRM, VERB_EDIT, VERB_CANCEL}) | APPROVAL_VERBS
+VERB_VERIFY_YES = "mfa.verify.yes"  # the target (or their manager) answers the verification card
+VERB_VERIFY_NO = "mfa.verify.no"
+VERB_VERIFY_CODE = "mfa.verify.code"  # the agent types the one-time code the caller reads back
+ANSWER_VERBS = frozenset({VERB_VERIFY_YES, VERB_VERIFY_NO})
+VERBS = (
+    frozenset({VERB_REVIEW, VERB_CONFIRM, VERB_EDIT, VERB_CANCEL, VERB_VERIFY_CODE})
+    | APPROVAL_VERBS
+    | ANSWER_VERBS
+)
 
 
 def say(lang: str, key: str, **params: Any) -> str:
@@ -94,6 +112,7 @@ class Desk:
         settings: Any,
         approvals: ApprovalService,
         clock: Callable[[], datetime] = utcnow,
+        reacher: Reacher | None = None,
     ) -> None:
         self.store = store
         self.graph = graph
@@ -103,6 +122,8 @@ class Desk:
         self.settings = settings
         self.approvals = approvals
         self.clock = clock
+        # delivers the caller-verification card to a person in Teams (bot/teams/reach.py); None: not available
+        self.reacher = reacher
         self.tenant_report: Any = (
             None  # graph.doctor.Report of the start-up tenant check (app.py), once it ends
         )
@@ -210,6 +231,7 @@ class Desk:
             notify_default=self.settings.notify_default,
             people_picker=caller.personal,
             draft=draft,
+            verification_methods=self.verification_methods(),
         )
 
     async def refuse_form(
@@ -238,6 +260,35 @@ class Desk:
         return cards.form_refusal_card(
             caller.lang, user, said or say(caller.lang, key, **params), values=values, draft=draft
         )
+
+    @property
+    def verification_policy(self) -> Any:
+        """VERIFICATION_POLICY (bot.settings.VerificationPolicy); None when caller verification is off."""
+        policy = getattr(self.settings, "verification_policy", None)
+        return policy if policy is not None and policy.enabled else None
+
+    def verification_methods(self) -> list[str] | None:
+        """The ways to verify the caller the form offers (any the policy accepts), None when it is off."""
+        policy = self.verification_policy
+        if policy is None:
+            return None
+        return list(dict.fromkeys([*policy.ordinary, *policy.privileged]))
+
+    async def check_not_locked(
+        self, target_id: str, name: str, *, request: ChangeRequest | None = None
+    ) -> None:
+        """Refused while the target is locked (they said "No, I did not ask"; lifted by `unlock`)."""
+        lock = getattr(self.store, "target_lock", None)
+        if lock is None:
+            return
+        until = await lock(target_id, self.clock())
+        if until is not None:
+            raise Refused(
+                "refusal.target_locked",
+                request=request,
+                name=name,
+                until=until.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            )
 
     async def refused_card(self, caller: Caller, verb: str, refused: Refused) -> dict[str, Any]:
         if refused.audit:
@@ -318,7 +369,7 @@ class Desk:
             if not isinstance(value, str):
                 errors[name] = (
                     "error.choice.invalid"
-                    if name in ("action", "notify", "language")
+                    if name in ("action", "notify", "language", "verification")
                     else "error.field.too_long"
                 )
                 continue

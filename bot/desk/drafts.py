@@ -9,6 +9,7 @@ from typing import Any
 
 from bot.desk.context import FORM_FIELDS, VERB_CANCEL, VERB_CONFIRM, Caller, Desk, Refused
 from bot.desk.review import remove_mismatch
+from bot.desk.verification import ASKED, EVENT_ATTESTED, CallerVerification, method_names
 from bot.persistence.models import ChangeRequest, RequestState
 from bot.views import cards, texts
 from graph.outcome import TargetUser
@@ -21,6 +22,7 @@ class Drafts:
 
     def __init__(self, desk: Desk) -> None:
         self.desk = desk
+        self.verification = CallerVerification(desk)
 
     async def confirm(self, caller: Caller, data: dict[str, Any]) -> dict[str, Any]:
         lang = caller.lang
@@ -50,7 +52,9 @@ class Drafts:
             return await self.desk.refuse_form(
                 caller, key, verb=VERB_CONFIRM, target=req, draft=req, said=sentence
             )
-        decision = await self.desk.policy.check_target(caller.person, target)
+        checks = self.desk.verification_policy
+        method = req.verification if checks is not None else None
+        decision = await self.desk.policy.check_target(caller.person, target, verification=method)
         if not decision.allowed:
             return await self.desk.refuse_form(
                 caller,
@@ -61,17 +65,32 @@ class Drafts:
                 params=decision.params,
             )
         try:
+            await self.desk.check_not_locked(req.target_id, req.target_display_name, request=req)
             await self.desk.check_limits(caller, req)
         except Refused as refused:
             return await self.desk.refuse_form(
                 caller, refused.key, verb=VERB_CONFIRM, target=req, draft=req, params=refused.params
             )
-        fields = {
+        if checks is not None and method not in checks.accepted(decision.privileged):
+            # the target's privilege, read again now, decides which ways of verifying the caller are accepted
+            return await self.verification.draft_with_notice(
+                caller,
+                req,
+                "refusal.verification_not_accepted",
+                methods=method_names(lang, checks.accepted(decision.privileged)),
+            )
+        fields: dict[str, Any] = {
             "target_privileged": decision.privileged,
             "privilege_reasons": decision.privilege_reasons,
             "approval_required": decision.approval_required,
             "approver_group": decision.approver_group,
         }
+        if method in ASKED:
+            return await self.verification.start(caller, req, fields)
+        if method == "in_person":
+            # the agent attests that they checked the caller's ID in person; an approver must approve it
+            fields["verified_by"] = caller.person
+            fields["verified_at"] = self.desk.clock()
         if decision.approval_required:
             from bot.persistence.store import InvalidTransition, StaleRevision
 
@@ -79,6 +98,15 @@ class Drafts:
                 req = await self.desk.store.update_draft(req.id, req.revision, actor=caller.person, **fields)
             except (StaleRevision, InvalidTransition):
                 raise Refused("refusal.stale", request=req) from None
+            if method == "in_person":
+                await self.desk.store.audit(
+                    EVENT_ATTESTED,
+                    actor=caller.person,
+                    request_id=req.id,
+                    target_id=req.target_id,
+                    target_upn=req.target_upn,
+                    details={"method": "in_person", "attested_at": fields["verified_at"].isoformat()},
+                )
             try:
                 pending = await self.desk.approvals.submit(req, actor=caller.person)
             except Exception as exc:
@@ -136,6 +164,7 @@ class Drafts:
             "notify": "true" if req.notify else "false",
             "language": req.language,
             "ticket": req.ticket or "",
+            "verification": req.verification or "",
         }
         return self.desk.request_form(caller, values=values, draft=req)
 
@@ -155,6 +184,8 @@ class Drafts:
             return await self.desk.approvals.on_action(
                 VERB_CANCEL, {"requestId": req.id, "rev": rev}, caller.person, _Locale(caller.locale)
             )
+        if req.state is RequestState.AWAITING_VERIFICATION:
+            return await self.verification.cancel(caller, req, rev)
         if req.state is not RequestState.DRAFT:
             return cards.decision_card(caller.lang, req)
         if rev != req.revision:
@@ -180,7 +211,11 @@ class Drafts:
         req = await self.desk.store.get_request(request_id)
         if req is None or req.requester.aad_object_id.lower() != caller.person.aad_object_id.lower():
             return texts.t(caller.lang, "cancel.nothing")
-        if req.state not in (RequestState.DRAFT, RequestState.AWAITING_APPROVAL):
+        if req.state not in (
+            RequestState.DRAFT,
+            RequestState.AWAITING_VERIFICATION,
+            RequestState.AWAITING_APPROVAL,
+        ):
             return texts.t(caller.lang, "cancel.nothing")
         await self.cancel(caller, req, req.revision)
         current = await self.desk.store.get_request(req.id)

@@ -127,6 +127,12 @@ class Executor:
         hold = hold_for(approved, facts, self._settings, starting=True)
         if hold is not None:
             return await self._cancel_at_start(approved, actor, hold.key, hold.params)
+        # a user who said "No, I did not ask" (bot/desk/verification.py) is locked for changes through the bot
+        target_lock = getattr(self._store, "target_lock", None)
+        locked_until = await target_lock(approved.target_id, self._clock()) if target_lock else None
+        if locked_until is not None:
+            until = locked_until.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+            return await self._cancel_at_start(approved, actor, "hold.target_locked", {"until": until})
 
         def refusal_text(hit: LimitHit) -> str:
             return texts.t(texts.lang_from_locale(approved.locale), hit.key, **_limit_params(approved, hit))

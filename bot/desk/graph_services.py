@@ -16,6 +16,7 @@ class GraphServices:
     workflow: Any
     tokens: Any
     _close: Callable[[], Awaitable[None]] | None = None
+    notifier: Any = None  # graph.notify.Notifier when MAIL_SENDER is set (one-time codes by mail)
 
     @classmethod
     async def create(cls, settings: Any) -> GraphServices:
@@ -32,7 +33,14 @@ class GraphServices:
         workflow = PhoneMfaWorkflow(
             client, directory, WorkflowSettings.from_graph_settings(settings), notifier=notifier
         )
-        return cls(client=client, directory=directory, workflow=workflow, tokens=tokens, _close=close)
+        return cls(
+            client=client,
+            directory=directory,
+            workflow=workflow,
+            tokens=tokens,
+            _close=close,
+            notifier=notifier,
+        )
 
     async def close(self) -> None:
         if self._close is not None:

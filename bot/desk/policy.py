@@ -211,7 +211,12 @@ class Policy:
             return refuse("refusal.not_helpdesk")
         return Decision(allowed=True)
 
-    async def check_target(self, person: Person, target: TargetUser) -> Decision:
+    async def check_target(
+        self, person: Person, target: TargetUser, *, verification: str | None = None
+    ) -> Decision:
+        """May `person` ask for a change of `target`, and what follows (privilege, approval). `verification`: how
+        the caller was verified; in person, or a target for whom VERIFICATION_POLICY says so, needs an approver
+        whatever APPROVAL_POLICY says."""
         if target.id.lower() == person.aad_object_id.lower():
             return refuse("refusal.own_account")
         privilege = await self.privilege(target.id)
@@ -232,6 +237,12 @@ class Policy:
         approver_group: Literal["approver", "privileged"] | None = None
         if approval_required:
             approver_group = "privileged" if privileged else "approver"
+        checks = getattr(self._settings, "verification_policy", None)
+        if checks is not None and checks.enabled and verification and not approval_required:
+            # in person, or a target the verification policy says so for: an approver, whatever APPROVAL_POLICY says
+            if verification == "in_person" or checks.approval(privileged):
+                approval_required = True
+                approver_group = "privileged" if privileged else "approver"
         return Decision(
             allowed=True,
             privileged=privileged,

@@ -23,6 +23,7 @@ from bot.desk.context import (
     Refused,
 )
 from bot.desk.policy import Decision
+from bot.desk.verification import VERIFICATION_METHODS, method_names
 from bot.persistence.models import CardRef, ChangeRequest, RequestState
 from bot.views import cards, texts
 from graph.errors import GraphError
@@ -149,6 +150,21 @@ class Review:
             errors["language"] = ("error.choice.invalid", {})
             language = "auto"
         ticket = values.get("ticket") or None
+        verification: str | None = None
+        offered = self.desk.verification_methods()
+        if offered is not None and "verification" not in errors:
+            chosen = values.get("verification") or ""
+            if not chosen:
+                errors["verification"] = ("error.verification.required", {})
+            elif chosen not in VERIFICATION_METHODS:
+                errors["verification"] = ("error.verification.invalid", {})
+            elif chosen not in offered:
+                errors["verification"] = (
+                    "error.verification.not_accepted",
+                    {"methods": method_names(lang, offered)},
+                )
+            else:
+                verification = chosen
 
         parsed = None
         number_text = values.get("number") or ""
@@ -188,6 +204,7 @@ class Review:
             ticket=ticket,
             parsed=parsed,
             draft=draft,
+            verification=verification,
         )
 
     async def _review_lookup(self, caller: Caller, form: _ReviewForm) -> dict[str, Any]:
@@ -199,7 +216,9 @@ class Review:
         # they are read while the user is (one round trip, not two), and count only for the user found by that id.
         early: asyncio.Future[tuple[Decision, PhoneState]] | None = None
         if picked and _GUID.match(picked):
-            early = asyncio.ensure_future(self._rules_and_phones(caller, TargetUser(picked, "", "")))
+            early = asyncio.ensure_future(
+                self._rules_and_phones(caller, TargetUser(picked, "", ""), form.verification)
+            )
         try:
             target, target_error = await self._resolve_target(lang, picked, values.get("targetUserText"))
         except BaseException:
@@ -212,7 +231,9 @@ class Review:
             errors: dict[str, Any] = {"targetUserText": target_error}
             return self.desk.request_form(caller, values=values, errors=errors, draft=draft)
         assert target is not None
-        decision, phones = await (early if early is not None else self._rules_and_phones(caller, target))
+        decision, phones = await (
+            early if early is not None else self._rules_and_phones(caller, target, form.verification)
+        )
         if not decision.allowed:
             return await self.desk.refuse_form(
                 caller,
@@ -224,6 +245,7 @@ class Review:
                 params=decision.params,
             )
         try:
+            await self.desk.check_not_locked(target.id, target.display_name)
             await self.desk.check_limits(caller, target)
         except Refused as refused:
             return await self.desk.refuse_form(
@@ -235,6 +257,12 @@ class Review:
                 draft=draft,
                 params=refused.params,
             )
+        checks = self.desk.verification_policy
+        if checks is not None and form.verification not in checks.accepted(decision.privileged):
+            # known only now: whether the target is privileged decides which ways of verifying are accepted
+            accepted = method_names(lang, checks.accepted(decision.privileged))
+            errors = {"verification": ("error.verification.not_accepted", {"methods": accepted})}
+            return self.desk.request_form(caller, values=values, errors=errors, draft=draft)
 
         previous = _e164(phones.mobile.phone_number) if phones.mobile else None
         number = parsed.e164 if parsed else None
@@ -259,6 +287,7 @@ class Review:
             "approval_required": decision.approval_required,
             "approver_group": decision.approver_group,
             "locale": caller.locale or "en-US",
+            "verification": form.verification,
         }
         if draft is not None:
             try:
@@ -308,10 +337,13 @@ class Review:
             warnings.append(("warning.remove_alternate_first", {"alternate": alternate}))
         return cards.confirmation_card(lang, req, phones, warnings=warnings)
 
-    async def _rules_and_phones(self, caller: Caller, target: TargetUser) -> tuple[Decision, PhoneState]:
+    async def _rules_and_phones(
+        self, caller: Caller, target: TargetUser, verification: str | None
+    ) -> tuple[Decision, PhoneState]:
         """The rules for the target and its current phones: independent reads, asked of Graph at once."""
         decision, phones = await asyncio.gather(
-            self.desk.policy.check_target(caller.person, target), self._phones_unless_self(caller, target)
+            self.desk.policy.check_target(caller.person, target, verification=verification),
+            self._phones_unless_self(caller, target),
         )
         return decision, phones
 
@@ -377,6 +409,7 @@ class _ReviewForm:
     ticket: str | None
     parsed: Any
     draft: ChangeRequest | None
+    verification: str | None = None  # how the caller was verified; None when VERIFICATION_POLICY=none
 
 
 async def _discard(future: asyncio.Future[Any] | None) -> None:

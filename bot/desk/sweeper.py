@@ -1,4 +1,5 @@
-"""The background sweeper: expires approval requests nobody decided in time and recovers after a crash.
+"""The background sweeper: expires approval requests nobody decided in time (and requests whose caller was not
+verified in time) and recovers after a crash.
 
 It keeps no state of its own: every round asks the database (store.due_for_expiry, store.stuck_requests), so after
 a restart, or on a second instance, it simply carries on. Each round also picks up what a crash left behind
@@ -17,10 +18,11 @@ log = logging.getLogger(__name__)
 
 
 class Sweeper:
-    def __init__(self, approvals: Any, interval_seconds: float) -> None:
+    def __init__(self, approvals: Any, interval_seconds: float, *, verification: Any | None = None) -> None:
         if interval_seconds <= 0:
             raise ValueError("interval_seconds must be positive")
         self._approvals = approvals
+        self._verification = verification  # bot/desk/verification.py: callers not verified in time
         self._interval = float(interval_seconds)
         self._stopping: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
@@ -57,6 +59,11 @@ class Sweeper:
             # A database hiccup must not end the sweeper; the next round tries again.
             log.exception("approval sweep failed; retrying in %.0f s", self._interval)
             count = 0
+        if self._verification is not None:
+            try:
+                count += int(await self._verification.expire_due())
+            except Exception:
+                log.exception("verification sweep failed; retrying in %.0f s", self._interval)
         try:
             resumed, interrupted = await self._approvals.recover_stuck()
         except Exception:

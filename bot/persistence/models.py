@@ -13,6 +13,9 @@ from typing import Any, Literal
 
 class RequestState(StrEnum):
     DRAFT = "draft"  # collected and shown on the confirmation card, not confirmed yet
+    # confirmed; waits for the caller to be verified (the target or their manager answers in Teams, or the agent
+    # types the one-time code the caller reads back) before it goes on to approval or the change
+    AWAITING_VERIFICATION = "awaiting_verification"
     AWAITING_APPROVAL = "awaiting_approval"
     APPROVED = "approved"  # confirmed (policy "never") or approved by an approver; ready to execute
     EXECUTING = "executing"
@@ -40,7 +43,25 @@ FINAL_STATES = frozenset(
 # The only transitions the store accepts. Every one is a conditional update on (id, revision).
 TRANSITIONS: dict[RequestState, frozenset[RequestState]] = {
     RequestState.DRAFT: frozenset(
-        {RequestState.AWAITING_APPROVAL, RequestState.APPROVED, RequestState.CANCELLED, RequestState.DRAFT}
+        {
+            RequestState.AWAITING_VERIFICATION,
+            RequestState.AWAITING_APPROVAL,
+            RequestState.APPROVED,
+            RequestState.CANCELLED,
+            RequestState.DRAFT,
+        }
+    ),
+    # awaiting_verification → draft: the person who must answer could not be reached (nothing was asked; the agent
+    # picks another method); → cancelled: the user said "No", the code failed five times, or the agent cancelled;
+    # → expired: nobody answered in time.
+    RequestState.AWAITING_VERIFICATION: frozenset(
+        {
+            RequestState.AWAITING_APPROVAL,
+            RequestState.APPROVED,
+            RequestState.CANCELLED,
+            RequestState.EXPIRED,
+            RequestState.DRAFT,
+        }
     ),
     RequestState.AWAITING_APPROVAL: frozenset(
         {RequestState.APPROVED, RequestState.REJECTED, RequestState.EXPIRED, RequestState.CANCELLED}
@@ -74,7 +95,7 @@ class Person:
 class CardRef:
     """Where a copy of a request's card was posted, so it can be updated in place."""
 
-    role: Literal["requester", "approvers", "approver_dm"]
+    role: Literal["requester", "approvers", "approver_dm", "verifier"]
     conversation_reference: dict[str, Any]  # botbuilder ConversationReference serialized to a dict
     activity_id: str | None
 
@@ -110,3 +131,10 @@ class ChangeRequest:
     # the short reference people read and type ("MFA-7K3Q9", bot/persistence/refs.py): unique, given by the store
     # when it creates the request (None before); cards show it instead of the id, card data carries only the id
     ref: str | None = None
+    # caller verification (bot/desk/verification.py): the method the agent chose (teams | code | manager |
+    # in_person; None where VERIFICATION_POLICY=none), who must answer (the target or their manager), who
+    # answered (the verifier; for in_person the agent who attests) and when
+    verification: str | None = None
+    verifier: Person | None = None
+    verified_by: Person | None = None
+    verified_at: datetime | None = None

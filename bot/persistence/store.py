@@ -211,6 +211,16 @@ class RequestRow(Base):
     # always sets it and migration 0003 filled the older rows (the column stays nullable because SQLite cannot
     # make a column NOT NULL without rebuilding the table, and card_refs cascade from it)
     ref: Mapped[str | None] = mapped_column(String(16))
+    verification: Mapped[str | None] = mapped_column(String(16))
+    verifier_aad_id: Mapped[str | None] = mapped_column(String(64))
+    verifier_name: Mapped[str | None] = mapped_column(Text)
+    verifier_teams_id: Mapped[str | None] = mapped_column(Text)
+    verifier_upn: Mapped[str | None] = mapped_column(Text)
+    verified_by_aad_id: Mapped[str | None] = mapped_column(String(64))
+    verified_by_name: Mapped[str | None] = mapped_column(Text)
+    verified_by_teams_id: Mapped[str | None] = mapped_column(Text)
+    verified_by_upn: Mapped[str | None] = mapped_column(Text)
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
         Index("ix_requests_target_id", "target_id", "completed_at"),
@@ -258,6 +268,34 @@ class CardRefRow(Base):
     __table_args__ = (Index("ix_card_refs_request_id", "request_id"),)
 
 
+class VerificationRow(Base):
+    """The secret side of a request's caller verification: the one-time code (only its salted HMAC-SHA256), the
+    wrong attempts, how it was sent, and where the card of the person asked went (updated in place)."""
+
+    __tablename__ = "verifications"
+
+    request_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("requests.id", ondelete="CASCADE"), primary_key=True
+    )
+    code_salt: Mapped[str | None] = mapped_column(String(64))
+    code_hash: Mapped[str | None] = mapped_column(String(128))
+    attempts: Mapped[int] = mapped_column(Integer)
+    sent_via: Mapped[str | None] = mapped_column(String(16))
+    card_ref: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class TargetLockRow(Base):
+    """A user whose phone methods the bot will not change until locked_until: they said "No, I did not ask"."""
+
+    __tablename__ = "target_locks"
+
+    target_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    locked_until: Mapped[datetime] = mapped_column(UTCDateTime)
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class ConversationRefRow(Base):
     __tablename__ = "conversation_refs"
 
@@ -281,6 +319,8 @@ REQUESTS = cast(Table, RequestRow.__table__)
 AUDIT = cast(Table, AuditRow.__table__)
 CARD_REFS = cast(Table, CardRefRow.__table__)
 CONVERSATION_REFS = cast(Table, ConversationRefRow.__table__)
+VERIFICATIONS = cast(Table, VerificationRow.__table__)
+TARGET_LOCKS = cast(Table, TargetLockRow.__table__)
 BOT_STATE = cast(Table, BotStateRow.__table__)
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -333,8 +373,8 @@ def _field_values(fields: Mapping[str, Any]) -> dict[str, Any]:
             if value is None:
                 raise TypeError("requester cannot be removed")
             values.update(_person_values("requester", value))
-        elif name == "decided_by":
-            values.update(_person_values("decided_by", value))
+        elif name in ("decided_by", "verifier", "verified_by"):
+            values.update(_person_values(name, value))
         elif name == "privilege_reasons":
             values[name] = list(value or [])
         elif name == "outcome":
@@ -387,6 +427,10 @@ def _row_to_request(row: Any) -> ChangeRequest:
         expires_at=m["expires_at"],
         locale=m["locale"],
         ref=m["ref"],
+        verification=m["verification"],
+        verifier=_row_person(m, "verifier") if m["verifier_aad_id"] is not None else None,
+        verified_by=_row_person(m, "verified_by") if m["verified_by_aad_id"] is not None else None,
+        verified_at=m["verified_at"],
     )
 
 
@@ -829,6 +873,29 @@ class Store:
             details=details or {},
         )
 
+    async def update_verifying(
+        self,
+        request_id: str,
+        expected_revision: int,
+        *,
+        actor: Person | None,
+        event: str,
+        details: dict[str, Any] | None = None,
+        **fields: Any,
+    ) -> ChangeRequest:
+        """Change fields of a request that waits for the caller's verification and stays there for the moment
+        (rev+1, audited as `event`): the caller was verified, the request goes on to approval or the change."""
+        return await self._conditional_update(
+            request_id,
+            expected_revision,
+            RequestState.AWAITING_VERIFICATION,
+            frozenset({RequestState.AWAITING_VERIFICATION}),
+            _field_values(fields),
+            actor=actor,
+            event=event,
+            details=details or {},
+        )
+
     async def start_execution(
         self,
         request_id: str,
@@ -904,10 +971,13 @@ class Store:
             )
         return stored, hit
 
-    async def due_for_expiry(self, now: datetime) -> list[ChangeRequest]:
+    async def due_for_expiry(
+        self, now: datetime, state: RequestState = RequestState.AWAITING_APPROVAL
+    ) -> list[ChangeRequest]:
+        """Requests in `state` (waiting for approval, or for the caller's verification) whose time is up."""
         return await self._select_requests(
             select(REQUESTS)
-            .where(REQUESTS.c.state == RequestState.AWAITING_APPROVAL.value, REQUESTS.c.expires_at <= now)
+            .where(REQUESTS.c.state == RequestState(state).value, REQUESTS.c.expires_at <= now)
             .order_by(REQUESTS.c.expires_at, REQUESTS.c.id)
         )
 
@@ -1049,6 +1119,133 @@ class Store:
             # LIKE ignores case on SQLite: keep the prefix exact on both databases.
             return {row.key: dict(row.reference) for row in rows if row.key.startswith(prefix)}
 
+    # -- caller verification ------------------------------------------------------------------------------
+
+    async def save_verification(
+        self,
+        request_id: str,
+        *,
+        code_salt: str | None = None,
+        code_hash: str | None = None,
+        sent_via: str | None = None,
+        card_ref: CardRef | None = None,
+    ) -> None:
+        """The verification of a request (a new one-time code resets the attempts); one row per request."""
+        values = {
+            "request_id": request_id,
+            "code_salt": code_salt,
+            "code_hash": code_hash,
+            "attempts": 0,
+            "sent_via": sent_via,
+            "card_ref": _card_ref_json(card_ref),
+            "created_at": _now(),
+        }
+        async with self._tx() as conn:
+            await conn.execute(_upsert(self.dialect, VERIFICATIONS, ["request_id"], values))
+
+    async def verification(self, request_id: str) -> VerificationRecord | None:
+        async with self._read() as conn:
+            row = (
+                await conn.execute(select(VERIFICATIONS).where(VERIFICATIONS.c.request_id == request_id))
+            ).first()
+        if row is None:
+            return None
+        m = row._mapping
+        ref = m["card_ref"]
+        return VerificationRecord(
+            request_id=m["request_id"],
+            code_salt=m["code_salt"],
+            code_hash=m["code_hash"],
+            attempts=int(m["attempts"]),
+            sent_via=m["sent_via"],
+            card_ref=CardRef(
+                role=ref["role"],
+                conversation_reference=dict(ref["conversation_reference"]),
+                activity_id=ref.get("activity_id"),
+            )
+            if isinstance(ref, dict)
+            else None,
+        )
+
+    async def count_wrong_code(self, request_id: str) -> int:
+        """One more wrong code for the request; returns the wrong attempts so far (one statement: two agents
+        typing at once both count)."""
+        async with self._tx() as conn:
+            value = await conn.scalar(
+                update(VERIFICATIONS)
+                .where(VERIFICATIONS.c.request_id == request_id)
+                .values(attempts=VERIFICATIONS.c.attempts + 1)
+                .returning(VERIFICATIONS.c.attempts)
+            )
+        return int(value or 0)
+
+    async def lock_target(
+        self,
+        target_id: str,
+        until: datetime,
+        *,
+        request_id: str | None,
+        actor: Person | None,
+        target_upn: str | None,
+        details: dict[str, Any],
+    ) -> None:
+        """Keep the bot away from `target_id`'s phone methods until `until` (audited "target_locked")."""
+        now = _now()
+        values = {"target_id": target_id, "locked_until": until, "request_id": request_id, "created_at": now}
+        async with self._tx() as conn:
+            await conn.execute(_upsert(self.dialect, TARGET_LOCKS, ["target_id"], values))
+            await _append_audit(
+                conn,
+                "target_locked",
+                actor,
+                request_id,
+                target_id,
+                target_upn,
+                {"locked_until": until.isoformat(), **details},
+                now,
+            )
+
+    async def target_lock(self, target_id: str, now: datetime) -> datetime | None:
+        """Until when the bot may not change `target_id`'s phone methods, or None when it may."""
+        async with self._read() as conn:
+            value = await conn.scalar(
+                select(TARGET_LOCKS.c.locked_until).where(TARGET_LOCKS.c.target_id == target_id)
+            )
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        until = _as_utc(value)
+        return until if until > now else None
+
+    async def lift_target_lock(
+        self, target_id: str, *, actor: Person, target_upn: str | None, details: dict[str, Any]
+    ) -> bool:
+        """Lift the lock early (audited "target_unlocked"); False when there was none."""
+        now = _now()
+        async with self._tx() as conn:
+            gone = await conn.execute(
+                delete(TARGET_LOCKS)
+                .where(TARGET_LOCKS.c.target_id == target_id)
+                .returning(TARGET_LOCKS.c.locked_until)
+            )
+            until = gone.scalar()
+            if until is None:
+                return False
+            if isinstance(until, str):
+                until = datetime.fromisoformat(until)
+            await _append_audit(
+                conn,
+                "target_unlocked",
+                actor,
+                None,
+                target_id,
+                target_upn,
+                {"locked_until": _as_utc(until).isoformat(), **details},
+                now,
+            )
+        return True
+
     # -- botbuilder storage ---------------------------------------------------------------------------------
 
     # internal helpers shared with bot.teams.state_storage
@@ -1081,6 +1278,26 @@ def _card_ref_values(request_id: str, ref: CardRef, at: datetime) -> dict[str, A
 REF_ATTEMPTS = 10
 
 _LIMITS_LOCK = "mfa-phone-bot execution limits"
+
+
+@dataclass(frozen=True)
+class VerificationRecord:
+    request_id: str
+    code_salt: str | None
+    code_hash: str | None
+    attempts: int
+    sent_via: str | None
+    card_ref: CardRef | None
+
+
+def _card_ref_json(ref: CardRef | None) -> dict[str, Any] | None:
+    if ref is None:
+        return None
+    return {
+        "role": ref.role,
+        "conversation_reference": dict(ref.conversation_reference),
+        "activity_id": ref.activity_id,
+    }
 
 
 @dataclass(frozen=True)

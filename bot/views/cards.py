@@ -48,8 +48,23 @@ VERB_CANCEL: Final = "mfa.cancel"
 VERB_APPROVE: Final = "mfa.approve"
 VERB_REJECT: Final = "mfa.reject"
 VERB_REFRESH: Final = "mfa.refresh"
+# caller verification: the target (or their manager) answers; the agent types the code the caller reads back
+VERB_VERIFY_YES: Final = "mfa.verify.yes"
+VERB_VERIFY_NO: Final = "mfa.verify.no"
+VERB_VERIFY_CODE: Final = "mfa.verify.code"
 VERBS: Final = frozenset(
-    {VERB_REVIEW, VERB_CONFIRM, VERB_EDIT, VERB_CANCEL, VERB_APPROVE, VERB_REJECT, VERB_REFRESH}
+    {
+        VERB_REVIEW,
+        VERB_CONFIRM,
+        VERB_EDIT,
+        VERB_CANCEL,
+        VERB_APPROVE,
+        VERB_REJECT,
+        VERB_REFRESH,
+        VERB_VERIFY_YES,
+        VERB_VERIFY_NO,
+        VERB_VERIFY_CODE,
+    }
 )
 
 # Request form input ids (docs/ARCHITECTURE.md) and limits the form asks the client to hold.
@@ -61,6 +76,9 @@ FIELD_NOTIFY: Final = "notify"
 FIELD_LANGUAGE: Final = "language"
 FIELD_TICKET: Final = "ticket"
 FIELD_REASON: Final = "reason"
+FIELD_VERIFICATION: Final = "verification"
+FIELD_CODE: Final = "code"
+VERIFICATION_METHODS: Final = ("teams", "code", "manager", "in_person")
 FORM_ERROR: Final = "_form"  # key in `errors` for an error about the form as a whole
 MAX_TARGET_CHARS: Final = 256
 MAX_NUMBER_CHARS: Final = 40
@@ -249,6 +267,31 @@ def _phone_facts(lang: str, phones: PhoneState | None) -> list[tuple[str, str | 
     ]
 
 
+def verification_line(lang: str, req: ChangeRequest) -> str | None:
+    """How the caller was verified, by whom and when (None for a request without caller verification)."""
+    if not req.verification:
+        return None
+    method = t(lang, f"verify.method.{req.verification}")
+    if req.verified_by is not None:
+        key = "verify.fact.done"
+        if req.verification == "in_person":
+            key = "verify.fact.attested"
+        elif req.verification == "code":
+            key = "verify.fact.code_done"
+        return t(
+            lang, key, method=method, name=req.verified_by.name, time=_time(lang, req.verified_at) or "?"
+        )
+    if req.state == RequestState.AWAITING_VERIFICATION and req.verifier is not None:
+        return t(
+            lang,
+            "verify.fact.waiting",
+            method=method,
+            name=req.verifier.name,
+            time=_time(lang, req.expires_at) or "?",
+        )
+    return t(lang, "verify.fact.chosen", method=method)
+
+
 def _request_facts(lang: str, req: ChangeRequest) -> list[tuple[str, str | None]]:
     return [
         *_user_facts(lang, req),
@@ -258,6 +301,7 @@ def _request_facts(lang: str, req: ChangeRequest) -> list[tuple[str, str | None]
         (t(lang, "fact.ticket"), req.ticket),
         (t(lang, "fact.requested_by"), req.requester.name),
         (t(lang, "fact.requested_at"), _time(lang, req.created_at)),
+        (t(lang, "fact.verification"), verification_line(lang, req)),
     ]
 
 
@@ -314,8 +358,10 @@ def request_card(
     notify_default: bool = False,
     people_picker: bool = True,
     draft: ChangeRequest | None = None,
+    verification_methods: Sequence[str] | None = None,
 ) -> Card:
-    """The form that collects target user, action, number, notification, language and ticket.
+    """The form that collects target user, action, number, notification, language and ticket, and (with
+    `verification_methods`, the ways the verification policy accepts) how the caller was verified.
 
     `values` are the inputs to show again (keyed by input id). `errors` maps an input id (or "_form") to a text
     key of bot.views.texts, or to (key, params) such as (texts.number_error_key(exc.code), exc.details), or to a
@@ -429,6 +475,23 @@ def request_card(
         },
         *err(FIELD_TICKET),
     ]
+    if verification_methods:
+        methods = [m for m in VERIFICATION_METHODS if m in verification_methods]
+        chosen = val(FIELD_VERIFICATION)
+        default = "teams" if "teams" in methods else methods[0]
+        body += [
+            {
+                "type": "Input.ChoiceSet",
+                "id": FIELD_VERIFICATION,
+                "label": t(lang, "form.verification.label"),
+                "style": "expanded",
+                "isRequired": True,
+                "errorMessage": t(lang, "form.verification.error"),
+                "value": chosen if chosen in methods else default,
+                "choices": [{"title": t(lang, f"form.verification.{m}"), "value": m} for m in methods],
+            },
+            *err(FIELD_VERIFICATION),
+        ]
     buttons = [_execute(t(lang, "form.submit"), VERB_REVIEW, draft, style="positive")]
     if draft is not None:
         buttons.append(_execute(t(lang, "form.cancel"), VERB_CANCEL, draft))
@@ -448,13 +511,18 @@ def confirmation_rules(lang: str, req: ChangeRequest) -> list[str]:
     rules: list[str] = []
     if req.target_privileged:
         rules.append(t(lang, "rule.privileged_requester", roles=roles))
+    if req.verification in ("teams", "code", "manager"):
+        rules.append(t(lang, "rule.verify_first", method=t(lang, f"verify.method.{req.verification}")))
     if not req.approval_required:
         rules.append(t(lang, "rule.no_approval"))
+    elif req.verification == "in_person":
+        # the caller verified in person: an approver decides, whatever APPROVAL_POLICY says
+        rules.append(t(lang, "rule.verify_in_person", group=_group(lang, req)))
     elif req.target_privileged or req.approver_group == "privileged":
         # the privileged group approves because of the target's privilege (APPROVAL_POLICY privileged or always)
         rules.append(t(lang, "rule.approval_privileged", group=_group(lang, req), roles=roles))
     else:
-        # approval for a user who is not privileged: only APPROVAL_POLICY=always asks for it
+        # approval for a user who is not privileged: APPROVAL_POLICY=always, or the verification policy
         rules.append(t(lang, "rule.approval_always", group=_group(lang, req)))
     return rules
 
@@ -490,6 +558,7 @@ def confirmation_card(
                 (t(lang, "fact.change"), _change(lang, req, typed_in_full=True)),
                 (t(lang, "fact.notification"), _notification(lang, req)),
                 (t(lang, "fact.ticket"), req.ticket),
+                (t(lang, "fact.verification"), verification_line(lang, req)),
             ]
         ),
         _text(t(lang, "rules.title"), weight="Bolder"),
@@ -955,6 +1024,12 @@ def decision_line(lang: str, req: ChangeRequest) -> str:
     when = _time(lang, req.decided_at or req.updated_at) or t(lang, "common.unknown")
     if req.state == RequestState.REJECTED:
         return t(lang, "approval.rejected_by", name=who or t(lang, "common.unknown"), time=when)
+    if (
+        req.state == RequestState.EXPIRED
+        and req.verification in ("teams", "code", "manager")
+        and not req.verified_by
+    ):
+        return t(lang, "verify.expired_line", time=_time(lang, req.expires_at or req.decided_at) or when)
     if req.state == RequestState.EXPIRED:
         return t(lang, "approval.expired", time=_time(lang, req.expires_at or req.decided_at) or when)
     if req.state == RequestState.CANCELLED:
@@ -986,6 +1061,141 @@ def decision_card(lang: str, req: ChangeRequest) -> Card:
     if req.outcome and req.outcome.get("outcome"):
         body.append(_facts([(t(lang, "fact.outcome"), _outcome_name(lang, str(req.outcome["outcome"])))]))
     body.append(_request_line(lang, req))
+    return _card(body)
+
+
+# ------------------------------------------------------------------------------------------------ verification
+
+
+def verification_waiting_card(lang: str, req: ChangeRequest, *, via: str | None = None) -> Card:
+    """The agent's card while the caller is verified: who must answer and until when; for a one-time code the
+    input for the digits the caller reads back (the code itself is never on this card); Cancel."""
+    name = req.verifier.name if req.verifier else req.target_display_name
+    expires = _time(lang, req.expires_at) or "?"
+    body: list[dict[str, Any]] = [_title(t(lang, "verify.waiting.title"))]
+    if req.verification == "code":
+        body.append(
+            _text(
+                t(
+                    lang,
+                    "verify.waiting.code",
+                    name=name,
+                    via=t(lang, f"verify.via.{via or 'teams'}"),
+                    time=expires,
+                ),
+                weight="Bolder",
+            )
+        )
+    else:
+        key = "verify.waiting.manager" if req.verification == "manager" else "verify.waiting.teams"
+        body.append(_text(t(lang, key, name=name, time=expires), weight="Bolder"))
+    body.append(_facts(_request_facts(lang, req)))
+    actions = []
+    if req.verification == "code":
+        body.append(
+            {
+                "type": "Input.Text",
+                "id": FIELD_CODE,
+                "label": t(lang, "verify.code.label"),
+                "placeholder": t(lang, "verify.code.placeholder"),
+                "maxLength": 12,
+            }
+        )
+        actions.append(_execute(t(lang, "button.verify_code"), VERB_VERIFY_CODE, req, style="positive"))
+    actions.append(_execute(t(lang, "button.cancel"), VERB_CANCEL, req, style="destructive"))
+    body += [_actions(*actions), _request_line(lang, req)]
+    return _card(body)
+
+
+def verify_request_card(lang: str, req: ChangeRequest, *, manager: bool) -> Card:
+    """The card the target (or, `manager`, their manager) gets 1:1 in Teams: who at the service desk asks, what
+    would change (masked numbers), the ticket, until when, and Yes / No. The buttons carry requestId and rev
+    only; who may answer is checked on the server."""
+    who = req.target_display_name
+    title = t(lang, "verify.ask.title_manager", target=who) if manager else t(lang, "verify.ask.title")
+    body_key = "verify.ask.body_manager" if manager else "verify.ask.body"
+    yes, no = (
+        ("button.verify_yes_manager", "button.verify_no_manager")
+        if manager
+        else (
+            "button.verify_yes",
+            "button.verify_no",
+        )
+    )
+    body: list[dict[str, Any]] = [
+        _title(title),
+        _text(t(lang, body_key, requester=req.requester.name, target=who)),
+        _facts(
+            [
+                (t(lang, "fact.user"), f"{who} ({req.target_upn})" if manager else None),
+                (t(lang, "fact.change"), _change(lang, req)),
+                (t(lang, "fact.ticket"), req.ticket),
+                (t(lang, "fact.requested_by"), req.requester.name),
+                (t(lang, "fact.expires_at"), _time(lang, req.expires_at)),
+            ]
+        ),
+        _text(t(lang, "verify.ask.hint"), isSubtle=True),
+        _actions(
+            _execute(t(lang, yes), VERB_VERIFY_YES, req, style="positive"),
+            _execute(t(lang, no), VERB_VERIFY_NO, req, style="destructive"),
+        ),
+        _request_line(lang, req),
+    ]
+    return _card(body)
+
+
+def verify_code_card(lang: str, req: ChangeRequest, code: str) -> Card:
+    """The one-time code for the target in Teams (the only card that shows it)."""
+    body = [
+        _title(t(lang, "verify.code_card.title")),
+        _text(
+            t(
+                lang,
+                "verify.code_card.body",
+                requester=req.requester.name,
+                code=code,
+                time=_time(lang, req.expires_at) or "?",
+            )
+        ),
+        _facts([(t(lang, "fact.change"), _change(lang, req)), (t(lang, "fact.ticket"), req.ticket)]),
+        _text(t(lang, "verify.code_card.hint"), isSubtle=True),
+        _request_line(lang, req),
+    ]
+    return _card(body)
+
+
+def verify_answered_card(lang: str, title: str, text: str, *, color: str = "Good") -> Card:
+    """What the person asked sees after answering (or once the request no longer waits): sentences in `lang`."""
+    return _card([_title(title, color), _text(text)])
+
+
+def security_alert_card(lang: str, req: ChangeRequest, locked_until: datetime) -> Card:
+    """To the approvers' conversation after "No, I did not ask": who asked, when, the ticket, the masked number."""
+    until = _time(lang, locked_until) or "?"
+    body = [
+        _title(t(lang, "alert.title"), "Attention"),
+        _text(
+            t(
+                lang,
+                "alert.body",
+                target=req.target_display_name,
+                upn=req.target_upn,
+                requester=req.requester.name,
+                until=until,
+            )
+        ),
+        _facts(
+            [
+                (t(lang, "fact.requested_by"), req.requester.name),
+                (t(lang, "fact.requested_at"), _time(lang, req.created_at)),
+                (t(lang, "fact.ticket"), req.ticket),
+                (t(lang, "fact.number_asked"), masked(req.number)),
+                (t(lang, "fact.verification"), t(lang, f"verify.method.{req.verification}")),
+                (t(lang, "fact.locked_until"), until),
+            ]
+        ),
+        _request_line(lang, req),
+    ]
     return _card(body)
 
 
@@ -1023,7 +1233,7 @@ def form_refusal_card(
 def help_card(lang: str, *, tenant: Any = None) -> Card:
     """`tenant`: the start-up tenant check (graph.doctor.Report), shown to approvers and privileged approvers as
     one line."""
-    commands = ["help", "set", "remove", "history", "status", "cancel"]
+    commands = ["help", "set", "remove", "history", "status", "cancel", "unlock"]
     body = [
         _title(t(lang, "help.title")),
         _text(t(lang, "help.intro")),
@@ -1090,6 +1300,11 @@ def _entry(lang: str, entry: AuditEntryLike) -> dict[str, Any]:
     reason = _first(details, "reason")
     if reason:
         lines.append(t(lang, "entry.reason", reason=str(reason)[:MAX_REASON_CHARS]))
+    method = details.get("method") or details.get("verification")
+    if method in VERIFICATION_METHODS:
+        who = details.get("verified_by") or details.get("verifier")
+        line = t(lang, "entry.verification", method=t(lang, f"verify.method.{method}"))
+        lines.append(f"{line} ({who})" if isinstance(who, str) and who else line)
     return {
         "type": "Container",
         "separator": True,

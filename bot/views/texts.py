@@ -593,6 +593,130 @@ EN: Final[dict[str, str]] = {
     "outcome_name.permission_denied": "permission missing",
     "outcome_name.graph_unavailable": "Microsoft Graph unavailable",
     "outcome_name.interrupted": "interrupted: may or may not have been applied",
+    # caller verification
+    "form.verification.label": "How was the caller verified?",
+    "form.verification.teams": "Confirmation in Teams: the user answers a message from me",
+    "form.verification.code": "One-time code: the caller reads back a code I send to the user",
+    "form.verification.manager": "Manager's confirmation in Teams",
+    "form.verification.in_person": "In person, ID checked (an approver must approve)",
+    "form.verification.error": "Choose how the caller was verified.",
+    "error.verification.required": "Choose how the caller was verified.",
+    "error.verification.invalid": "This is not one of the ways to verify the caller.",
+    "error.verification.not_accepted": "For this user the caller must be verified by: {methods}.",
+    "refusal.verification_not_accepted": "This way of verifying the caller is not accepted for this user: use "
+    "{methods}. Choose another one with Edit. Nothing was changed.",
+    "verify.method.teams": "confirmation in Teams",
+    "verify.method.code": "one-time code",
+    "verify.method.manager": "manager's confirmation in Teams",
+    "verify.method.in_person": "in person, ID checked",
+    "fact.verification": "Caller verified",
+    "verify.fact.chosen": "{method} (not done yet)",
+    "verify.fact.waiting": "{method}: waiting for {name} until {time}",
+    "verify.fact.done": "{method}: confirmed by {name} on {time}",
+    "verify.fact.code_done": "{method}: read back by the caller, checked on {time} (sent to {name})",
+    "verify.fact.attested": "{method}: attested by {name} on {time}",
+    "rule.verify_in_person": "Needs approval by the {group} after you confirm: the caller was verified in person.",
+    "rule.verify_first": "Before anything changes, the caller is verified ({method}).",
+    "verify.waiting.title": "Waiting for the caller to be verified",
+    "verify.waiting.teams": "Waiting for {name} to confirm in Teams (expires {time}).",
+    "verify.waiting.manager": "Waiting for {name}, the user's manager, to confirm in Teams (expires {time}).",
+    "verify.waiting.code": "A one-time code was sent to {name} by {via}. Type the 6 digits the caller reads back "
+    "to you (valid until {time}).",
+    "verify.via.teams": "a Teams message",
+    "verify.via.mail": "e-mail",
+    "verify.code.label": "Code the caller reads back",
+    "verify.code.placeholder": "6 digits",
+    "button.verify_code": "Check the code",
+    "verify.code.wrong": "The code is wrong. Attempts left: {left}.",
+    "verify.code.malformed": "Type the 6 digits of the code.",
+    "verify.confirmed": "Confirmed by {name} at {time}.",
+    "verify.code_confirmed": "The code was right (checked at {time}).",
+    "verify.already_done": "The caller was already verified; nothing was done again.",
+    "verify.refused_reason": "{name} said they did not ask for this change. Their phone methods are locked "
+    "against changes through the bot until {until}, and the approvers were alerted.",
+    "verify.failed_reason": "The one-time code was typed wrong {count} times, so the caller could not be "
+    "verified. Nothing was changed.",
+    "verify.expired_reason": "{name} did not answer in time (until {time}), so the caller could not be "
+    "verified. Nothing was changed.",
+    "entry.verification": "Caller verification: {method}",
+    "verify.expired_line": "Expired on {time}: the caller was not verified in time. Nothing was changed.",
+    "verify.cancelled_reason": "The request was cancelled before the caller was verified. Nothing was changed.",
+    "verify.undelivered": "{name} could not be reached in Teams: {reason} Nothing was changed. Choose another "
+    "way to verify the caller with Edit.",
+    "verify.undelivered.not_configured": "I am not set up to reach users in Teams.",
+    "verify.undelivered.app_not_in_catalog": "my app is not in your organisation's Teams app catalog.",
+    "verify.undelivered.blocked_by_policy": "a Teams app policy blocks my app for this person.",
+    "verify.undelivered.permission_missing": "I lack the Microsoft Graph permission to install my app for this "
+    "person.",
+    "verify.undelivered.graph_error": "Microsoft Graph did not answer.",
+    "verify.undelivered.send_failed": "the message could not be sent.",
+    "verify.code_undelivered": "The one-time code could not be sent to {name}: not in Teams ({reason}) and not by "
+    "e-mail ({mail}). Nothing was changed. Choose another way to verify the caller with Edit.",
+    "verify.mail.skipped_no_mail": "the user has no mailbox",
+    "verify.mail.failed": "sending the e-mail failed",
+    "verify.mail.not_configured": "no sender mailbox is set up (MAIL_SENDER)",
+    "verify.no_manager": "{name} has no manager in the directory, so no manager can confirm. Choose another way "
+    "to verify the caller with Edit. Nothing was changed.",
+    "verify.manager_is_requester": "You are {name}'s manager: you cannot confirm your own request. Choose another "
+    "way to verify the caller with Edit. Nothing was changed.",
+    "verify.manager_is_target": "The directory names {name} as their own manager, so no manager can confirm. "
+    "Choose another way to verify the caller with Edit. Nothing was changed.",
+    "verify.manager_unusable": "{manager}, the manager of {name}, cannot confirm (the account is disabled or a "
+    "guest). Choose another way to verify the caller with Edit. Nothing was changed.",
+    "verify.ask.title": "Did you ask the service desk to change your sign-in phone?",
+    "verify.ask.title_manager": "Please confirm a service desk request for {target}",
+    "verify.ask.body": "{requester} at the service desk is asking to change the mobile phone you use to sign in "
+    "(multi-factor authentication). Answer Yes only if you asked for this yourself, just now.",
+    "verify.ask.body_manager": "{requester} at the service desk is asking to change the sign-in phone of "
+    "{target}, who reports to you. Answer Yes only if you know that {target} asked for it.",
+    "verify.ask.hint": "If nobody you know asked for this, press No: the change is stopped and the security team "
+    "is told.",
+    "button.verify_yes": "Yes, I asked for this",
+    "button.verify_no": "No, I did not ask",
+    "button.verify_yes_manager": "Yes, this is right",
+    "button.verify_no_manager": "No, stop this",
+    "verify.thanks.yes": "Thank you. You confirmed this request at {time}; the service desk goes on with it.",
+    "verify.thanks.no": "Thank you. The request was stopped and nothing was changed. The security team was told, "
+    "and the service desk bot will not change this sign-in phone until {until}.",
+    "verify.ended": "This request no longer waits for your answer ({state}). Your click changed nothing.",
+    "verify.ended.title": "No answer needed",
+    "verify.not_verifier": "Only the person who was asked can answer this card.",
+    "verify.code_card.title": "Your one-time code for the service desk",
+    "verify.code_card.body": "{requester} at the service desk is asking to change your sign-in phone. If you "
+    "called the service desk yourself, read this code to them: {code}. It is valid until {time}.",
+    "verify.code_card.hint": "If you did not call the service desk, do not give the code to anyone and tell your "
+    "security team.",
+    "alert.title": "Security alert: a user did not ask for an MFA phone change",
+    "alert.body": "{target} ({upn}) answered No when asked to confirm a change of their sign-in phone that "
+    "{requester} asked for. The caller may have pretended to be them. Their phone methods are locked against "
+    "changes through the bot until {until}.",
+    "fact.number_asked": "Number asked for",
+    "fact.locked_until": "Locked until",
+    "refusal.target_locked": "{name}'s phone methods are locked against changes through the bot until {until}: "
+    "they said they did not ask for an earlier change. A member of the privileged group can lift the lock with "
+    "unlock <user>.",
+    "hold.target_locked": "The user's phone methods are locked against changes through the bot until {until}: "
+    "they said they did not ask for a change.",
+    "help.cmd.unlock": "unlock <user>: lifts the lock after a user said No (privileged group only)",
+    "unlock.done": "The lock on {name} ({upn}) was lifted: changes through the bot are possible again.",
+    "unlock.none": "{name} ({upn}) is not locked.",
+    "unlock.usage": "Type unlock and the user's UPN, e-mail or object ID.",
+    "refusal.unlock_not_privileged": "Only a member of the privileged group can lift a lock.",
+    "state.awaiting_verification": "waiting for the caller's verification",
+    "decision.title.awaiting_verification": "Waiting for the caller to be verified",
+    "event.verification_started": "verification of the caller started",
+    "event.verification_code_sent": "one-time code sent",
+    "event.verification_wrong_code": "wrong code typed",
+    "event.verification_undelivered": "verification could not be delivered",
+    "event.caller_verified": "caller verified",
+    "event.caller_attested": "caller verified in person (attested)",
+    "event.verification_refused": "the user said they did not ask",
+    "event.verification_failed": "verification failed",
+    "event.verification_expired": "verification expired",
+    "event.target_locked": "user locked",
+    "event.target_unlocked": "lock lifted",
+    "event.security_alert": "security alert sent",
+    "event.verification_answer_refused": "answer refused",
 }
 
 # ------------------------------------------------------------------------------------------------ German
@@ -1089,6 +1213,138 @@ DE: Final[dict[str, str]] = {
     "outcome_name.permission_denied": "Berechtigung fehlt",
     "outcome_name.graph_unavailable": "Microsoft Graph nicht erreichbar",
     "outcome_name.interrupted": "unterbrochen: möglicherweise übernommen, möglicherweise nicht",
+    # Prüfung der anrufenden Person
+    "form.verification.label": "Wie wurde die anrufende Person geprüft?",
+    "form.verification.teams": "Bestätigung in Teams: die Person beantwortet eine Nachricht von mir",
+    "form.verification.code": "Einmalcode: die anrufende Person liest einen Code vor, den ich dem Benutzer sende",
+    "form.verification.manager": "Bestätigung durch die Führungskraft in Teams",
+    "form.verification.in_person": "Persönlich, Ausweis geprüft (eine Genehmigung ist nötig)",
+    "form.verification.error": "Wählen Sie, wie die anrufende Person geprüft wurde.",
+    "error.verification.required": "Wählen Sie, wie die anrufende Person geprüft wurde.",
+    "error.verification.invalid": "Das ist keine der Arten, die anrufende Person zu prüfen.",
+    "error.verification.not_accepted": "Bei diesem Benutzer muss die anrufende Person so geprüft werden: {methods}.",
+    "refusal.verification_not_accepted": "Diese Art der Prüfung ist bei diesem Benutzer nicht zugelassen: "
+    "verwenden Sie {methods}. Wählen Sie mit Bearbeiten eine andere. Es wurde nichts geändert.",
+    "verify.method.teams": "Bestätigung in Teams",
+    "verify.method.code": "Einmalcode",
+    "verify.method.manager": "Bestätigung durch die Führungskraft in Teams",
+    "verify.method.in_person": "persönlich, Ausweis geprüft",
+    "fact.verification": "Anrufende Person geprüft",
+    "verify.fact.chosen": "{method} (noch nicht erfolgt)",
+    "verify.fact.waiting": "{method}: wartet auf {name} bis {time}",
+    "verify.fact.done": "{method}: bestätigt von {name} am {time}",
+    "verify.fact.code_done": "{method}: von der anrufenden Person vorgelesen, geprüft am {time} (gesendet an "
+    "{name})",
+    "verify.fact.attested": "{method}: bezeugt von {name} am {time}",
+    "rule.verify_in_person": "Nach Ihrer Bestätigung muss die {group} genehmigen: Die anrufende Person wurde "
+    "persönlich geprüft.",
+    "rule.verify_first": "Bevor sich etwas ändert, wird die anrufende Person geprüft ({method}).",
+    "verify.waiting.title": "Wartet auf die Prüfung der anrufenden Person",
+    "verify.waiting.teams": "Wartet darauf, dass {name} in Teams bestätigt (läuft ab: {time}).",
+    "verify.waiting.manager": "Wartet darauf, dass {name}, die Führungskraft des Benutzers, in Teams bestätigt "
+    "(läuft ab: {time}).",
+    "verify.waiting.code": "Ein Einmalcode wurde per {via} an {name} gesendet. Geben Sie die 6 Ziffern ein, die "
+    "Ihnen die anrufende Person vorliest (gültig bis {time}).",
+    "verify.via.teams": "Teams-Nachricht",
+    "verify.via.mail": "E-Mail",
+    "verify.code.label": "Code, den die anrufende Person vorliest",
+    "verify.code.placeholder": "6 Ziffern",
+    "button.verify_code": "Code prüfen",
+    "verify.code.wrong": "Der Code ist falsch. Verbleibende Versuche: {left}.",
+    "verify.code.malformed": "Geben Sie die 6 Ziffern des Codes ein.",
+    "verify.confirmed": "Bestätigt von {name} um {time}.",
+    "verify.code_confirmed": "Der Code war richtig (geprüft um {time}).",
+    "verify.already_done": "Die anrufende Person wurde bereits geprüft; es wurde nichts erneut ausgeführt.",
+    "verify.refused_reason": "{name} hat angegeben, diese Änderung nicht angefragt zu haben. Die "
+    "Telefonmethoden sind bis {until} für Änderungen über den Bot gesperrt, und die Genehmigenden wurden "
+    "alarmiert.",
+    "verify.failed_reason": "Der Einmalcode wurde {count}-mal falsch eingegeben, daher konnte die anrufende "
+    "Person nicht geprüft werden. Es wurde nichts geändert.",
+    "verify.expired_reason": "{name} hat nicht rechtzeitig geantwortet (bis {time}), daher konnte die anrufende "
+    "Person nicht geprüft werden. Es wurde nichts geändert.",
+    "entry.verification": "Prüfung der anrufenden Person: {method}",
+    "verify.expired_line": "Abgelaufen am {time}: die anrufende Person wurde nicht rechtzeitig geprüft. Es wurde "
+    "nichts geändert.",
+    "verify.cancelled_reason": "Die Anfrage wurde abgebrochen, bevor die anrufende Person geprüft war. Es wurde "
+    "nichts geändert.",
+    "verify.undelivered": "{name} war in Teams nicht erreichbar: {reason} Es wurde nichts geändert. Wählen Sie "
+    "mit Bearbeiten eine andere Art, die anrufende Person zu prüfen.",
+    "verify.undelivered.not_configured": "Ich bin nicht dafür eingerichtet, Benutzer in Teams zu erreichen.",
+    "verify.undelivered.app_not_in_catalog": "Meine App ist nicht im Teams-App-Katalog Ihrer Organisation.",
+    "verify.undelivered.blocked_by_policy": "Eine Teams-App-Richtlinie sperrt meine App für diese Person.",
+    "verify.undelivered.permission_missing": "Mir fehlt die Microsoft-Graph-Berechtigung, meine App für diese "
+    "Person zu installieren.",
+    "verify.undelivered.graph_error": "Microsoft Graph hat nicht geantwortet.",
+    "verify.undelivered.send_failed": "Die Nachricht konnte nicht gesendet werden.",
+    "verify.code_undelivered": "Der Einmalcode konnte nicht an {name} gesendet werden: nicht in Teams ({reason}) "
+    "und nicht per E-Mail ({mail}). Es wurde nichts geändert. Wählen Sie mit Bearbeiten eine andere Art, die "
+    "anrufende Person zu prüfen.",
+    "verify.mail.skipped_no_mail": "der Benutzer hat kein Postfach",
+    "verify.mail.failed": "das Senden der E-Mail ist fehlgeschlagen",
+    "verify.mail.not_configured": "es ist kein Absenderpostfach eingerichtet (MAIL_SENDER)",
+    "verify.no_manager": "Für {name} ist im Verzeichnis keine Führungskraft eingetragen, daher kann keine "
+    "Führungskraft bestätigen. Wählen Sie mit Bearbeiten eine andere Art der Prüfung. Es wurde nichts geändert.",
+    "verify.manager_is_requester": "Sie sind die Führungskraft von {name}: Sie können Ihre eigene Anfrage nicht "
+    "bestätigen. Wählen Sie mit Bearbeiten eine andere Art der Prüfung. Es wurde nichts geändert.",
+    "verify.manager_is_target": "Im Verzeichnis ist {name} als eigene Führungskraft eingetragen, daher kann keine "
+    "Führungskraft bestätigen. Wählen Sie mit Bearbeiten eine andere Art der Prüfung. Es wurde nichts geändert.",
+    "verify.manager_unusable": "{manager}, die Führungskraft von {name}, kann nicht bestätigen (das Konto ist "
+    "deaktiviert oder ein Gast). Wählen Sie mit Bearbeiten eine andere Art der Prüfung. Es wurde nichts geändert.",
+    "verify.ask.title": "Haben Sie den Service Desk gebeten, Ihr Anmeldetelefon zu ändern?",
+    "verify.ask.title_manager": "Bitte bestätigen Sie eine Service-Desk-Anfrage für {target}",
+    "verify.ask.body": "{requester} vom Service Desk möchte das Mobiltelefon ändern, mit dem Sie sich anmelden "
+    "(Multi-Faktor-Authentifizierung). Antworten Sie nur mit Ja, wenn Sie das gerade selbst angefragt haben.",
+    "verify.ask.body_manager": "{requester} vom Service Desk möchte das Anmeldetelefon von {target} ändern, "
+    "die/der an Sie berichtet. Antworten Sie nur mit Ja, wenn Sie wissen, dass {target} es angefragt hat.",
+    "verify.ask.hint": "Wenn das niemand angefragt hat, den Sie kennen, wählen Sie Nein: die Änderung wird "
+    "gestoppt und das Sicherheitsteam informiert.",
+    "button.verify_yes": "Ja, das habe ich angefragt",
+    "button.verify_no": "Nein, das war ich nicht",
+    "button.verify_yes_manager": "Ja, das stimmt",
+    "button.verify_no_manager": "Nein, stoppen",
+    "verify.thanks.yes": "Danke. Sie haben diese Anfrage um {time} bestätigt; der Service Desk macht weiter.",
+    "verify.thanks.no": "Danke. Die Anfrage wurde gestoppt, es wurde nichts geändert. Das Sicherheitsteam wurde "
+    "informiert, und der Service-Desk-Bot ändert dieses Anmeldetelefon bis {until} nicht.",
+    "verify.ended": "Diese Anfrage wartet nicht mehr auf Ihre Antwort ({state}). Ihr Klick hat nichts geändert.",
+    "verify.ended.title": "Keine Antwort nötig",
+    "verify.not_verifier": "Nur die gefragte Person kann auf diese Karte antworten.",
+    "verify.code_card.title": "Ihr Einmalcode für den Service Desk",
+    "verify.code_card.body": "{requester} vom Service Desk möchte Ihr Anmeldetelefon ändern. Wenn Sie selbst beim "
+    "Service Desk angerufen haben, lesen Sie diesen Code vor: {code}. Er ist gültig bis {time}.",
+    "verify.code_card.hint": "Wenn Sie nicht beim Service Desk angerufen haben, geben Sie den Code niemandem und "
+    "informieren Sie Ihr Sicherheitsteam.",
+    "alert.title": "Sicherheitswarnung: ein Benutzer hat eine MFA-Telefonänderung nicht angefragt",
+    "alert.body": "{target} ({upn}) hat mit Nein geantwortet, als die von {requester} angefragte Änderung des "
+    "Anmeldetelefons bestätigt werden sollte. Die anrufende Person hat sich möglicherweise als dieser Benutzer "
+    "ausgegeben. Die Telefonmethoden sind bis {until} für Änderungen über den Bot gesperrt.",
+    "fact.number_asked": "Angefragte Nummer",
+    "fact.locked_until": "Gesperrt bis",
+    "refusal.target_locked": "Die Telefonmethoden von {name} sind bis {until} für Änderungen über den Bot "
+    "gesperrt: der Benutzer hat angegeben, eine frühere Änderung nicht angefragt zu haben. Ein Mitglied der "
+    "privilegierten Gruppe kann die Sperre mit unlock <Benutzer> aufheben.",
+    "hold.target_locked": "Die Telefonmethoden des Benutzers sind bis {until} für Änderungen über den Bot "
+    "gesperrt: der Benutzer hat angegeben, eine Änderung nicht angefragt zu haben.",
+    "help.cmd.unlock": "unlock <Benutzer>: hebt die Sperre auf, nachdem ein Benutzer Nein gesagt hat (nur "
+    "privilegierte Gruppe)",
+    "unlock.done": "Die Sperre für {name} ({upn}) wurde aufgehoben: Änderungen über den Bot sind wieder möglich.",
+    "unlock.none": "{name} ({upn}) ist nicht gesperrt.",
+    "unlock.usage": "Geben Sie unlock und den UPN, die E-Mail-Adresse oder die Objekt-ID des Benutzers ein.",
+    "refusal.unlock_not_privileged": "Nur ein Mitglied der privilegierten Gruppe kann eine Sperre aufheben.",
+    "state.awaiting_verification": "wartet auf die Prüfung der anrufenden Person",
+    "decision.title.awaiting_verification": "Wartet auf die Prüfung der anrufenden Person",
+    "event.verification_started": "Prüfung der anrufenden Person begonnen",
+    "event.verification_code_sent": "Einmalcode gesendet",
+    "event.verification_wrong_code": "falscher Code eingegeben",
+    "event.verification_undelivered": "Prüfung konnte nicht zugestellt werden",
+    "event.caller_verified": "anrufende Person geprüft",
+    "event.caller_attested": "anrufende Person persönlich geprüft (bezeugt)",
+    "event.verification_refused": "der Benutzer hat es nicht angefragt",
+    "event.verification_failed": "Prüfung fehlgeschlagen",
+    "event.verification_expired": "Prüfung abgelaufen",
+    "event.target_locked": "Benutzer gesperrt",
+    "event.target_unlocked": "Sperre aufgehoben",
+    "event.security_alert": "Sicherheitswarnung gesendet",
+    "event.verification_answer_refused": "Antwort abgewiesen",
 }
 
 TEXTS: Final[dict[str, dict[str, str]]] = {"en": EN, "de": DE}

@@ -371,6 +371,9 @@ def bot_environ(sim_env: dict[str, str], data_dir: str, **overrides: str) -> dic
             "PHONE_DEFAULT_REGION": "DE",
             # the simulator shows a stored number at once unless a test delays it: a short 409 read-back window
             "CONFLICT_READBACK_SECONDS": "1",
+            # Caller verification is off for the tests written before it (their forms have no verification
+            # field); tests/bot/test_verification.py turns it on with its own policies.
+            "VERIFICATION_POLICY": "none",
         }
     )
     env.update(overrides)
@@ -439,8 +442,11 @@ async def make_bot(
 ) -> AsyncIterator[MakeBot]:
     launcher = BotLauncher(sim, sim_env, connector, database, tmp_path)
 
-    async def start(*, store: Any | None = None, clock: Any | None = None, **overrides: str) -> BotHarness:
-        return await launcher.serve(launcher.settings(**overrides), store=store, clock=clock)
+    async def start(
+        *, store: Any | None = None, clock: Any | None = None, reacher: Any | None = None, **overrides: str
+    ) -> BotHarness:
+        options: dict[str, Any] = {"reacher": reacher} if reacher is not None else {}
+        return await launcher.serve(launcher.settings(**overrides), store=store, clock=clock, **options)
 
     try:
         yield start

@@ -235,6 +235,7 @@ REFUSAL_PARAMS = {
     "text": HOSTILE,
     "user": "Adele Vance (adele.vance@contoso.com)",
     "name": HOSTILE,
+    "methods": "confirmation in Teams",
     "typed": "+49 1701111111",
     "current": "+49 160 ***9876",
 }
@@ -336,6 +337,60 @@ def catalogue(lang: str) -> Iterator[tuple[str, dict[str, Any]]]:
     )
     for name, outcome in OUTCOMES.items():
         yield f"outcome_{name}", cards.outcome_card(lang, _request(state=RequestState.COMPLETED), outcome)
+    # caller verification
+    lynne = Person(aad_object_id="11111111-2222-3333-4444-555555555555", name="Adele Vance")
+    yield (
+        "request_verification",
+        cards.request_card(
+            lang,
+            values={"verification": "code"},
+            errors={"verification": ("error.verification.not_accepted", {"methods": "x"})},
+            verification_methods=["teams", "code", "manager", "in_person"],
+        ),
+    )
+    for method in ("teams", "code", "manager"):
+        waiting = _request(
+            state=RequestState.AWAITING_VERIFICATION,
+            verification=method,
+            verifier=Person(aad_object_id="m", name="Megan Bowen") if method == "manager" else lynne,
+        )
+        yield f"verification_waiting_{method}", cards.verification_waiting_card(lang, waiting, via="mail")
+    asked = _request(state=RequestState.AWAITING_VERIFICATION, verification="teams", verifier=lynne)
+    yield "verify_request_target", cards.verify_request_card(lang, asked, manager=False)
+    yield "verify_request_manager", cards.verify_request_card(lang, asked, manager=True)
+    yield "verify_code", cards.verify_code_card(lang, asked, "123456")
+    yield (
+        "verify_answered",
+        cards.verify_answered_card(
+            lang,
+            texts.t(lang, "verify.ended.title"),
+            texts.t(lang, "verify.thanks.no", until="2026-05-05 09:30 UTC"),
+        ),
+    )
+    yield "security_alert", cards.security_alert_card(lang, asked, T0 + timedelta(hours=24))
+    yield (
+        "decision_verification_expired",
+        cards.decision_card(
+            lang,
+            _request(state=RequestState.EXPIRED, verification="teams", verifier=lynne, decision_reason="x"),
+        ),
+    )
+    yield (
+        "approval_verified_in_person",
+        cards.approval_card(
+            lang,
+            _request(
+                state=RequestState.AWAITING_APPROVAL,
+                approval_required=True,
+                verification="in_person",
+                verified_by=Person(aad_object_id="req-oid", name="Alex Wilber"),
+                verified_at=T0,
+            ),
+            phones=None,
+            approver_teams_ids=None,
+            actionable=True,
+        ),
+    )
     awaiting = _request(
         state=RequestState.AWAITING_APPROVAL, approval_required=True, approver_group="approver"
     )

@@ -718,14 +718,21 @@ def test_database_urls_are_normalised_to_async_drivers(tmp_path: Path) -> None:
 
 
 def test_allowed_from_is_the_inverse_of_transitions() -> None:
-    assert allowed_from(RequestState.APPROVED) == {RequestState.DRAFT, RequestState.AWAITING_APPROVAL}
+    assert allowed_from(RequestState.APPROVED) == {
+        RequestState.DRAFT,
+        RequestState.AWAITING_VERIFICATION,
+        RequestState.AWAITING_APPROVAL,
+    }
     assert allowed_from(RequestState.EXECUTING) == {RequestState.APPROVED}
     # approved → cancelled: the start of the run refused it (an abuse limit, or facts re-read then)
     assert allowed_from(RequestState.CANCELLED) == {
         RequestState.DRAFT,
+        RequestState.AWAITING_VERIFICATION,
         RequestState.AWAITING_APPROVAL,
         RequestState.APPROVED,
     }
+    # a verification that could not be delivered gives the agent the draft back (another method)
+    assert allowed_from(RequestState.DRAFT) == {RequestState.DRAFT, RequestState.AWAITING_VERIFICATION}
 
 
 async def test_unreachable_postgresql_is_store_unavailable(tmp_path: Path) -> None:
