@@ -14,8 +14,19 @@ import pytest
 
 from app import RUNTIME
 from bot.desk.verification import Delivery, Recipient
+from bot.views import texts
 from graph.simulator.tenant import one_on_one_chat_id
-from tests.bot.conftest import ALEX, BOT_ID, LYNNE, TENANT_ID, BotHarness, MakeBot, card_text
+from tests.bot.conftest import (
+    ALEX,
+    BOT_ID,
+    LYNNE,
+    TENANT_ID,
+    BotHarness,
+    MakeBot,
+    action_data,
+    card_text,
+    graph_writes,
+)
 
 CARD_TITLE = "Did you ask the service desk to change your phone number?"
 CARD: dict[str, Any] = {
@@ -186,3 +197,99 @@ async def test_a_chat_the_connector_refuses_is_send_failed(bot: BotHarness) -> N
     assert not delivery.delivered and delivery.reason == "send_failed"
     assert bot.connector.card_conversations(is_ours) == []
     assert await bot.store.conversation_reference(f"user:{LYNNE.aad}") is None
+
+
+# ------------------------------------------------------------------------------------------------ the whole request
+
+
+NEW_NUMBER = "+49 170 7654321"
+
+
+async def confirm_with_teams(bot: BotHarness) -> tuple[Any, Any]:
+    """Alex asks to change Lynne's number, verified by confirmation in Teams: (the request card, Confirm's answer)."""
+    form = await bot.open_form(ALEX)
+    review = await bot.review(
+        ALEX,
+        form,
+        {"targetUserText": LYNNE.upn, "number": NEW_NUMBER, "action": "set", "verification": "teams"},
+    )
+    assert review.status == 200 and action_data(review.card, "mfa.confirm"), review.text
+    confirmed = await bot.confirm(ALEX, form.activity_id, review.card or {})
+    assert confirmed.status == 200
+    return form, confirmed
+
+
+def asks_lynne(card: dict[str, Any]) -> bool:
+    return texts.t("en", "verify.ask.title") in card_text(card)
+
+
+async def test_lynne_who_never_wrote_gets_the_card_in_the_installed_chat_and_her_yes_makes_the_change(
+    make_bot: MakeBot,
+) -> None:
+    bot = await make_bot(VERIFICATION_POLICY="")
+    form, confirmed = await confirm_with_teams(bot)
+    assert "Waiting for Lynne Robbins to confirm in Teams" in confirmed.text
+    (install,) = installs(bot)
+    assert install.status == 201
+    chat_id = graph_chat_id(bot, LYNNE.aad)
+    # her card went to her own 1:1 chat (the one Graph named), and nowhere else
+    assert bot.connector.card_conversations(asks_lynne) == [chat_id]
+    (ask,) = [r for r in bot.connector.messages(chat_id) if r.card and asks_lynne(r.card)]
+    assert NEW_NUMBER not in card_text(ask.card) and "***4321" in card_text(ask.card)
+    assert bot.sim.tenant.user(LYNNE.aad).phones["mobile"].number == "+49 1701234567"
+
+    yes = action_data(ask.card, "mfa.verify.yes")
+    assert yes is not None
+    mark = bot.connector.mark()
+    answer = await bot.invoke(
+        LYNNE, "mfa.verify.yes", yes, reply_to_id=ask.activity_id, conversation_id=chat_id
+    )
+    assert answer.status == 200 and "You confirmed this request" in answer.text
+    assert form.activity_id is not None
+    final = await bot.final_update(form.activity_id, since=mark)
+    assert "Done: mobile number updated" in card_text(final.card), card_text(final.card)
+    assert bot.sim.tenant.user(LYNNE.aad).phones["mobile"].number == "+49 1707654321"
+
+
+async def test_lynne_who_wrote_before_gets_the_card_in_her_chat_without_graph_and_her_no_stops_it(
+    make_bot: MakeBot,
+) -> None:
+    bot = await make_bot(VERIFICATION_POLICY="")
+    await bot.message(LYNNE, "hello")
+    form, confirmed = await confirm_with_teams(bot)
+    assert "Waiting for Lynne Robbins to confirm in Teams" in confirmed.text
+    assert teams_calls(bot) == []
+    assert bot.connector.card_conversations(asks_lynne) == [LYNNE.conversation_id]
+    (ask,) = [r for r in bot.connector.messages(LYNNE.conversation_id) if r.card and asks_lynne(r.card)]
+
+    no = action_data(ask.card, "mfa.verify.no")
+    assert no is not None
+    mark = bot.connector.mark()
+    answer = await bot.invoke(LYNNE, "mfa.verify.no", no, reply_to_id=ask.activity_id)
+    assert answer.status == 200 and "The request was stopped" in answer.text
+    assert form.activity_id is not None
+    final = await bot.final_update(form.activity_id, since=mark)
+    assert "Lynne Robbins said they did not ask for this change" in card_text(final.card), card_text(
+        final.card
+    )
+    assert bot.sim.tenant.user(LYNNE.aad).phones["mobile"].number == "+49 1701234567"
+    assert graph_writes(bot.sim) == []
+
+
+@pytest.mark.parametrize(
+    ("switch", "why"),
+    [
+        ({"teams_app_in_catalog": False}, "verify.undelivered.app_not_in_catalog"),
+        ({"teams_app_blocked": True}, "verify.undelivered.blocked_by_policy"),
+    ],
+)
+async def test_when_lynne_cannot_be_reached_the_agents_card_says_why_and_nothing_is_asked(
+    make_bot: MakeBot, switch: dict[str, bool], why: str
+) -> None:
+    bot = await make_bot(VERIFICATION_POLICY="")
+    bot.sim.behaviour.update(switch)
+    _form, confirmed = await confirm_with_teams(bot)
+    assert "Lynne Robbins could not be reached in Teams" in confirmed.text, confirmed.text
+    assert texts.t("en", why) in confirmed.text
+    assert bot.connector.card_conversations(asks_lynne) == []
+    assert graph_writes(bot.sim) == []
