@@ -1,6 +1,8 @@
 """The demo's story in the Agents Playground: Alex (helpdesk) asks to change Lynne Robbins' number, Lynne confirms
 (or refuses) in her own window, Megan approves, Alex sees the result.
 
+(Named to run after test_demo_command.py, whose asyncio.run cannot start while the browser's loop runs.)
+
 Lynne's window is open before Alex asks, as in `make demo`: opening it is enough for the bot to reach her there
 (the Playground announces the app's installation in her chat, and the bot keeps that conversation); she never has
 to write to the bot first.
