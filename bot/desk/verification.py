@@ -394,13 +394,16 @@ class CallerVerification:
         """After the answer in Teams, in the background: on to approval or the change; the agent's card follows."""
         try:
             card = await self.go_on(verified, None)
-            await self._update_requester_cards(verified.id, card)
+            if card is not None:  # None: go_on showed the progress itself before the run started
+                await self._update_requester_cards(verified.id, card)
         except Exception:
             log.exception("request %s: going on after the caller was verified failed", verified.id)
 
-    async def go_on(self, verified: ChangeRequest, caller: Caller | None) -> dict[str, Any]:
+    async def go_on(self, verified: ChangeRequest, caller: Caller | None) -> dict[str, Any] | None:
         """The caller is verified: to the approvers when approval is needed, else approved and run, as after a
-        Confirm without verification. Returns the agent's card (confirmed by whom, then where it stands)."""
+        Confirm without verification. Returns the agent's card (confirmed by whom, then where it stands); None
+        without `caller` when the run was started: the agent's card was updated before it started, so that no
+        later update of it overtakes the run's own."""
         from bot.desk.approvals import ApprovalError
         from bot.persistence.store import InvalidTransition, StaleRevision
 
@@ -462,6 +465,7 @@ class CallerVerification:
             # the agent's card shows the progress first; the run then updates it
             await self._update_requester_cards(approved.id, card)
             self.desk.executor.spawn(work)
+            return None
         return card
 
     async def _refused_by_user(self, caller: Caller, req: ChangeRequest) -> dict[str, Any]:
@@ -577,7 +581,9 @@ class CallerVerification:
         if verified is None:
             current = await self.desk.store.get_request(req.id)
             return self.requester_view(lang, current or req)
-        return await self.go_on(verified, caller)
+        answer = await self.go_on(verified, caller)
+        assert answer is not None  # with a caller the card is the answer
+        return answer
 
     async def _wrong_code(self, caller: Caller, req: ChangeRequest, via: str | None) -> dict[str, Any]:
         from bot.persistence.store import InvalidTransition, StaleRevision

@@ -1178,6 +1178,11 @@ def _entry(lang: str, entry: AuditEntryLike) -> dict[str, Any]:
     reason = _first(details, "reason")
     if reason:
         lines.append(t(lang, "entry.reason", reason=str(reason)[:MAX_REASON_CHARS]))
+    method = details.get("method") or details.get("verification")
+    if method in VERIFICATION_METHODS:
+        who = details.get("verified_by") or details.get("verifier")
+        line = t(lang, "entry.verification", method=t(lang, f"verify.method.{method}"))
+        lines.append(f"{line} ({who})" if isinstance(who, str) and who else line)
     return {
         "type": "Container",
         "separator": True,

@@ -601,6 +601,7 @@ EN: Final[dict[str, str]] = {
     "verified. Nothing was changed.",
     "verify.expired_reason": "{name} did not answer in time (until {time}), so the caller could not be "
     "verified. Nothing was changed.",
+    "entry.verification": "Caller verification: {method}",
     "verify.expired_line": "Expired on {time}: the caller was not verified in time. Nothing was changed.",
     "verify.cancelled_reason": "The request was cancelled before the caller was verified. Nothing was changed.",
     "verify.undelivered": "{name} could not be reached in Teams: {reason} Nothing was changed. Choose another "
@@ -1188,6 +1189,7 @@ DE: Final[dict[str, str]] = {
     "Person nicht geprüft werden. Es wurde nichts geändert.",
     "verify.expired_reason": "{name} hat nicht rechtzeitig geantwortet (bis {time}), daher konnte die anrufende "
     "Person nicht geprüft werden. Es wurde nichts geändert.",
+    "entry.verification": "Prüfung der anrufenden Person: {method}",
     "verify.expired_line": "Abgelaufen am {time}: die anrufende Person wurde nicht rechtzeitig geprüft. Es wurde "
     "nichts geändert.",
     "verify.cancelled_reason": "Die Anfrage wurde abgebrochen, bevor die anrufende Person geprüft war. Es wurde "

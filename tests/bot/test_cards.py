@@ -302,7 +302,8 @@ def catalogue(lang: str) -> Iterator[tuple[str, dict[str, Any]]]:
     yield (
         "decision_verification_expired",
         cards.decision_card(
-            lang, _request(state=RequestState.EXPIRED, verification="teams", verifier=lynne, decision_reason="x")
+            lang,
+            _request(state=RequestState.EXPIRED, verification="teams", verifier=lynne, decision_reason="x"),
         ),
     )
     yield (
