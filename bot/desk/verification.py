@@ -4,6 +4,11 @@ The seam to Teams delivery: the desk asks a `Reacher` to put a card in front of 
 `Delivery` back: delivered with the CardRef of the sent card (role "verifier", for in-place updates), or the reason
 it was not. bot/teams/reach.py implements it; tests pass their own. None means Teams confirmation is unavailable
 ("not_configured").
+
+The use case, CallerVerification: Confirm puts a request whose caller must be verified (teams, code, manager) into
+awaiting_verification and asks the person; their Yes moves it on to approval or the change, their No cancels it,
+locks the user and alerts the approvers; the agent types a one-time code instead for `code`; the sweeper expires
+what nobody answered. In person is attested at Confirm (bot/desk/drafts.py) and always needs an approver.
 """
 
 from __future__ import annotations
@@ -575,7 +580,10 @@ class CallerVerification:
         if len(digits) != CODE_DIGITS or not (digits.isascii() and digits.isdigit()):
             card = cards.verification_waiting_card(lang, req, via=record.sent_via)
             return cards.with_notice(card, texts.t(lang, "verify.code.malformed"))
-        if not hmac.compare_digest(hash_code(record.code_salt, digits), record.code_hash):
+        if record.attempts >= MAX_CODE_ATTEMPTS or not hmac.compare_digest(
+            hash_code(record.code_salt, digits), record.code_hash
+        ):
+            # no more tries once five were wrong, even if the request could not be ended then
             return await self._wrong_code(caller, req, record.sent_via)
         verified = await self._verified(req, req.verifier or caller.person, actor=caller.person)
         if verified is None:

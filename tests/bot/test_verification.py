@@ -788,3 +788,37 @@ def test_verification_policy_setting() -> None:
         with pytest.raises(SettingsError) as error:
             VerificationPolicy.parse(bad)
         assert str(error.value).startswith("VERIFICATION_POLICY") and "\n" not in str(error.value)
+
+
+# ---------------------------------------------------------------------------------------------- at the same moment
+
+
+async def test_two_yes_clicks_at_the_same_moment_verify_and_run_once(launcher: Launcher) -> None:
+    import asyncio
+
+    v = await launcher.start()
+    asked = await ask(v)
+    lynne_card = card_to(v, LYNNE)
+    first, second = await asyncio.gather(
+        answer(v, LYNNE, "mfa.verify.yes", lynne_card), answer(v, LYNNE, "mfa.verify.yes", lynne_card)
+    )
+    assert "You confirmed this request" in first.text or "You confirmed this request" in second.text
+    await wait_state(v.bot, asked.request_id, RequestState.COMPLETED)
+    assert (await events(v, asked.request_id)).count("caller_verified") == 1
+    assert len(writes_for(v.bot.sim, LYNNE_ID)) == 1
+
+
+async def test_wrong_codes_typed_at_the_same_moment_all_count(launcher: Launcher) -> None:
+    import asyncio
+
+    v = await launcher.start()
+    asked = await ask(v, "code")
+    code = SIX_DIGITS.search(card_text(code_card_to(v, LYNNE).card)).group(1)
+    wrong = f"{(int(code) + 7) % 1_000_000:06d}"
+    await asyncio.gather(*(type_code(v, asked, wrong) for _ in range(5)))
+    req = await wait_state(v.bot, asked.request_id, RequestState.CANCELLED)
+    assert "typed wrong 5 times" in (req.decision_reason or "")
+    assert (await events(v, asked.request_id)).count("verification_wrong_code") == 5
+    late = await type_code(v, asked, code)
+    assert "The code was right" not in late.text
+    assert writes_for(v.bot.sim, LYNNE_ID) == []
