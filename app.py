@@ -65,7 +65,7 @@ def create_app(
     passed in (tests, demo mode); otherwise they are built from settings at start-up and closed at clean-up.
     `tenant_check`: run the read-only tenant check (graph/doctor.py) in the background once started.
     `reacher` (bot.desk.verification.Reacher): puts the caller-verification card in front of a person in Teams;
-    None: Teams confirmation is unavailable (the agent is told why and picks another way)."""
+    None: the Teams one (bot/teams/reach.py) on this bot's adapter, store and Graph client (tests may pass their own)."""
     from graph.log_privacy import install as mask_numbers_in_logs
 
     mask_numbers_in_logs()  # every log record of the process, httpx's request lines included
@@ -171,7 +171,8 @@ async def _build_runtime(
             updater=updater,
             settings=settings,
             approvals=approvals,
-            reacher=reacher,  # the caller-verification card's way to a person in Teams
+            # the caller-verification card's way to a person in Teams (tests may pass their own)
+            reacher=reacher if reacher is not None else _reacher(settings, adapter, bf.APP_ID, store, graph),
             **kwargs,
         )
         bot = MfaBot(desk=desk, store=store, settings=settings)
@@ -210,6 +211,28 @@ async def _build_runtime(
         owns_store=owns_store,
         owns_graph=owns_graph,
         inbound=inbound,
+    )
+
+
+def _reacher(settings: BotSettings, adapter: Any, app_id: str | None, store: Any, graph: Any) -> Any:
+    """Who puts the caller-verification card in front of a person in Teams: their stored 1:1 conversation, else
+    the app installed for them through Graph (only with TEAMS_APP_ID; without it, stored conversations only)."""
+    from bot.teams.reach import TeamsReacher
+    from graph.teams_apps import TeamsApps
+
+    client = getattr(graph, "client", None)
+    teams_apps = (
+        TeamsApps.from_settings(settings.graph, client)
+        if settings.graph is not None and client is not None
+        else None
+    )
+    return TeamsReacher(
+        adapter,
+        app_id,
+        store,
+        teams_apps,
+        tenant_id=settings.tenant_id,
+        service_url=settings.bot_service_url,
     )
 
 

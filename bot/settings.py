@@ -151,6 +151,9 @@ class BotSettings:
     manager_approval: bool = False
     sweep_interval_seconds: float = 60.0
     approver_conversation_id: str | None = None
+    # The Bot Framework connector a 1:1 chat created through Graph is reached at, only while no conversation of the
+    # tenant is stored (bot/teams/reach.py): Microsoft's public global Teams endpoint by default
+    bot_service_url: str = "https://smba.trafficmanager.net/teams/"
     notify_default: bool = True
     role_cache_seconds: float = 120.0
     max_changes_per_requester_per_hour: int = 20  # 0 switches the limit off
@@ -227,6 +230,7 @@ class BotSettings:
             manager_approval=_bool(get, "MANAGER_APPROVAL", False),
             sweep_interval_seconds=_float(get, "SWEEP_INTERVAL_SECONDS", 60.0, low=0.05, high=3600.0),
             approver_conversation_id=_text(get, "APPROVER_CONVERSATION_ID", 512),
+            bot_service_url=_service_url(get),
             notify_default=_bool(get, "NOTIFY_DEFAULT", True),
             role_cache_seconds=_float(get, "ROLE_CACHE_SECONDS", 120.0, low=0.0, high=3600.0),
             max_changes_per_requester_per_hour=_int(
@@ -378,6 +382,22 @@ def _inbound_authentication(get: Getter, bf: BotFrameworkConfig, host: str, demo
             f"true needs a loopback HOST (127.0.0.1, ::1 or localhost), not '{host[:80]}'",
         )
     return True
+
+
+def _service_url(get: Getter) -> str:
+    """BOT_SERVICE_URL: an https address (http only on a loopback host, for a local connector)."""
+    value = get("BOT_SERVICE_URL")
+    if value is None:
+        return BotSettings.bot_service_url
+    parts = urlsplit(value)
+    secure = parts.scheme == "https" or (parts.scheme == "http" and is_loopback(parts.hostname or ""))
+    if not secure or not parts.hostname or any(c.isspace() for c in value) or len(value) > 512:
+        raise SettingsError(
+            "BOT_SERVICE_URL",
+            f"must be the connector's https address, e.g. https://smba.trafficmanager.net/teams/ (got "
+            f"'{value[:80]}')",
+        )
+    return value if value.endswith("/") else value + "/"
 
 
 def _guid(get: Getter, name: str, *, required: bool) -> str | None:

@@ -24,6 +24,7 @@ from aiohttp.test_utils import TestServer
 from app import create_app
 from bot.settings import BotSettings
 from bot.views import texts
+from graph.simulator import DEFAULT_TEAMS_APP_EXTERNAL_ID
 from tests.bot.db_fixtures import Database, database  # noqa: F401  (fixture)
 from tests.bot.fake_connector import FakeConnector, Recorded
 
@@ -55,8 +56,9 @@ MEGAN = Persona("00000000-0000-0000-0000-0000000000a2", "Megan Bowen", "megan.bo
 PATTI = Persona("00000000-0000-0000-0000-0000000000a3", "Patti Fernandez", "patti.fernandez@contoso.example")
 PRADEEP = Persona("00000000-0000-0000-0000-0000000000a4", "Pradeep Gupta", "pradeep.gupta@contoso.example")
 ISAIAH = Persona("00000000-0000-0000-0000-0000000000b1", "Isaiah Langer", "isaiah.langer@contoso.example")
+LYNNE = Persona("00000000-0000-0000-0000-0000000000c1", "Lynne Robbins", "lynne.robbins@contoso.example")
 ADELE_ID = "00000000-0000-0000-0000-0000000000b2"
-LYNNE_ID = "00000000-0000-0000-0000-0000000000c1"
+LYNNE_ID = LYNNE.aad
 DIEGO_ID = "00000000-0000-0000-0000-0000000000c2"
 NESTOR_ID = "00000000-0000-0000-0000-0000000000c3"
 JOHANNA_ID = "00000000-0000-0000-0000-0000000000c4"
@@ -374,6 +376,9 @@ def bot_environ(sim_env: dict[str, str], data_dir: str, **overrides: str) -> dic
             # Caller verification is off for the tests written before it (their forms have no verification
             # field); tests/bot/test_verification.py turns it on with its own policies.
             "VERIFICATION_POLICY": "none",
+            # the bot's Teams app as the simulator publishes it: a person who never wrote to the bot is reached
+            # by installing the app for them (bot/teams/reach.py)
+            "TEAMS_APP_ID": DEFAULT_TEAMS_APP_EXTERNAL_ID,
         }
     )
     env.update(overrides)

@@ -19,7 +19,9 @@ from aiohttp import web
 
 @dataclass
 class Recorded:
-    kind: str  # "send" (POST .../activities), "reply" (POST .../activities/{id}), "update" (PUT), "create"
+    # "send" (POST .../activities), "reply" (POST .../activities/{id}), "update" (PUT), "create", "refused" (a send
+    # answered with an error, see FakeConnector.fail_sends_to)
+    kind: str
     conversation_id: str
     activity_id: str | None  # the id the connector gave (send/reply) or the id updated (update)
     reply_to_id: str | None
@@ -53,6 +55,8 @@ class FakeConnector:
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
         self.fail_updates_with: int | None = None  # e.g. 404 to simulate a deleted message
+        # conversation id -> status: new activities (sends and replies) there are refused (e.g. 403 when the person removed the app)
+        self.fail_sends_to: dict[str, int] = {}
         # Awaited before an update is answered: lets a test act at a known point of the bot's work.
         self.on_update: Callable[[Recorded], Awaitable[None]] | None = None
 
@@ -105,15 +109,21 @@ class FakeConnector:
 
     async def _send(self, request: web.Request) -> web.Response:
         body = await self._body(request)
-        aid = str(next(self._ids))
         conv = unquote(request.match_info["conv"])
+        if conv in self.fail_sends_to:
+            self._record(Recorded("refused", conv, None, None, body, request.headers.get("Authorization")))
+            return web.json_response({"error": {"code": "Forbidden"}}, status=self.fail_sends_to[conv])
+        aid = str(next(self._ids))
         self._record(Recorded("send", conv, aid, None, body, request.headers.get("Authorization")))
         return web.json_response({"id": aid})
 
     async def _reply(self, request: web.Request) -> web.Response:
         body = await self._body(request)
-        aid = str(next(self._ids))
         conv = unquote(request.match_info["conv"])
+        if conv in self.fail_sends_to:
+            self._record(Recorded("refused", conv, None, None, body, request.headers.get("Authorization")))
+            return web.json_response({"error": {"code": "Forbidden"}}, status=self.fail_sends_to[conv])
+        aid = str(next(self._ids))
         reply_to = unquote(request.match_info["aid"])
         self._record(Recorded("reply", conv, aid, reply_to, body, request.headers.get("Authorization")))
         return web.json_response({"id": aid})
@@ -145,6 +155,15 @@ class FakeConnector:
             for r in self.records
             if r.kind in ("send", "reply")
             and (conversation_id is None or r.conversation_id == conversation_id)
+        ]
+
+    def card_conversations(self, predicate: Callable[[dict[str, Any]], bool] | None = None) -> list[str]:
+        """The conversation each new card (send or reply) went to, in order; with `predicate`, only the cards it
+        accepts. Lets a test say where a card landed, and that it landed nowhere else."""
+        return [
+            r.conversation_id
+            for r in self.records
+            if r.kind in ("send", "reply") and r.card and (predicate is None or predicate(r.card))
         ]
 
     def updates(self, activity_id: str | None = None) -> list[Recorded]:

@@ -207,3 +207,21 @@ def test_python_app_py_without_authentication_on_all_interfaces_prints_one_line_
         "(127.0.0.1, ::1 or localhost), not '0.0.0.0'"
     ]
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_bot_service_url_defaults_to_the_public_global_teams_endpoint() -> None:
+    assert BotSettings.from_env(env()).bot_service_url == "https://smba.trafficmanager.net/teams/"
+    s = BotSettings.from_env(env(BOT_SERVICE_URL="https://smba.infra.gcc.teams.microsoft.com/teams"))
+    assert s.bot_service_url == "https://smba.infra.gcc.teams.microsoft.com/teams/"
+    assert BotSettings.from_env(env(BOT_SERVICE_URL="http://127.0.0.1:56150/_connector")).bot_service_url == (
+        "http://127.0.0.1:56150/_connector/"
+    )
+
+
+@pytest.mark.parametrize(
+    "value", ["http://smba.trafficmanager.net/teams/", "smba.trafficmanager.net", "https://"]
+)
+def test_a_bot_service_url_that_is_not_https_is_one_line(value: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        BotSettings.from_env(env(BOT_SERVICE_URL=value))
+    assert str(info.value).startswith("BOT_SERVICE_URL: must be the connector's https address")

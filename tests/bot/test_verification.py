@@ -88,13 +88,17 @@ class Launcher:
 
     async def start(self, *, reacher: bool | str = True, **overrides: str) -> VBot:
         """A bot with caller verification on (DEFAULT_POLICY unless overridden). `reacher`: True, a reacher that
-        delivers; a reason string, one that fails with it; False, no reacher at all (not configured)."""
+        delivers; a reason string, one that fails with it; False, the bot's own Teams reacher without
+        TEAMS_APP_ID (not configured)."""
         env = {
             "APPROVAL_POLICY": "never",
             "APPROVER_CONVERSATION_ID": APPROVERS_CONV,
             "TARGET_COOLDOWN_MINUTES": "0",
             "MAIL_SENDER": "servicedesk@contoso.example",
             "VERIFICATION_POLICY": DEFAULT_POLICY,
+            # no reacher of its own: the bot's Teams reacher, which without TEAMS_APP_ID reaches only people
+            # with a stored conversation (none here): not configured
+            **({"TEAMS_APP_ID": ""} if reacher is False else {}),
             **overrides,
         }
         settings = BotSettings.from_env(

@@ -44,11 +44,12 @@ WAIT_MS = 20_000
 BOT_NAME = "MFA Phone Bot (demo)"
 
 # The personas with a Playground in the e2e stack (bot/teams/demo/playground/<key>/.m365agentsplayground.yml).
-AGENT, APPROVER, PRIVILEGED_APPROVER, NO_ROLE = (
+AGENT, APPROVER, PRIVILEGED_APPROVER, NO_ROLE, TARGET = (
     "alex-wilber",
     "megan-bowen",
     "patti-fernandez",
     "pradeep-gupta",
+    "lynne-robbins",  # the user whose phone is changed, who confirms in Teams that she asked
 )
 ALEX_ID = "00000000-0000-0000-0000-0000000000a1"
 PRIVILEGED_GROUP_ID = "11111111-1111-1111-1111-000000000003"
@@ -124,6 +125,34 @@ class StackThread:
     def add_to_group(self, group_id: str, user_id: str) -> None:
         self.call(lambda: self.sim.tenant.groups[group_id].members.append(user_id))
 
+    @property
+    def runtime(self) -> Any:
+        """The running bot's Runtime (app.py): its settings, store and desk."""
+        from app import RUNTIME
+
+        return self.stack._runners[0].app[RUNTIME]  # noqa: SLF001  (the bot is the first runner DemoStack starts)
+
+    def reference_of(self, key: str) -> dict[str, Any] | None:
+        """A conversation reference the bot stored (e.g. "user:<aadObjectId>")."""
+        return self.run(lambda: self.runtime.store.conversation_reference(key))
+
+    def use_settings(self, settings: Any) -> Any:
+        """Run the bot on other settings from now on (its desk, policy, approvals and executor read them on every
+        request); returns the settings it had."""
+        runtime = self.runtime
+        desk = runtime.bot.desk
+        old = desk.settings
+
+        def swap() -> None:
+            for part in (desk, desk.policy, desk.approvals, desk.executor):
+                for name in ("settings", "_settings"):
+                    if getattr(part, name, None) is old:
+                        setattr(part, name, settings)
+            runtime.settings = settings
+
+        self.call(swap)
+        return old
+
 
 # Package scope, not session: Playwright's sync API keeps an event loop running in the main thread while it is
 # open, so it must close when the end-to-end tests are done, before any other package's asyncio tests run.
@@ -134,7 +163,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackThread]:
         pytest.skip(reason)
     demo = DemoStack(
         create_app=create_app,
-        playgrounds=tuple((key, free_port()) for key in (AGENT, APPROVER, PRIVILEGED_APPROVER, NO_ROLE)),
+        playgrounds=tuple(
+            (key, free_port()) for key in (AGENT, APPROVER, PRIVILEGED_APPROVER, NO_ROLE, TARGET)
+        ),
         bot_port=free_port(),
         info_port=free_port(),
         sim_port=0,
@@ -144,6 +175,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackThread]:
             "APPROVAL_POLICY": "privileged",
             # Tests arrange group memberships in the simulated tenant and expect the bot to see them at once.
             "ROLE_CACHE_SECONDS": "0",
+            # The scenarios of the request itself run without caller verification; the fixture
+            # `caller_verification` switches it on (and approval for every change) for the ones about it.
+            "VERIFICATION_POLICY": "none",
             "LOG_LEVEL": os.environ.get("E2E_LOG_LEVEL", "WARNING"),
         },
     )
@@ -159,6 +193,24 @@ def _fresh_tenant(request: pytest.FixtureRequest) -> None:
     """Every scenario starts from the seeded demo tenant (phones, groups, outbox)."""
     if "stack" in request.fixturenames:
         request.getfixturevalue("stack").reset_tenant()
+
+
+@pytest.fixture
+def caller_verification(stack: StackThread) -> Iterator[None]:
+    """Caller verification as the bot runs by default (VERIFICATION_POLICY unset), and every change approved by an
+    approver as in `make demo` (APPROVAL_POLICY=always), for one scenario: the demo's story."""
+    import dataclasses
+
+    from bot.settings import VerificationPolicy
+
+    current = stack.runtime.bot.desk.settings
+    old = stack.use_settings(
+        dataclasses.replace(current, verification_policy=VerificationPolicy(), approval_policy="always")
+    )
+    try:
+        yield
+    finally:
+        stack.use_settings(old)
 
 
 # ------------------------------------------------------------------------------------------------ the browser

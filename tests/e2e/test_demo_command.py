@@ -105,7 +105,7 @@ def test_a_playground_with_a_bad_config_stops_the_start_with_a_clear_message(tmp
 @needs_playground
 def test_demo_starts_everything_prints_the_addresses_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     ready = tmp_path / "ready.json"
-    ports = {name: free_port() for name in ("bot", "info", "sim", "agent", "approver")}
+    ports = {name: free_port() for name in ("bot", "info", "sim", "agent", "approver", "target")}
     process = subprocess.Popen(
         [
             sys.executable,
@@ -116,6 +116,7 @@ def test_demo_starts_everything_prints_the_addresses_and_stops_on_ctrl_c(tmp_pat
             f"--sim-port={ports['sim']}",
             f"--agent-port={ports['agent']}",
             f"--approver-port={ports['approver']}",
+            f"--target-port={ports['target']}",
             f"--data-dir={tmp_path / 'data'}",
             f"--ready-file={ready}",
         ],
@@ -132,11 +133,14 @@ def test_demo_starts_everything_prints_the_addresses_and_stops_on_ctrl_c(tmp_pat
         assert ready.exists(), "the demo did not come up"
         info = json.loads(ready.read_text())
         agent, approver = info["playgrounds"]["alex-wilber"], info["playgrounds"]["megan-bowen"]
+        target = info["playgrounds"]["lynne-robbins"]
         assert agent["url"] == f"http://127.0.0.1:{ports['agent']}"
         assert approver["url"] == f"http://127.0.0.1:{ports['approver']}"
+        assert target["url"] == f"http://127.0.0.1:{ports['target']}"
         with httpx.Client(timeout=10) as client:
             assert client.get(agent["url"]).status_code == 200
             assert client.get(approver["url"]).status_code == 200
+            assert client.get(target["url"]).status_code == 200
             assert client.get(f"http://127.0.0.1:{ports['bot']}/healthz").json() == {"status": "alive"}
             page = client.get(info["info"])
             assert page.status_code == 200 and "Simulation" in page.text and "Lynne Robbins" in page.text
@@ -147,7 +151,7 @@ def test_demo_starts_everything_prints_the_addresses_and_stops_on_ctrl_c(tmp_pat
                 httpx.get(f"https://127.0.0.1:{ports['sim']}/_sim/outbox", verify=info["ca_file"]).json()
                 == []
             )
-        pids = [agent["pid"], approver["pid"]]
+        pids = [agent["pid"], approver["pid"], target["pid"]]
     finally:
         process.send_signal(signal.SIGINT)
         try:
@@ -160,6 +164,7 @@ def test_demo_starts_everything_prints_the_addresses_and_stops_on_ctrl_c(tmp_pat
     assert "SIMULATION" in output
     assert "Alex Wilber (helpdesk agent)" in output and f"http://127.0.0.1:{ports['agent']}" in output
     assert "Megan Bowen (approver)" in output and f"http://127.0.0.1:{ports['approver']}" in output
+    assert "Lynne Robbins (user who confirms)" in output and f"http://127.0.0.1:{ports['target']}" in output
     assert "Demo stopped." in output
     for pid in pids:
         with pytest.raises(ProcessLookupError):

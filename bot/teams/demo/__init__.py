@@ -8,9 +8,16 @@ starts, all on loopback:
 - the bot (app.create_app) with settings pointing at the simulator, an SQLite database under data/demo/ and
   DEMO_MODE=true;
 - a small read-only page showing the simulated tenant's phone methods and the e-mail the bot sent;
-- two Agents Playground processes (node_modules/.bin/agentsplayground), one signed in as the helpdesk agent
-  Alex Wilber, one as the approver Megan Bowen, each from its own folder under bot/teams/demo/playground/ holding
-  its `.m365agentsplayground.yml`; their logs go to data/demo/.
+- three Agents Playground processes (node_modules/.bin/agentsplayground), signed in as the helpdesk agent Alex
+  Wilber, the approver Megan Bowen and Lynne Robbins, the user whose phone Alex changes and who confirms in her
+  window that she asked for it (caller verification); each from its own folder under
+  bot/teams/demo/playground/ holding its `.m365agentsplayground.yml`; their logs go to data/demo/.
+
+Lynne is reached where she talks to the bot: every Playground is a connector of its own, and the bot keeps her
+conversation (service URL included) when her window opens (the Playground announces the installation of the app
+in the chat it shows, bot/teams/handler.py stores it). A chat the bot would get from Graph instead (installing the
+app for her, TEAMS_APP_ID) is not a conversation any Playground knows: a confirmation card sent there before her
+window was ever opened is refused, and the agent's card says she could not be reached.
 
 Demo mode refuses to start when real Graph or Bot Framework credentials are set in the environment, so it can
 never be pointed at a real tenant by accident. Ctrl-C stops everything (the Playgrounds are stopped by process
@@ -94,6 +101,13 @@ PERSONAS: dict[str, Persona] = {
             "patti.fernandez@contoso.example",
         ),
         Persona(
+            "lynne-robbins",
+            "Lynne Robbins",
+            "user who confirms",
+            "00000000-0000-0000-0000-0000000000c1",
+            "lynne.robbins@contoso.example",
+        ),
+        Persona(
             "pradeep-gupta",
             "Pradeep Gupta",
             "no helpdesk role",
@@ -103,8 +117,12 @@ PERSONAS: dict[str, Persona] = {
     )
 }
 
-# What the demo starts by default: the helpdesk agent and the approver.
-DEFAULT_PLAYGROUNDS: tuple[tuple[str, int], ...] = (("alex-wilber", 56150), ("megan-bowen", 56151))
+# What the demo starts by default: the helpdesk agent, the approver and the user who confirms the change.
+DEFAULT_PLAYGROUNDS: tuple[tuple[str, int], ...] = (
+    ("alex-wilber", 56150),
+    ("megan-bowen", 56151),
+    ("lynne-robbins", 56152),
+)
 
 # Environment variables that would point the bot at a real tenant or a real Bot Framework registration.
 _REAL_CREDENTIALS = (
@@ -165,6 +183,8 @@ def demo_environment(
     overrides: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """The settings (as BotSettings.from_env reads them) of a bot that talks to the simulator and nothing else."""
+    from graph.simulator import DEFAULT_TEAMS_APP_EXTERNAL_ID
+
     env = {
         "DEMO_MODE": "true",
         "GRAPH_TENANT_ID": DEMO_TENANT_ID,
@@ -175,6 +195,9 @@ def demo_environment(
         # The simulator's own CA, trusted by this bot's Graph clients only (never the system trust store).
         "SSL_CERT_FILE": ca_file,
         "MAIL_SENDER": MAIL_SENDER,
+        # The bot's Teams app as the simulated tenant publishes it: a user who never wrote to the bot is reached
+        # by installing it for them through Graph (bot/teams/reach.py).
+        "TEAMS_APP_ID": DEFAULT_TEAMS_APP_EXTERNAL_ID,
         "SERVICE_DESK_DISPLAY_NAME": "Contoso Service Desk (demo)",
         "SERVICE_DESK_EMAIL": MAIL_SENDER,
         "SERVICE_DESK_PHONE": "+49 30 1234 5678",
@@ -538,10 +561,13 @@ class DemoStack:
             "   diego.siciliani (no phone), nestor.wilke (mobile + alternate), grady.archie (holds",
             "   +49 170 9876543 for SMS sign-in), johanna.lorenz (no mailbox), adele_partner.example#EXT# (guest).",
             " 1. Open Megan Bowen's page and click the chat 'Helpdesk approvals': approval requests go there.",
-            " 2. In Alex Wilber's page type 'set phone'; user lynne.robbins@contoso.example, number",
-            "    +49 170 7654321; Review, Confirm. Approve it in Megan's page; Alex's card shows the result",
-            "    and the e-mail appears on the page above.",
-            " 3. Try a number held by grady.archie, a Global Administrator (isaiah.langer), 'remove phone',",
+            " 2. Open Lynne Robbins' page: she is the caller, and confirms there that she asked.",
+            " 3. In Alex Wilber's page type 'set phone'; user lynne.robbins@contoso.example, number",
+            "    +49 170 7654321, verified by 'Confirmation in Teams'; Review, Confirm. Lynne gets a card:",
+            "    'Yes, I asked for this' sends it to Megan, who approves; Alex's card shows the result and the",
+            "    e-mail appears on the page above. 'No, I did not ask' stops it, locks Lynne's phone methods",
+            "    and alerts the approvers.",
+            " 4. Try a number held by grady.archie, a Global Administrator (isaiah.langer), 'remove phone',",
             "    'history lynne.robbins@contoso.example', 'help'.",
             f" Logs: {self.data_dir}",
             " Press Ctrl-C to stop.",
@@ -623,6 +649,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "--approver-port", type=int, default=DEFAULT_PLAYGROUNDS[1][1], help="Megan Bowen's Playground"
     )
     parser.add_argument(
+        "--target-port",
+        type=int,
+        default=DEFAULT_PLAYGROUNDS[2][1],
+        help="Lynne Robbins' Playground, the user who confirms (0: none)",
+    )
+    parser.add_argument(
         "--privileged-approver-port",
         type=int,
         default=0,
@@ -643,6 +675,7 @@ async def run(args: argparse.Namespace, environ: Mapping[str, str], create_app: 
             for key, port in (
                 ("alex-wilber", args.agent_port),
                 ("megan-bowen", args.approver_port),
+                ("lynne-robbins", args.target_port),
                 ("patti-fernandez", args.privileged_approver_port),
             )
             if port
