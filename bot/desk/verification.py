@@ -356,7 +356,7 @@ class CallerVerification:
         self.desk.executor.spawn(self._go_on_and_show(verified))
         now = verified.verified_at or self.desk.clock()
         return cards.verify_answered_card(
-            lang, texts.t(lang, "verify.ended.title"), texts.t(lang, "verify.thanks.yes", time=_hhmm(now))
+            lang, texts.t(lang, "verify.answered.yes.title"), texts.t(lang, "verify.thanks.yes", time=_hhmm(now))
         )
 
     def _ended_card(self, lang: str, req: ChangeRequest, person: Person) -> dict[str, Any]:
@@ -367,7 +367,7 @@ class CallerVerification:
             and req.verified_by.aad_object_id.lower() == person.aad_object_id.lower()
         ):
             text = texts.t(lang, "verify.thanks.yes", time=_hhmm(req.verified_at or self.desk.clock()))
-            return cards.verify_answered_card(lang, texts.t(lang, "verify.ended.title"), text)
+            return cards.verify_answered_card(lang, texts.t(lang, "verify.answered.yes.title"), text)
         text = texts.t(lang, "verify.ended", state=texts.t(lang, f"state.{req.state.value}"))
         return cards.verify_answered_card(lang, texts.t(lang, "verify.ended.title"), text, color="Warning")
 
@@ -516,7 +516,7 @@ class CallerVerification:
         self.desk.executor.spawn(self._after_refusal(cancelled, until))
         lang = caller.lang
         return cards.verify_answered_card(
-            lang, texts.t(lang, "verify.ended.title"), texts.t(lang, "verify.thanks.no", until=_utc(until))
+            lang, texts.t(lang, "verify.answered.no.title"), texts.t(lang, "verify.thanks.no", until=_utc(until))
         )
 
     async def _after_refusal(self, req: ChangeRequest, until: datetime) -> None:

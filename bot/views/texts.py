@@ -680,6 +680,8 @@ EN: Final[dict[str, str]] = {
     "and the service desk bot will not change this sign-in phone until {until}.",
     "verify.ended": "This request no longer waits for your answer ({state}). Your click changed nothing.",
     "verify.ended.title": "No answer needed",
+    "verify.answered.yes.title": "You confirmed this request",
+    "verify.answered.no.title": "Stopped: you did not ask for this",
     "verify.not_verifier": "Only the person who was asked can answer this card.",
     "verify.code_card.title": "Your one-time code for the service desk",
     "verify.code_card.body": "{requester} at the service desk is asking to change your sign-in phone. If you "
@@ -1307,6 +1309,8 @@ DE: Final[dict[str, str]] = {
     "informiert, und der Service-Desk-Bot ändert dieses Anmeldetelefon bis {until} nicht.",
     "verify.ended": "Diese Anfrage wartet nicht mehr auf Ihre Antwort ({state}). Ihr Klick hat nichts geändert.",
     "verify.ended.title": "Keine Antwort nötig",
+    "verify.answered.yes.title": "Sie haben diese Anfrage bestätigt",
+    "verify.answered.no.title": "Gestoppt: Sie haben das nicht angefragt",
     "verify.not_verifier": "Nur die gefragte Person kann auf diese Karte antworten.",
     "verify.code_card.title": "Ihr Einmalcode für den Service Desk",
     "verify.code_card.body": "{requester} vom Service Desk möchte Ihr Anmeldetelefon ändern. Wenn Sie selbst beim "

@@ -240,6 +240,7 @@ async def test_the_user_confirms_in_teams_and_only_then_the_change_runs(launcher
     mark = v.connector.mark()
     yes = await answer(v, LYNNE, "mfa.verify.yes", lynne_card)
     assert "You confirmed this request" in yes.text
+    assert "No answer needed" not in yes.text  # her answer was needed: the title thanks her for it
     done = await wait_state(v.bot, asked.request_id, RequestState.COMPLETED)
     assert done.verified_by.aad_object_id == LYNNE_ID and done.verified_at is not None
     assert len(writes_for(v.bot.sim, LYNNE_ID)) == 1
@@ -317,6 +318,7 @@ async def test_no_cancels_locks_the_user_alerts_the_approvers_and_only_a_privile
     lynne_card = card_to(v, LYNNE)
     no = await answer(v, LYNNE, "mfa.verify.no", lynne_card)
     assert "The request was stopped and nothing was changed" in no.text
+    assert "Stopped: you did not ask for this" in no.text
     req = await wait_state(v.bot, asked.request_id, RequestState.CANCELLED)
     assert req.decided_by.aad_object_id == LYNNE_ID
     assert writes_for(v.bot.sim, LYNNE_ID) == []

@@ -24,7 +24,7 @@ from tests.e2e.test_scenarios import (
     USER_FIELD,
     confirm,
     open_form,
-    request_id_of,
+    request_ref_of,
     review,
 )
 
@@ -51,7 +51,7 @@ def ask_for_lynne(alex: Chat) -> tuple[str, Any]:
     expect(confirmation).to_contain_text("confirmation in Teams (not done yet)")
     waiting = confirm(alex, confirmation)
     expect(waiting).to_contain_text("Waiting for Lynne Robbins to confirm in Teams", timeout=WAIT_MS)
-    return request_id_of(waiting), waiting
+    return request_ref_of(waiting), waiting
 
 
 def test_lynne_confirms_in_her_window_megan_approves_and_alex_sees_the_change(
