@@ -117,6 +117,7 @@ def test_removing_a_number_the_user_does_not_have_says_so_before_confirm(
     card = review(alex, "lynne.robbins@contoso.example", "+49 170 9999999", remove=True)
     expect(card).to_contain_text("does not match the current mobile number of Lynne Robbins")
     expect(card.get_by_role("button", name="Confirm", exact=True)).to_have_count(0)
+    alex.screenshot("test_removing_a_number_the_user_does_not_have-the-confirmation-card")
     card.get_by_role("button", name="Edit", exact=True).click()
     form = alex.cards.last
     expect(form.get_by_label(NUMBER_FIELD, exact=True)).to_have_value("+491709999999", timeout=WAIT_MS)
@@ -133,6 +134,7 @@ def test_a_refused_request_names_the_user_and_edit_keeps_the_values(open_chat, s
     expect(refused).to_be_visible(timeout=WAIT_MS)
     expect(refused).to_contain_text("You cannot change your own MFA phone")
     expect(refused.get_by_role("button", name="Cancel", exact=True)).to_be_visible()
+    alex.screenshot("test_a_refused_request-the-refusal")
     refused.get_by_role("button", name="Edit", exact=True).click()
     again = alex.cards.last
     expect(again.get_by_label(USER_FIELD, exact=True)).to_have_value(

@@ -66,8 +66,11 @@ def test_lynne_confirms_in_her_window_megan_approves_and_alex_sees_the_change(
     expect(ask).to_contain_text("Alex Wilber")
     expect(ask).to_contain_text("+49 170 ***4321")
     expect(ask).not_to_contain_text("7654321")
+    lynne.screenshot("test_lynne_confirms-the-question-in-lynnes-window")
+    alex.screenshot("test_lynne_confirms-alex-waits")
     ask.get_by_role("button", name="Yes, I asked for this", exact=True).click()
     expect(lynne.cards.last).to_contain_text("You confirmed this request", timeout=WAIT_MS)
+    expect(lynne.cards.last).not_to_contain_text("No answer needed")
     assert stack.mobile_of(LYNNE) == "+49 1701234567"  # not before an approver approves
 
     megan = approvers[APPROVER]
