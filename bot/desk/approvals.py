@@ -551,7 +551,7 @@ class ApprovalService:
             raise _Refusal("refusal.stale")
         if not allow_expired and req.expires_at is not None and self._clock() >= req.expires_at:
             # Due: expire it now rather than wait for the sweeper, and tell this clicker.
-            self._spawn(self._expire_one(req))
+            self._spawn(self.expire(req))
             raise _Refusal("approval.expired", time=_when(req.expires_at))
 
     def _not_waiting(self, req: ChangeRequest) -> _Refusal:
@@ -700,7 +700,7 @@ class ApprovalService:
         EXECUTING conditionally, so it runs once) and it shows the outcome on every card."""
         try:
             await self._show_everywhere(req)
-            await self._tell_requester(req, "approval.requester.approved")
+            await self.tell_requester(req, "approval.requester.approved")
         except Exception:
             log.exception("approval %s: updating cards after approval failed", req.id)
         await self._executor.execute(req, actor=actor)
@@ -719,7 +719,7 @@ class ApprovalService:
                     RequestState.CANCELLED: "hold.requester_told" if req.decided_by is None else None,
                 }.get(req.state)
                 if key:
-                    await self._tell_requester(req, key)
+                    await self.tell_requester(req, key)
         except Exception:
             log.exception("approval %s: updating cards after the decision failed", req.id)
 
@@ -735,7 +735,9 @@ class ApprovalService:
             )
         )
 
-    async def _tell_requester(self, req: ChangeRequest, key: str) -> None:
+    async def tell_requester(self, req: ChangeRequest, key: str) -> None:
+        """Send the requester the text `key` about `req` in their language (their 1:1 conversation, else the one
+        their request card is in); also used by bot/desk/recovery.py."""
         ref = await self._store.conversation_reference(f"user:{req.requester.aad_object_id}")
         if ref is None:
             refs: list[CardRef] = await self._store.card_refs(req.id)
@@ -761,7 +763,9 @@ class ApprovalService:
 
     # ------------------------------------------------------------------ expiry
 
-    async def _expire_one(self, req: ChangeRequest) -> ChangeRequest | None:
+    async def expire(self, req: ChangeRequest) -> ChangeRequest | None:
+        """AWAITING_APPROVAL → EXPIRED, every card updated, the requester told; None when it was decided,
+        cancelled or expired elsewhere first. A click past the time and the sweep (bot/desk/recovery.py) call it."""
         try:
             expired = await self._store.transition(
                 req.id,

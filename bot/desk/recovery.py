@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.desk.approvals import ApprovalService, _iso, _ref_lang, utcnow
+from bot.desk.execution import outcome_without_run
 from bot.persistence.models import CardRef, ChangeRequest, RequestState
 from bot.persistence.store import InvalidTransition, StaleRevision
 from bot.views import cards, texts
@@ -63,7 +64,7 @@ class Recovery:
         due: list[ChangeRequest] = await self._store.due_for_expiry(self._clock())
         count = 0
         for req in due:
-            if await self._approvals._expire_one(req) is not None:
+            if await self._approvals.expire(req) is not None:
                 count += 1
         return count
 
@@ -134,7 +135,7 @@ class Recovery:
                     if ref.activity_id
                 )
             )
-            await self._approvals._tell_requester(failed, "approval.requester.interrupted")
+            await self._approvals.tell_requester(failed, "approval.requester.interrupted")
         except Exception:
             log.exception("request %s: telling everyone about the interruption failed", failed.id)
         return failed
@@ -142,8 +143,6 @@ class Recovery:
 
 def _interrupted_outcome(req: ChangeRequest) -> dict[str, Any]:
     """The outcome of a run that was cut off: whether Graph applied the change is unknown."""
-    from bot.desk.execution import outcome_without_run
-
     outcome = outcome_without_run(
         req,
         notification_detail="unknown: the run was interrupted",
