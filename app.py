@@ -125,6 +125,7 @@ async def _build_runtime(
     from bot.desk.execution import Executor
     from bot.desk.graph_services import GraphServices
     from bot.desk.policy import Policy
+    from bot.desk.recovery import Recovery
     from bot.desk.sweeper import Sweeper
     from bot.desk.verification import CallerVerification
     from bot.persistence.store import Store
@@ -186,8 +187,9 @@ async def _build_runtime(
         if start_sweeper:
             # Its first round runs at once: it expires overdue approvals and resumes or closes requests a crash
             # left approved-but-not-started or executing.
+            recovery = Recovery(approvals, store=store, executor=executor, updater=updater, **kwargs)
             sweeper = Sweeper(
-                approvals, settings.sweep_interval_seconds, verification=CallerVerification(desk)
+                recovery, settings.sweep_interval_seconds, verification=CallerVerification(desk)
             )
             sweeper.start()
     except BaseException:

@@ -3,8 +3,8 @@ verified in time) and recovers after a crash.
 
 It keeps no state of its own: every round asks the database (store.due_for_expiry, store.stuck_requests), so after
 a restart, or on a second instance, it simply carries on. Each round also picks up what a crash left behind
-(ApprovalService.recover_stuck): an approved request that never started is run, a run that never finished is
-recorded as interrupted. Two sweepers on one database are safe: every move is a conditional update.
+(bot/desk/recovery.py Recovery.recover_stuck): an approved request that never started is run, a run that never
+finished is recorded as interrupted. Two sweepers on one database are safe: every move is a conditional update.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ log = logging.getLogger(__name__)
 
 
 class Sweeper:
-    def __init__(self, approvals: Any, interval_seconds: float, *, verification: Any | None = None) -> None:
+    def __init__(self, recovery: Any, interval_seconds: float, *, verification: Any | None = None) -> None:
         if interval_seconds <= 0:
             raise ValueError("interval_seconds must be positive")
-        self._approvals = approvals
+        self._recovery = recovery  # bot/desk/recovery.py: approvals not decided in time, crash recovery
         self._verification = verification  # bot/desk/verification.py: callers not verified in time
         self._interval = float(interval_seconds)
         self._stopping: asyncio.Event | None = None
@@ -54,7 +54,7 @@ class Sweeper:
     async def sweep_once(self) -> int:
         """One round: expire what is due, then recover what a crash left behind. Returns the number expired."""
         try:
-            count = int(await self._approvals.expire_due())
+            count = int(await self._recovery.expire_due())
         except Exception:
             # A database hiccup must not end the sweeper; the next round tries again.
             log.exception("approval sweep failed; retrying in %.0f s", self._interval)
@@ -65,7 +65,7 @@ class Sweeper:
             except Exception:
                 log.exception("verification sweep failed; retrying in %.0f s", self._interval)
         try:
-            resumed, interrupted = await self._approvals.recover_stuck()
+            resumed, interrupted = await self._recovery.recover_stuck()
         except Exception:
             log.exception("crash recovery sweep failed; retrying in %.0f s", self._interval)
             resumed = interrupted = 0

@@ -24,6 +24,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 import bot.desk.approvals
+import bot.desk.recovery
 from app import RUNTIME, create_app
 from bot.persistence.models import RequestState
 from bot.settings import BotSettings
@@ -797,8 +798,8 @@ async def test_no_direct_messages_when_approver_dm_is_off(bots: Bots) -> None:
 # ---------------------------------------------------------------------------------------------- the sweeper itself
 
 
-class _FlakyApprovals:
-    """An approvals service whose database fails on the first round (passed in; nothing is patched)."""
+class _FlakyRecovery:
+    """Expiry and crash recovery whose database fails on the first round (passed in; nothing is patched)."""
 
     def __init__(self) -> None:
         self.calls = 0
@@ -818,8 +819,8 @@ class _FlakyApprovals:
 async def test_sweeper_survives_a_failed_round_and_stops_promptly() -> None:
     from bot.desk.sweeper import Sweeper
 
-    approvals = _FlakyApprovals()
-    sweeper = Sweeper(approvals, interval_seconds=0.01)
+    recovery = _FlakyRecovery()
+    sweeper = Sweeper(recovery, interval_seconds=0.01)
     sweeper.start()
     try:
         await eventually(lambda: _at_least(sweeper, 3), timeout=30.0, what="three sweeper rounds")
@@ -827,13 +828,13 @@ async def test_sweeper_survives_a_failed_round_and_stops_promptly() -> None:
         await sweeper.stop()
     assert not sweeper.running
     assert sweeper.expired >= 2  # rounds after the failure expired what was due
-    calls = approvals.calls
+    calls = recovery.calls
     await asyncio.sleep(0.05)
-    assert approvals.calls == calls  # stopped means stopped
+    assert recovery.calls == calls  # stopped means stopped
 
     # Promptly: a sweeper waiting out an hour-long interval stops at once, it does not finish the wait. The
     # 30 s bound only turns a stop that waited the hour into a failure instead of a hang.
-    idle = Sweeper(_FlakyApprovals(), interval_seconds=3600)
+    idle = Sweeper(_FlakyRecovery(), interval_seconds=3600)
     idle.start()
     await eventually(lambda: _at_least(idle, 1), timeout=30.0, what="the first sweeper round")
     stopping = asyncio.ensure_future(idle.stop())
@@ -853,14 +854,18 @@ def test_sweeper_refuses_a_non_positive_interval() -> None:
     from bot.desk.sweeper import Sweeper
 
     with pytest.raises(ValueError):
-        Sweeper(_FlakyApprovals(), interval_seconds=0)
+        Sweeper(_FlakyRecovery(), interval_seconds=0)
 
 
 def test_every_text_the_approvals_use_exists_in_english_and_german() -> None:
     """bot/views/texts.py is the one source of the approvals' words: each key they name is there in both languages."""
-    source = Path(bot.desk.approvals.__file__).read_text(encoding="utf-8")
+    source = "\n".join(
+        Path(module.__file__).read_text(encoding="utf-8")
+        for module in (bot.desk.approvals, bot.desk.recovery)
+    )
     keys = set(re.findall(r'"((?:approval|refusal|execution|outcome_name)\.[a-z_.]+)"', source))
     assert {"approval.no_approvers_channel", "approval.requester.expired", "refusal.title"} <= keys
+    assert {"approval.requester.interrupted", "execution.interrupted.body"} <= keys
     for key in sorted(keys):
         assert texts.has("en", key) and texts.has("de", key), key
         assert texts.t("de", key) != texts.t("en", key), key

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.desk.approvals import APPROVED_GRACE
+from bot.desk.recovery import APPROVED_GRACE
 from bot.persistence.models import RequestState
 from bot.views import texts
 from graph.simulator.tenant import RoleAssignment

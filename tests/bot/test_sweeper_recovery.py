@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app import RUNTIME
-from bot.desk.approvals import APPROVED_GRACE, EXECUTING_TIMEOUT
+from bot.desk.recovery import APPROVED_GRACE, EXECUTING_TIMEOUT
 from bot.persistence.models import ChangeRequest, Person, RequestState
 from bot.views import texts
 from bot.views.markdown import chat_text
