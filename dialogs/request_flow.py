@@ -1,6 +1,6 @@
 """The request flow, the dialog the product is built around: collect (the request form) → review (the
-confirmation card) → confirm → verify the caller → wait for approval → outcome. Each step is a card action (Action.Execute, or
-Action.Submit on older clients) routed here to the desk's use case that answers it.
+confirmation card) → confirm → verify the caller → wait for approval → outcome. Each step is a card action
+(Action.Execute, or Action.Submit on older clients) routed here to the desk's use case that answers it.
 
 Why not a botbuilder WaterfallDialog: the steps of one request are taken by different people (the agent, then an
 approver), from cards that can be clicked minutes or days later, on any instance. So the flow's state is the

@@ -156,3 +156,17 @@ def test_the_checks_see_a_lazy_import_and_skip_a_type_checking_one(tmp_path: Pat
     names = _imports(source)
     assert "bot.desk.approvals" in names
     assert not any(_within(n, "bot.teams") for n in names)
+
+
+def test_the_architecture_page_names_every_module_of_the_bot_and_the_dialogs() -> None:
+    """docs/ARCHITECTURE.md's tree has one line per module; a new module without its line fails here."""
+    page = (ROOT / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    tree = page[page.index("## The tree") : page.index("## Layers")]
+    missing = sorted(
+        module
+        for module, path in MODULES.items()
+        if _within(module, "bot") or _within(module, "dialogs")
+        if path.name != "__init__.py" and "migrations" not in path.parts and "demo" not in path.parts
+        if f" {path.name} " not in tree
+    )
+    assert missing == []
