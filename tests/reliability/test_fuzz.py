@@ -158,6 +158,11 @@ async def test_fuzzed_verification_actions_never_500_never_write_never_move(make
         JSON,
     )
     data = st.one_of(
+        # well-formed: a real request id and revision, as a forged or replayed card would carry them
+        st.fixed_dictionaries(
+            {"requestId": st.sampled_from(ids), "rev": st.sampled_from([*revs, *(str(r) for r in revs)])},
+            optional={"code": CODE_TEXT},
+        ),
         st.fixed_dictionaries(
             {},
             optional={
