@@ -4,7 +4,8 @@ verified in time) and recovers after a crash.
 It keeps no state of its own: every round asks the database (store.due_for_expiry, store.stuck_requests), so after
 a restart, or on a second instance, it simply carries on. Each round also picks up what a crash left behind
 (bot/desk/recovery.py Recovery.recover_stuck): an approved request that never started is run, a run that never
-finished is recorded as interrupted. Two sweepers on one database are safe: every move is a conditional update.
+finished is recorded as interrupted; and (bot/desk/verification.py CallerVerification.resume_verified) a request
+whose caller was verified but that never went on to approval or the change goes on. Two sweepers on one database are safe: every move is a conditional update.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class Sweeper:
         self.expired = 0  # requests expired by this sweeper since start
         self.resumed = 0  # approved requests left unstarted by a crash that this sweeper started
         self.interrupted = 0  # runs cut off by a crash that this sweeper recorded as failed
+        self.verified_resumed = 0  # verified requests a crash left waiting that this sweeper moved on
 
     @property
     def running(self) -> bool:
@@ -59,11 +61,16 @@ class Sweeper:
             # A database hiccup must not end the sweeper; the next round tries again.
             log.exception("approval sweep failed; retrying in %.0f s", self._interval)
             count = 0
+        verified = 0
         if self._verification is not None:
             try:
                 count += int(await self._verification.expire_due())
             except Exception:
                 log.exception("verification sweep failed; retrying in %.0f s", self._interval)
+            try:
+                verified = int(await self._verification.resume_verified())
+            except Exception:
+                log.exception("verified-request recovery failed; retrying in %.0f s", self._interval)
         try:
             resumed, interrupted = await self._recovery.recover_stuck()
         except Exception:
@@ -72,9 +79,12 @@ class Sweeper:
         self.rounds += 1
         self.expired += count
         self.resumed += resumed
+        self.verified_resumed += verified
         self.interrupted += interrupted
         if count:
             log.info("expired %d approval request(s)", count)
+        if verified:
+            log.warning("recovered after a crash: %d verified request(s) moved on", verified)
         if resumed or interrupted:
             log.warning(
                 "recovered after a crash: %d approved request(s) started, %d interrupted run(s) recorded as failed",

@@ -82,6 +82,11 @@ EVENT_REFUSED = "verification_refused"
 EVENT_FAILED = "verification_failed"
 EVENT_EXPIRED = "verification_expired"
 EVENT_ALERT = "security_alert"
+EVENT_RESUMED = "verification_resumed"  # a verified request a crash left waiting, moved on by the sweeper
+
+# Crash recovery (the sweeper): a request whose caller was verified but that did not move on to approval or the
+# change within VERIFIED_GRACE was left behind between the answer and the move (the process died there).
+VERIFIED_GRACE = timedelta(minutes=2)
 
 
 def method_names(lang: str, methods: Any) -> str:
@@ -356,7 +361,9 @@ class CallerVerification:
         self.desk.executor.spawn(self._go_on_and_show(verified))
         now = verified.verified_at or self.desk.clock()
         return cards.verify_answered_card(
-            lang, texts.t(lang, "verify.answered.yes.title"), texts.t(lang, "verify.thanks.yes", time=_hhmm(now))
+            lang,
+            texts.t(lang, "verify.answered.yes.title"),
+            texts.t(lang, "verify.thanks.yes", time=_hhmm(now)),
         )
 
     def _ended_card(self, lang: str, req: ChangeRequest, person: Person) -> dict[str, Any]:
@@ -516,7 +523,9 @@ class CallerVerification:
         self.desk.executor.spawn(self._after_refusal(cancelled, until))
         lang = caller.lang
         return cards.verify_answered_card(
-            lang, texts.t(lang, "verify.answered.no.title"), texts.t(lang, "verify.thanks.no", until=_utc(until))
+            lang,
+            texts.t(lang, "verify.answered.no.title"),
+            texts.t(lang, "verify.thanks.no", until=_utc(until)),
         )
 
     async def _after_refusal(self, req: ChangeRequest, until: datetime) -> None:
@@ -697,6 +706,41 @@ class CallerVerification:
         except Exception:
             log.exception("request %s: updating the cards after the verification expired failed", req.id)
         return expired
+
+    # ---------------------------------------------------------------------------------------------- crash recovery
+    async def resume_verified(self, grace: timedelta = VERIFIED_GRACE) -> int:
+        """Carry on after a crash (the sweeper): a request whose caller was verified more than `grace` ago and
+        that still waits was left behind between the answer and the move on; it goes on now, to the approvers or
+        the change, as go_on would have taken it. Claiming it is a conditional move audited as
+        verification_resumed, so of two instances sweeping at the same moment one carries it on, once.
+        Returns the number carried on by this instance."""
+        from bot.persistence.store import InvalidTransition, StaleRevision
+
+        cutoff = self.desk.clock() - grace
+        count = 0
+        for req in await self.desk.store.stuck_requests(
+            RequestState.AWAITING_VERIFICATION, cutoff, verified=True
+        ):
+            try:
+                claimed = await self.desk.store.update_verifying(
+                    req.id,
+                    req.revision,
+                    actor=None,
+                    event=EVENT_RESUMED,
+                    details={
+                        "method": req.verification,
+                        "verified_at": req.verified_at.isoformat() if req.verified_at else None,
+                        "approval_required": bool(req.approval_required),
+                    },
+                )
+            except (StaleRevision, InvalidTransition):
+                continue  # another instance (or the original answer) moved it first
+            log.warning(
+                "request %s: the caller was verified but the request never went on: going on now", req.id
+            )
+            await self._go_on_and_show(claimed)
+            count += 1
+        return count
 
     # ---------------------------------------------------------------------------------------------- unlock
     async def unlock(self, caller: Caller, ref: str) -> str:

@@ -974,21 +974,28 @@ class Store:
     async def due_for_expiry(
         self, now: datetime, state: RequestState = RequestState.AWAITING_APPROVAL
     ) -> list[ChangeRequest]:
-        """Requests in `state` (waiting for approval, or for the caller's verification) whose time is up."""
+        """Requests in `state` (waiting for approval, or for the caller's verification) whose time is up.
+
+        A request whose caller was already verified is never due: it waits only for the move on to approval or
+        the change, which crash recovery makes if the process died before it (stuck_requests verified=True).
+        """
+        wanted = RequestState(state)
+        conditions = [REQUESTS.c.state == wanted.value, REQUESTS.c.expires_at <= now]
+        if wanted is RequestState.AWAITING_VERIFICATION:
+            conditions.append(REQUESTS.c.verified_at.is_(None))
         return await self._select_requests(
-            select(REQUESTS)
-            .where(REQUESTS.c.state == RequestState(state).value, REQUESTS.c.expires_at <= now)
-            .order_by(REQUESTS.c.expires_at, REQUESTS.c.id)
+            select(REQUESTS).where(*conditions).order_by(REQUESTS.c.expires_at, REQUESTS.c.id)
         )
 
     async def stuck_requests(
-        self, state: RequestState | str, older_than: datetime, *, limit: int = 100
+        self, state: RequestState | str, older_than: datetime, *, limit: int = 100, verified: bool = False
     ) -> list[ChangeRequest]:
         """Requests still in `state` whose last move happened at or before `older_than`, oldest first.
 
         The moment is executing_at for executing (when the run started) and updated_at for any other state (the
-        last transition, e.g. the decision for approved). Crash recovery reads this: an approved request nobody
-        started, a run that never finished.
+        last transition, e.g. the decision for approved, the caller's verification). Crash recovery reads this:
+        an approved request nobody started, a run that never finished, and with `verified` a request whose caller
+        was verified but that never went on to approval or the change.
         """
         wanted = RequestState(state)
         since = (
@@ -998,7 +1005,11 @@ class Store:
         )
         return await self._select_requests(
             select(REQUESTS)
-            .where(REQUESTS.c.state == wanted.value, since <= older_than)
+            .where(
+                REQUESTS.c.state == wanted.value,
+                since <= older_than,
+                *([REQUESTS.c.verified_at.is_not(None)] if verified else []),
+            )
             .order_by(since, REQUESTS.c.id)
             .limit(max(1, int(limit)))
         )

@@ -71,6 +71,14 @@ class VBot:
     server: TestServer
     clock: Clock
     reacher: FakeReacher | None
+    stopped: bool = False
+
+    async def stop(self) -> None:
+        """A graceful stop of this instance (background work finishes, the sweeper stops)."""
+        if not self.stopped:
+            self.stopped = True
+            await self.bot.close()
+            await self.server.close()
 
     @property
     def connector(self) -> FakeConnector:
@@ -86,10 +94,12 @@ class Launcher:
     tmp_path: Any
     started: list[VBot] = field(default_factory=list)
 
-    async def start(self, *, reacher: bool | str = True, **overrides: str) -> VBot:
+    async def start(
+        self, *, reacher: bool | str = True, clock: Clock | None = None, **overrides: str
+    ) -> VBot:
         """A bot with caller verification on (DEFAULT_POLICY unless overridden). `reacher`: True, a reacher that
         delivers; a reason string, one that fails with it; False, the bot's own Teams reacher without
-        TEAMS_APP_ID (not configured)."""
+        TEAMS_APP_ID (not configured). `clock`: one shared with other instances (default: its own)."""
         env = {
             "APPROVAL_POLICY": "never",
             "APPROVER_CONVERSATION_ID": APPROVERS_CONV,
@@ -105,7 +115,7 @@ class Launcher:
             bot_environ(self.sim_env, str(self.tmp_path / f"data-{uuid.uuid4().hex[:6]}"), **env)
         )
         store = await self.database.open()
-        clock = Clock()
+        clock = clock if clock is not None else Clock()
         fake = None
         if reacher is not False:
             fake = FakeReacher(self.connector, fail_with=reacher if isinstance(reacher, str) else None)
@@ -119,8 +129,7 @@ class Launcher:
 
     async def close(self) -> None:
         for vbot in reversed(self.started):
-            await vbot.bot.close()
-            await vbot.server.close()
+            await vbot.stop()
 
 
 @pytest.fixture
