@@ -454,6 +454,7 @@ class ApprovalService:
             escalated = await self._store.update_waiting(
                 req.id,
                 req.revision,
+                RequestState.AWAITING_APPROVAL,
                 actor=None,
                 event="approval_escalated",
                 details={

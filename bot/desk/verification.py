@@ -385,9 +385,10 @@ class CallerVerification:
 
         now = self.desk.clock()
         try:
-            return await self.desk.store.update_verifying(
+            return await self.desk.store.update_waiting(
                 req.id,
                 req.revision,
+                RequestState.AWAITING_VERIFICATION,
                 actor=actor,
                 event=EVENT_VERIFIED,
                 details={
@@ -722,9 +723,10 @@ class CallerVerification:
             RequestState.AWAITING_VERIFICATION, cutoff, verified=True
         ):
             try:
-                claimed = await self.desk.store.update_verifying(
+                claimed = await self.desk.store.update_waiting(
                     req.id,
                     req.revision,
+                    RequestState.AWAITING_VERIFICATION,
                     actor=None,
                     event=EVENT_RESUMED,
                     details={

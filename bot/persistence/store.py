@@ -341,6 +341,8 @@ class AuditEntry:
     request_ref: str | None = None  # the short reference of request_id (history only; None elsewhere)
 
 
+_WAITING_STATES = frozenset({RequestState.AWAITING_APPROVAL, RequestState.AWAITING_VERIFICATION})
+
 # Fields of ChangeRequest that update_draft/transition may set (id, ref, revision, state and times are the store's).
 _SETTABLE = frozenset(
     f.name
@@ -854,42 +856,23 @@ class Store:
         self,
         request_id: str,
         expected_revision: int,
+        state: RequestState,
         *,
         actor: Person | None,
         event: str,
         details: dict[str, Any] | None = None,
         **fields: Any,
     ) -> ChangeRequest:
-        """Change fields of a request that waits for approval and keeps waiting (rev+1, audited as `event`): the
-        target turned out privileged at a click, so the request now needs a privileged approver."""
+        """Change fields of a request that waits (for approval, or for the caller's verification) and keeps
+        waiting in `state` (rev+1, audited as `event`): the target turned out privileged at an approval click and
+        now needs a privileged approver; the caller was verified and the request goes on from there."""
+        if state not in _WAITING_STATES:
+            raise ValueError(f"update_waiting is for a waiting request, not {state.value}")
         return await self._conditional_update(
             request_id,
             expected_revision,
-            RequestState.AWAITING_APPROVAL,
-            frozenset({RequestState.AWAITING_APPROVAL}),
-            _field_values(fields),
-            actor=actor,
-            event=event,
-            details=details or {},
-        )
-
-    async def update_verifying(
-        self,
-        request_id: str,
-        expected_revision: int,
-        *,
-        actor: Person | None,
-        event: str,
-        details: dict[str, Any] | None = None,
-        **fields: Any,
-    ) -> ChangeRequest:
-        """Change fields of a request that waits for the caller's verification and stays there for the moment
-        (rev+1, audited as `event`): the caller was verified, the request goes on to approval or the change."""
-        return await self._conditional_update(
-            request_id,
-            expected_revision,
-            RequestState.AWAITING_VERIFICATION,
-            frozenset({RequestState.AWAITING_VERIFICATION}),
+            state,
+            frozenset({state}),
             _field_values(fields),
             actor=actor,
             event=event,

@@ -58,9 +58,10 @@ async def crashed_after_yes(launch: Launcher, **overrides: str) -> tuple[str, st
     assert waiting is not None and waiting.state is RequestState.AWAITING_VERIFICATION
     card_to(crashed, LYNNE)  # she was asked
     now = datetime.now(UTC)
-    verified = await crashed.bot.store.update_verifying(
+    verified = await crashed.bot.store.update_waiting(
         waiting.id,
         waiting.revision,
+        RequestState.AWAITING_VERIFICATION,
         actor=person(LYNNE),
         event="caller_verified",
         details={"method": "teams", "verified_by": LYNNE.name, "verified_by_id": LYNNE.aad},
